@@ -1,0 +1,165 @@
+"""Stage 1, the world: the six §2 tables, generated (§7) or imported, written to staging.
+
+Each table asset writes ``staging/<table>.parquet``; its blocking asset check audits it,
+and only ``published_tables`` (group ``warehouse``) promotes the audited tables.
+"""
+
+
+import time
+
+import dagster as dg
+import polars as pl
+import pyarrow.parquet as pq
+
+from graphrec_pipeline.defs.resources import StorageResource, WorldResource
+from graphrec_pipeline.profiles import table_profile
+from graphrec_pipeline.tables import SCHEMAS, to_arrow
+from graphrec_pipeline.world import social
+from graphrec_pipeline.world.interactions import generate_interactions
+from graphrec_pipeline.world.places import generate_places
+from graphrec_pipeline.world.users import generate_users
+
+GROUP = "world"
+
+
+def stage_table(
+    context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource, name: str, make
+) -> dg.MaterializeResult:
+    """Generate (``make()``) or import the table, write it to staging, report metadata."""
+    store = storage.storage()
+    started = time.perf_counter()
+    if world.generated:
+        table = to_arrow(name, make())
+    else:
+        if not world.source_dir:
+            raise dg.Failure(f"world.source is 'parquet' but world.source_dir is not set (table {name!r})")
+        src = f"{world.source_dir}/{name}.parquet"
+        context.log.info(f"importing {src} as is; the blocking check validates it")
+        table = pq.read_table(src)
+    path = store.write_table(name, table, staged=True)
+    frame = store.read_table(name, staged=True)
+    seconds = time.perf_counter() - started
+    context.log.info(f"{name}: {len(frame):,} rows staged at {path} in {seconds:.1f}s")
+    columns = dg.TableSchema(
+        columns=[dg.TableColumn(f.name, str(f.type)) for f in table.schema] if table.schema else []
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "dagster/column_schema": columns,
+            "path": dg.MetadataValue.path(str(path)),
+            "source": world.source,
+            "seconds": round(seconds, 2),
+            **{k: dg.MetadataValue.md(v) for k, v in table_profile(name, frame).items()},
+        }
+    )
+
+
+def _read(storage: StorageResource, name: str) -> pl.DataFrame:
+    return storage.storage().read_table(name, staged=True)
+
+
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+def places(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """Places (§2.3, §7.2): skewed cities, 1-2 categories, 3-7 category-consistent fine tags,
+    city-specific prices, category-specific time slots, log-normal popularity."""
+    return stage_table(context, storage, world, "places", lambda: generate_places(world.world_config()))
+
+
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+def users(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """Users (§2.2, §7.3): home city and neighborhood, Dirichlet preferences, 3-10 vibe
+    traits, behaviour statistics, 1-3 frequent areas."""
+    return stage_table(context, storage, world, "users", lambda: generate_users(world.world_config()))
+
+
+@dg.asset(group_name=GROUP, deps=["users"], kinds={"faiss", "parquet"})
+def similar_user_candidates(
+    context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource
+) -> dg.MaterializeResult:
+    """Each user's top-k most similar same-city users by cosine of fine_pref (exact faiss
+    inner-product search): the candidate pool for friendships, social edges and blocks."""
+    cfg = world.world_config()
+    pairs = social.similar_user_candidates(_read(storage, "users"), cfg.similar_users_k)
+    path = storage.storage().write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
+    context.log.info(f"{len(pairs):,} candidate pairs (k={cfg.similar_users_k})")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(pairs),
+            "path": dg.MetadataValue.path(str(path)),
+            "overlap_median": float(pairs["interest_overlap_score"].median() or 0.0),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, deps=["users", "places", "similar_user_candidates"], kinds={"polars", "parquet"})
+def interactions(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """User-place interactions (§2.4, §7.4): softmax sampling over home-city places by
+    affinity plus taste noise, occasional travel, friends' joint outings; engagement and the
+    implicit rating grow with the score; timestamps mostly in the place's typical slot."""
+    return stage_table(
+        context,
+        storage,
+        world,
+        "interactions",
+        lambda: generate_interactions(
+            world.world_config(),
+            _read(storage, "users"),
+            _read(storage, "places"),
+            _read(storage, "similar_user_candidates"),
+        ),
+    )
+
+
+@dg.asset(group_name=GROUP, deps=["users", "similar_user_candidates", "interactions"], kinds={"polars", "parquet"})
+def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """Soft social edges (§2.5, §7.5): similar users plus repeat co-attenders, with interest
+    overlap, co-attendance counted from the interactions, and shared-neighborhood weight."""
+    return stage_table(
+        context,
+        storage,
+        world,
+        "user_user_edges",
+        lambda: social.build_user_user_edges(
+            world.world_config(),
+            _read(storage, "users"),
+            _read(storage, "similar_user_candidates"),
+            _read(storage, "interactions"),
+        ),
+    )
+
+
+@dg.asset(group_name=GROUP, deps=["users", "user_user_edges", "interactions"], kinds={"polars", "parquet"})
+def friend_labels(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """Friend labels (§2.6): positives by overlap >= 0.6 or co-attendance >= 2, negatives
+    from random same-city pairs with overlap < 0.3 and no co-attendance, attendance sampled."""
+    return stage_table(
+        context,
+        storage,
+        world,
+        "friend_labels",
+        lambda: social.build_friend_labels(
+            world.world_config(),
+            _read(storage, "users"),
+            _read(storage, "user_user_edges"),
+            _read(storage, "interactions"),
+        ),
+    )
+
+
+@dg.asset(group_name=GROUP, deps=["users", "similar_user_candidates"], kinds={"polars", "parquet"})
+def user_blocks(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """User blocks (blocker -> blocked): people recommendation must never suggest them."""
+    return stage_table(
+        context,
+        storage,
+        world,
+        "user_blocks",
+        lambda: social.build_user_blocks(
+            world.world_config(), _read(storage, "users"), _read(storage, "similar_user_candidates")
+        ),
+    )
+
+
+WORLD_TABLE_ASSETS = [places, users, interactions, user_user_edges, friend_labels, user_blocks]
+assert {a.key.path[-1] for a in WORLD_TABLE_ASSETS} == set(SCHEMAS)

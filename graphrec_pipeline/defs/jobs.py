@@ -1,0 +1,18 @@
+"""Jobs and schedules."""
+
+import dagster as dg
+
+full_pipeline_job = dg.define_asset_job(
+    "full_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Materialize every asset, world to warehouse, with the blocking contract checks.",
+)
+
+daily_pipeline_schedule = dg.ScheduleDefinition(
+    name="daily_full_pipeline",
+    job=full_pipeline_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Re-materialize the whole pipeline daily at 03:00 UTC (stopped until turned on).",
+)

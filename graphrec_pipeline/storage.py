@@ -1,0 +1,154 @@
+"""All file and database access of the pipeline, behind one small class.
+
+Layout under the data directory::
+
+    staging/<table>.parquet   written by an asset, audited by its asset checks
+    <table>.parquet           the published table (promoted after the checks pass)
+    graphrec.duckdb           one view per published table, over its Parquet file
+    world_manifest.json       how the published world was made (source, config)
+
+Write-audit-publish: assets write to ``staging/``; only :meth:`Storage.publish` moves a
+table into place, so a table that fails validation never replaces a good one.
+
+Every write goes to a temporary file in the destination folder and is renamed into
+place, so readers see the old file or the new one, never half of one. DuckDB: the
+database holds views, not data, and is rebuilt in a temporary file and swapped in by
+rename, so the pipeline never holds a lock on the file users open; a reader that has it
+open keeps reading the previous version until it reconnects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA_DIR_ENV = "GRAPHREC_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+DUCKDB_FILE = "graphrec.duckdb"
+STAGING = "staging"
+
+
+def resolve_data_dir(data_dir: str | None = None) -> Path:
+    """Explicit setting, else ``$GRAPHREC_DATA_DIR``, else ``./data``."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser().resolve()
+
+
+def maps_as_lists(frame: pl.DataFrame) -> pl.DataFrame:
+    """Polars reads Parquet maps as ``Map``; the pipeline works on ``list<struct<key, value>>``."""
+    casts = [
+        pl.col(name).cast(pl.List(pl.Struct({"key": dtype.key, "value": dtype.value})))
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Map)
+    ]
+    return frame.with_columns(casts) if casts else frame
+
+
+class Storage:
+    """Reads and writes the pipeline's tables and files under one data directory."""
+
+    def __init__(self, data_dir: str | Path | None = None):
+        self.root = resolve_data_dir(str(data_dir) if data_dir else None)
+
+    def __repr__(self) -> str:
+        return f"Storage(root={str(self.root)!r})"
+
+    # -- paths -------------------------------------------------------------------------
+    def table_path(self, name: str, staged: bool = False) -> Path:
+        return (self.root / STAGING if staged else self.root) / f"{name}.parquet"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.root / DUCKDB_FILE
+
+    def exists(self, name: str, staged: bool = False) -> bool:
+        return self.table_path(name, staged).exists()
+
+    # -- atomic primitives -------------------------------------------------------------
+    @contextmanager
+    def _atomic_path(self, dest: Path):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    # -- tables ------------------------------------------------------------------------
+    def write_table(self, name: str, table: pa.Table, staged: bool = True) -> Path:
+        """Atomically write an Arrow table as Parquet (deterministic bytes for equal input)."""
+        dest = self.table_path(name, staged)
+        with self._atomic_path(dest) as tmp:
+            pq.write_table(table, tmp, compression="zstd", row_group_size=1_000_000)
+        return dest
+
+    def read_table(self, name: str, staged: bool = False, columns: Iterable[str] | None = None) -> pl.DataFrame:
+        path = self.table_path(name, staged)
+        if not path.exists():
+            where = "staged" if staged else "published"
+            raise FileNotFoundError(f"no {where} table {name!r} at {path}; materialize the {name!r} asset first")
+        return maps_as_lists(pl.read_parquet(path, columns=list(columns) if columns else None))
+
+    def parquet_schema(self, name: str, staged: bool = False) -> pa.Schema:
+        return pq.read_schema(self.table_path(name, staged))
+
+    def publish(self, names: Iterable[str]) -> None:
+        """Promote staged tables to their published paths, then refresh the DuckDB views."""
+        for name in names:
+            src, dest = self.table_path(name, staged=True), self.table_path(name)
+            with self._atomic_path(dest) as tmp:
+                tmp.write_bytes(src.read_bytes())
+        self.refresh_duckdb()
+
+    # -- json --------------------------------------------------------------------------
+    def write_json(self, name: str, payload: dict) -> Path:
+        dest = self.root / name
+        with self._atomic_path(dest) as tmp:
+            tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        return dest
+
+    def read_json(self, name: str) -> dict | None:
+        path = self.root / name
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # -- duckdb ------------------------------------------------------------------------
+    def refresh_duckdb(self) -> Path:
+        """Build a database with one view per published table and swap it in by rename."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{DUCKDB_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                for path in sorted(self.root.glob("*.parquet")):
+                    name = path.stem
+                    # DDL takes no bound parameters: the view name is quoted, the path escaped.
+                    literal = str(path).replace("'", "''")
+                    con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{literal}\')')
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(tmp, self.duckdb_path)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}.wal")):
+                if leftover.exists():
+                    leftover.unlink()
+        return self.duckdb_path
+
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """A connection to ``graphrec.duckdb`` (read-only by default: the views are managed)."""
+        if not self.duckdb_path.exists():
+            raise FileNotFoundError(f"{self.duckdb_path} does not exist; materialize the pipeline first")
+        return duckdb.connect(str(self.duckdb_path), read_only=read_only)

@@ -1,0 +1,185 @@
+"""Soft social edges, friend labels and user blocks (§7.5, §2.5, §2.6).
+
+* Candidates: each user's top-k most similar users in their city by cosine of
+  ``fine_pref`` (an exact faiss inner-product index over L2-normalized vectors).
+* Co-attendance: the number of distinct places two users attended at the same time (the
+  same clock hour of the same day), counted from the interactions; friends' joint
+  outings put them there, strangers rarely coincide.
+* Edges: candidate pairs close enough in interests, plus every pair that co-attended
+  at least twice (a single coincidence is not a tie).
+* Labels: §2.6 exactly. Positives are pairs with overlap >= 0.6 or co-attendance >= 2;
+  negatives are random same-city pairs with overlap < 0.3 and no co-attendance;
+  ``label_attend ~ Bernoulli(min(1, overlap * (1 + co_attendance / 10)))`` for positives.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import polars as pl
+
+from graphrec_pipeline.columns import dense_from_area, dense_from_list
+from graphrec_pipeline.constants import C_FINE
+from graphrec_pipeline.world.affinity import l2_normalize
+from graphrec_pipeline.world.config import WorldConfig
+
+EDGE_MIN_OVERLAP = 0.5  # candidate pairs at least this similar become soft edges
+POSITIVE_OVERLAP, POSITIVE_COATTENDANCE = 0.6, 2  # §2.6 positive rule
+NEGATIVE_MAX_OVERLAP = 0.3  # §2.6 negative rule (and no co-attendance)
+NEGATIVES_PER_POSITIVE = 1.0
+BLOCK_RATE = 0.01  # share of users who block someone
+PAIR_SCHEMA = {"user_u": pl.Int64, "user_v": pl.Int64}
+
+
+def canonical_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.minimum(u, v), np.maximum(u, v)
+
+
+def fine_pref_unit(users: pl.DataFrame) -> np.ndarray:
+    return l2_normalize(dense_from_list(users.sort("user_id")["fine_pref"], C_FINE))
+
+
+def pair_overlap(unit: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Cosine of ``fine_pref`` for aligned pairs, clipped to [0, 1]."""
+    return np.clip(np.einsum("ij,ij->i", unit[u], unit[v]), 0.0, 1.0).astype(np.float32)
+
+
+def similar_user_candidates(users: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Top-k most similar same-city users of every user, as unique pairs u < v."""
+    unit = fine_pref_unit(users)
+    city = users.sort("user_id")["home_city_id"].to_numpy()
+    us, vs = [], []
+    for c in np.unique(city):
+        members = np.flatnonzero(city == c)
+        kk = min(k + 1, len(members))
+        if kk < 2:
+            continue
+        index = faiss.IndexFlatIP(unit.shape[1])
+        index.add(unit[members])
+        _, nbr = index.search(unit[members], kk)
+        src = np.repeat(members, kk)
+        dst = members[nbr.ravel()]
+        keep = (nbr.ravel() >= 0) & (src != dst)
+        us.append(src[keep])
+        vs.append(dst[keep])
+    u, v = canonical_pairs(np.concatenate(us), np.concatenate(vs)) if us else (np.empty(0, np.int64),) * 2
+    pairs = pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA).unique().sort(["user_u", "user_v"])
+    overlap = pair_overlap(unit, pairs["user_u"].to_numpy(), pairs["user_v"].to_numpy())
+    return pairs.with_columns(interest_overlap_score=pl.Series(overlap))
+
+
+def co_attendance(interactions: pl.DataFrame) -> pl.DataFrame:
+    """Distinct places each pair attended in the same hour: (user_u, user_v, co_attendance_count)."""
+    visits = (
+        interactions.lazy()
+        .filter(pl.col("attended"))
+        .select("user_id", "place_id", hour=pl.col("timestamp").dt.truncate("1h"))
+        .unique()
+    )
+    return (
+        visits.join(visits, on=["place_id", "hour"], suffix="_v")
+        .filter(pl.col("user_id") < pl.col("user_id_v"))
+        .select(user_u="user_id", user_v="user_id_v", place_id="place_id")
+        .unique()
+        .group_by("user_u", "user_v")
+        .agg(co_attendance_count=pl.len().cast(pl.Int32))
+        .sort("user_u", "user_v")
+        .collect()
+    )
+
+
+def neighborhood_overlap(users: pl.DataFrame, n_neighborhoods: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Σ_n min(area_u[n], area_v[n]) for same-city pairs (0 across cities), in [0, 1]."""
+    users = users.sort("user_id")
+    area = dense_from_area(users["area_freqs"], n_neighborhoods)
+    city = users["home_city_id"].to_numpy()
+    shared = np.minimum(area[u], area[v]).sum(axis=1)
+    return np.where(city[u] == city[v], np.clip(shared, 0.0, 1.0), 0.0).astype(np.float32)
+
+
+def build_user_user_edges(
+    cfg: WorldConfig, users: pl.DataFrame, candidates: pl.DataFrame, interactions: pl.DataFrame
+) -> pl.DataFrame:
+    """The ``user_user_edges`` table of §2.5 (one row per pair, user_u < user_v)."""
+    coatt = co_attendance(interactions)
+    close = candidates.filter(pl.col("interest_overlap_score") >= EDGE_MIN_OVERLAP).select("user_u", "user_v")
+    repeat = coatt.filter(pl.col("co_attendance_count") >= POSITIVE_COATTENDANCE).select("user_u", "user_v")
+    pairs = pl.concat([close, repeat]).unique().sort("user_u", "user_v")
+    pairs = pairs.join(coatt, on=["user_u", "user_v"], how="left").with_columns(
+        pl.col("co_attendance_count").fill_null(0)
+    )
+    u, v = pairs["user_u"].to_numpy(), pairs["user_v"].to_numpy()
+    return pairs.select(
+        "user_u",
+        "user_v",
+        interest_overlap_score=pl.Series(pair_overlap(fine_pref_unit(users), u, v)),
+        co_attendance_count=pl.col("co_attendance_count").cast(pl.Int32),
+        same_neighborhood_freq=pl.Series(neighborhood_overlap(users, cfg.neighborhoods_per_city, u, v)),
+    )
+
+
+def sample_same_city_pairs(users: pl.DataFrame, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uniformly random pairs of distinct users who share a home city (u < v)."""
+    city = users.sort("user_id")["home_city_id"].to_numpy()
+    order = np.argsort(city, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    sizes = np.bincount(city)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    u = rng.integers(0, len(city), size=n)
+    u = u[sizes[city[u]] > 1]
+    cu = city[u]
+    offset = rng.integers(0, sizes[cu] - 1)
+    offset += offset >= rank[u] - starts[cu]  # skip u itself
+    return canonical_pairs(u, order[starts[cu] + offset])
+
+
+def build_friend_labels(
+    cfg: WorldConfig, users: pl.DataFrame, edges: pl.DataFrame, interactions: pl.DataFrame
+) -> pl.DataFrame:
+    """The ``friend_labels`` table of §2.6."""
+    rng = cfg.rng("friend_labels")
+    pos = edges.filter(
+        (pl.col("interest_overlap_score") >= POSITIVE_OVERLAP)
+        | (pl.col("co_attendance_count") >= POSITIVE_COATTENDANCE)
+    )
+    p_attend = np.minimum(
+        pos["interest_overlap_score"].to_numpy() * (1.0 + pos["co_attendance_count"].to_numpy() / 10.0), 1.0
+    )
+    pos = pos.select("user_u", "user_v").with_columns(
+        label_compat=pl.lit(1, pl.Int32),
+        label_attend=pl.Series((rng.random(len(pos)) < p_attend).astype(np.int32)),
+    )
+
+    n_neg = int(round(len(pos) * NEGATIVES_PER_POSITIVE))
+    u, v = sample_same_city_pairs(users, 3 * n_neg + 10, rng)
+    overlap = pair_overlap(fine_pref_unit(users), u, v)
+    coatt = co_attendance(interactions).select("user_u", "user_v")
+    neg = (
+        pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA)
+        .filter(pl.Series(overlap < NEGATIVE_MAX_OVERLAP))
+        .unique(maintain_order=True)
+        .join(coatt, on=["user_u", "user_v"], how="anti", maintain_order="left")
+        .head(n_neg)
+        .with_columns(label_compat=pl.lit(0, pl.Int32), label_attend=pl.lit(0, pl.Int32))
+    )
+    return pl.concat([pos, neg]).sort("user_u", "user_v")
+
+
+def build_user_blocks(cfg: WorldConfig, users: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
+    """A small ``user_blocks`` table (blocker -> blocked): half among similar users, whom
+    people recommendation would otherwise suggest, half random same-city users."""
+    rng = cfg.rng("user_blocks")
+    n = max(1, int(round(BLOCK_RATE * cfg.n_users)))
+    near = candidates.sample(n=min(n, len(candidates)), seed=int(rng.integers(2**31))) if len(candidates) else candidates
+    flip = rng.random(len(near)) < 0.5
+    nu, nv = near["user_u"].to_numpy(), near["user_v"].to_numpy()
+    ru, rv = sample_same_city_pairs(users, n, rng)
+    blocker = np.concatenate([np.where(flip, nv, nu), ru])
+    blocked = np.concatenate([np.where(flip, nu, nv), rv])
+    return (
+        pl.DataFrame({"user_id": blocker, "blocked_user_id": blocked}, schema={"user_id": pl.Int64, "blocked_user_id": pl.Int64})
+        .filter(pl.col("user_id") != pl.col("blocked_user_id"))
+        .unique()
+        .sort("user_id", "blocked_user_id")
+    )
