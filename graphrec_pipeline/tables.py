@@ -71,6 +71,15 @@ def to_arrow(name: str, frame: pl.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def same_type(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Type equality that ignores child field names (Parquet calls list items 'element')."""
+    if pa.types.is_map(expected):
+        return pa.types.is_map(found) and found.key_type == expected.key_type and found.item_type == expected.item_type
+    if pa.types.is_list(expected):
+        return pa.types.is_list(found) and found.value_type == expected.value_type
+    return found == expected
+
+
 def _list_of_structs_to_map(col: pa.Array, map_type: pa.MapType) -> pa.Array:
     if pa.types.is_map(col.type):
         return col

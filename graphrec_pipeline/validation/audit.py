@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.tables import SCHEMAS
+from graphrec_pipeline.tables import SCHEMAS, same_type
 from graphrec_pipeline.validation.rules import References
 from graphrec_pipeline.validation.validate import (
     RuleFailure,
@@ -23,20 +23,12 @@ REFERENCED = {
 }
 
 
-def _same_type(found: pa.DataType, expected: pa.DataType) -> bool:
-    if pa.types.is_map(expected):
-        return pa.types.is_map(found) and found.key_type == expected.key_type and found.item_type == expected.item_type
-    if pa.types.is_list(expected):
-        return pa.types.is_list(found) and found.value_type == expected.value_type
-    return found == expected
-
-
 def parquet_type_failures(name: str, schema: pa.Schema) -> list[RuleFailure]:
     """Columns whose Parquet type differs from the contract (§2.2-§2.6)."""
     wrong = [
         f"{f.name}: found {schema.field(f.name).type}, expected {f.type}"
         for f in SCHEMAS[name]
-        if f.name in schema.names and not _same_type(schema.field(f.name).type, f.type)
+        if f.name in schema.names and not same_type(schema.field(f.name).type, f.type)
     ]
     if not wrong:
         return []

@@ -1,0 +1,68 @@
+"""Bring your own data: Parquet tables in the §2 schemas replace the generator, and a
+bad file is rejected by rule while the previous good outputs stay as they were."""
+
+import shutil
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from graphrec_pipeline.tables import WORLD_TABLES
+from graphrec_pipeline_tests.conftest import materialize
+
+SMALL = {"n_users": 1000, "n_places": 1000}
+
+
+def import_config(source_dir) -> dict:
+    return {"resources": {"world": {"config": {**SMALL, "source": "parquet", "source_dir": str(source_dir)}}}}
+
+
+def published_bytes(data_dir) -> dict[str, bytes]:
+    return {t: (data_dir / f"{t}.parquet").read_bytes() for t in WORLD_TABLES}
+
+
+def test_import_then_reject_bad_file(small_world, tmp_path):
+    generated_dir, _ = small_world
+    source = tmp_path / "source"
+    source.mkdir()
+    for t in WORLD_TABLES:
+        shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
+    data_dir = tmp_path / "data"
+
+    result = materialize(data_dir, import_config(source))
+    assert result.success
+    for t in WORLD_TABLES:
+        assert pl.read_parquet(data_dir / f"{t}.parquet").equals(pl.read_parquet(source / f"{t}.parquet"))
+    before = published_bytes(data_dir)
+
+    # An extra column and a foreign key that points nowhere.
+    bad = pq.read_table(source / "interactions.parquet")
+    user_id = bad.column("user_id").to_numpy().copy()
+    user_id[:3] = 123_456
+    bad = bad.set_column(0, "user_id", pa.array(user_id)).append_column("note", pa.array(["x"] * len(bad)))
+    pq.write_table(bad, source / "interactions.parquet")
+
+    result = materialize(data_dir, import_config(source), raise_on_error=False)
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "interactions_contract")
+    assert not check.passed
+    failed = check.metadata["failed_rules"].value
+    assert "no_extra_columns" in failed and "foreign_key_user_id" in failed
+    materialized = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
+    assert "published_tables" not in materialized and "user_user_edges" not in materialized
+    assert published_bytes(data_dir) == before
+
+
+def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
+    generated_dir, _ = small_world
+    source = tmp_path / "source"
+    source.mkdir()
+    for t in WORLD_TABLES:
+        shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
+    places = pq.read_table(source / "places.parquet")
+    places = places.set_column(1, "city_id", places.column("city_id").cast(pa.int64()))
+    pq.write_table(places, source / "places.parquet")
+
+    result = materialize(tmp_path / "data", import_config(source), raise_on_error=False)
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "places_contract")
+    assert not check.passed and "parquet_types" in check.metadata["failed_rules"].value
+    assert not (tmp_path / "data" / "places.parquet").exists()

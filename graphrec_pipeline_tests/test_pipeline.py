@@ -1,0 +1,58 @@
+"""The small config materializes in process: tables in Parquet and DuckDB, checks pass."""
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from graphrec_pipeline.tables import SCHEMAS, WORLD_TABLES, same_type
+
+
+def test_every_step_and_check_succeeds(small_world):
+    _, result = small_world
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == {f"{t}_contract" for t in WORLD_TABLES}
+    assert all(e.passed for e in evaluations)
+
+
+@pytest.mark.parametrize("table", WORLD_TABLES)
+def test_published_parquet_has_contract_types(small_world, table):
+    data_dir, _ = small_world
+    schema = pq.read_schema(data_dir / f"{table}.parquet")
+    assert schema.names == SCHEMAS[table].names
+    for field in SCHEMAS[table]:
+        assert same_type(schema.field(field.name).type, field.type), field.name
+
+
+def test_duckdb_holds_every_table_with_parquet_counts(small_world):
+    data_dir, _ = small_world
+    with duckdb.connect(str(data_dir / "graphrec.duckdb"), read_only=True) as con:
+        for table in WORLD_TABLES:
+            n_db = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            assert n_db == pq.read_metadata(data_dir / f"{table}.parquet").num_rows
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE users)").fetchall())
+    assert types["fine_pref"] == "FLOAT[]" and types["area_freqs"] == "MAP(INTEGER, FLOAT)"
+
+
+def test_counts_are_plausible(small_world):
+    data_dir, _ = small_world
+    n = {t: pq.read_metadata(data_dir / f"{t}.parquet").num_rows for t in WORLD_TABLES}
+    assert n["users"] == 1000 and n["places"] == 1000
+    assert 20 * 1000 <= n["interactions"] <= 1000 * 1000
+    labels = pl.read_parquet(data_dir / "friend_labels.parquet")
+    assert set(labels["label_compat"].unique()) == {0, 1}
+    assert 0 < labels.filter(pl.col("label_compat") == 1)["label_attend"].mean() < 1
+    assert n["user_user_edges"] > n["users"]
+    assert 0 < n["user_blocks"] < n["users"]
+
+
+def test_world_report_orders_rankers(small_world):
+    _, result = small_world
+    meta = next(
+        m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.path[-1] == "world_report"
+    )
+    random, popularity, oracle = (meta[f"recall20_{r}"].value for r in ("random", "popularity", "oracle"))
+    assert random < popularity < oracle
