@@ -124,3 +124,13 @@ def test_error_shows_offending_rows(tiny_world):
     failure = next(f for f in err.value.failures if f.rule == "foreign_key_user_id")
     assert failure.n_rows == 1
     assert failure.sample["user_id"].to_list() == [777_777]
+
+
+def test_rules_of_one_validation_do_not_leak_into_the_next(tiny_world):
+    """Rules depend on the table's size and the world's shape; each call gets its own."""
+    small = tiny_world["places"].filter(pl.col("place_id") < 100)
+    with pytest.raises(TableValidationError, match="place_id_range"):
+        validate_table("places", small.with_columns(place_id=pl.col("place_id") + 100), refs(tiny_world))
+    validate_table("places", tiny_world["places"], refs(tiny_world))
+    wider = References(TINY.n_cities + 5, TINY.neighborhoods_per_city)
+    validate_table("places", tiny_world["places"], wider)

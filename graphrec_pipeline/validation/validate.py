@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +49,10 @@ def _check(rule: Rule) -> pa.Check:
 
 def table_schema(name: str, ref: References, n_rows: int) -> tuple[pa.DataFrameSchema, dict[str, str]]:
     """The pandera schema of a table (model + rules) and each rule's description."""
-    schema = MODELS[name].to_schema()
+    base = MODELS[name].to_schema()  # cached by pandera: never mutate it
     rules = RULES[name](ref, n_rows)
-    schema.checks = list(schema.checks) + [_check(r) for r in rules]
+    schema = copy.copy(base)
+    schema.checks = list(base.checks) + [_check(r) for r in rules]
     return schema, {r.name: r.description for r in rules}
 
 

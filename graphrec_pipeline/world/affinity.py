@@ -92,10 +92,25 @@ def affinity_block(
     return score.astype(np.float32, copy=False)
 
 
+GATHER_ELEMENTS = 8_000_000  # float32 values gathered at once by affinity_candidates
+
+
 def affinity_candidates(
     f: WorldFeatures, users: np.ndarray, candidates: np.ndarray, w: AffinityWeights = AffinityWeights()
 ) -> np.ndarray:
-    """Affinity of ``users[i]`` to each of its own ``candidates[i, :]``, shape (n, m)."""
+    """Affinity of ``users[i]`` to each of its own ``candidates[i, :]``, shape (n, m).
+
+    Rows are processed in chunks so that the gathered (rows, m, C_FINE) block stays small.
+    """
+    rows = max(1, GATHER_ELEMENTS // (candidates.shape[1] * f.place_fine.shape[1]))
+    out = np.empty(candidates.shape, dtype=np.float32)
+    for start in range(0, len(users), rows):
+        sl = slice(start, start + rows)
+        out[sl] = _affinity_candidates(f, users[sl], candidates[sl], w)
+    return out
+
+
+def _affinity_candidates(f: WorldFeatures, users: np.ndarray, candidates: np.ndarray, w: AffinityWeights) -> np.ndarray:
     score = w.interest * np.einsum("nd,nmd->nm", f.user_fine[users], f.place_fine[candidates])
     score += w.category * np.einsum("nd,nmd->nm", f.user_cat[users], f.place_cat[candidates])
     same_city = f.user_city[users][:, None] == f.place_city[candidates]

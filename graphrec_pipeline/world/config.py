@@ -24,6 +24,8 @@ class WorldConfig:
         interactions_per_view: share of post views that become an interaction; with the
             user's sessions/week, views/session and the horizon it sets the raw count.
         travel_rate: share of a user's interactions drawn from other cities.
+        exposure_size: most places of their city a user is shown (a random window shared
+            by a batch of users); keeps generation linear in users at large scale.
         similar_users_k: neighbours per user in the similar-user candidate search (§7.5).
         seed: root of every random stream.
     """
@@ -38,6 +40,7 @@ class WorldConfig:
     max_interactions_per_user: int = 1000
     interactions_per_view: float = 0.05
     travel_rate: float = 0.03
+    exposure_size: int = 2000
     similar_users_k: int = 20
     seed: int = 42
 
@@ -55,6 +58,8 @@ class WorldConfig:
             problems.append("need 1 <= min_interactions_per_user <= max_interactions_per_user")
         if not 0.0 <= self.travel_rate < 1.0:
             problems.append("travel_rate must be in [0, 1)")
+        if self.exposure_size < 1:
+            problems.append("exposure_size must be >= 1")
         if self.similar_users_k < 1:
             problems.append("similar_users_k must be >= 1")
         try:

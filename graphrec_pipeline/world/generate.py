@@ -21,12 +21,14 @@ def generate_world(cfg: WorldConfig, log=lambda msg: None) -> dict[str, pl.DataF
     users = generate_users(cfg)
     log(f"places {len(places):,}, users {len(users):,}")
     candidates = social.similar_user_candidates(users, cfg.similar_users_k)
+    log(f"similar-user candidates {len(candidates):,}")
     interactions = generate_interactions(cfg, users, places, candidates)
     log(f"interactions {len(interactions):,}")
     edges = social.build_user_user_edges(cfg, users, candidates, interactions)
+    log(f"edges {len(edges):,}")
     labels = social.build_friend_labels(cfg, users, edges, interactions)
     blocks = social.build_user_blocks(cfg, users, candidates)
-    log(f"edges {len(edges):,}, labels {len(labels):,}, blocks {len(blocks):,}")
+    log(f"labels {len(labels):,}, blocks {len(blocks):,}")
     return {
         "places": places,
         "users": users,

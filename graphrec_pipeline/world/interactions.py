@@ -21,7 +21,7 @@ from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.layout import city_layout, sample_rows
 
 TYPICAL_SLOT_RATE = 0.75  # share of visits in the place's typical time slot
-TRAVEL_CANDIDATES = 24  # popularity-drawn candidates a travel visit chooses among
+TRAVEL_CANDIDATES = 12  # popularity-drawn candidates a travel visit chooses among
 OUTING_CANDIDATES = 12  # candidates a pair of friends chooses a joint outing among
 FRIEND_MIN_OVERLAP = 0.45  # similar-user pairs at least this close may go out together
 FRIEND_RATE = 0.5  # share of those pairs who do
@@ -32,7 +32,7 @@ BLOCK_ELEMENTS = 4_000_000  # users x places scored at once (memory bound)
 def compute_implicit_rating(dwell_time, num_likes, num_saves, num_shares, attended) -> np.ndarray:
     """§2.4, vectorized: 1 + dwell (<= 2) + likes (<= 1.5) + saves (<= 2) + shares (<= 1)
     + 2 if attended, capped at 5."""
-    score = 1.0 + np.minimum(np.asarray(dwell_time) / 150.0, 2.0)
+    score = np.float32(1.0) + np.minimum(np.asarray(dwell_time, dtype=np.float32) / 150.0, 2.0)
     score += np.minimum(np.asarray(num_likes) * 0.5, 1.5)
     score += np.minimum(np.asarray(num_saves) * 1.0, 2.0)
     score += np.minimum(np.asarray(num_shares) * 0.5, 1.0)
@@ -63,27 +63,35 @@ def sample_from_logits(rng: np.random.Generator, logits: np.ndarray, counts: np.
     cdf /= cdf[:, -1:]
     cdf += np.arange(len(cdf))[:, None]
     row = np.repeat(np.arange(len(counts)), counts)
-    flat = np.searchsorted(cdf.ravel(), row + rng.random(len(row)), side="right")
+    query = row + rng.random(len(row))
+    query.sort()  # only reorders draws within a row; sorted queries make searchsorted fast
+    flat = np.searchsorted(cdf.ravel(), query, side="right")
     col = np.minimum(flat - row * logits.shape[1], logits.shape[1] - 1)
     return row, col
 
 
 def sample_home_visits(cfg, f: WorldFeatures, counts: np.ndarray, rng, w: AffinityWeights):
-    """Visits in the home city: (user, place, experienced score) arrays."""
+    """Visits in the home city: (user, place, experienced score) arrays.
+
+    Users of a city are shuffled into batches; each batch is exposed to a random window of
+    at most ``exposure_size`` of the city's places and samples from softmax over it.
+    """
     out_u, out_p, out_s = [], [], []
     for city in range(cfg.n_cities):
-        city_users = np.flatnonzero((f.user_city == city) & (counts > 0))
+        city_users = rng.permutation(np.flatnonzero((f.user_city == city) & (counts > 0)))
         city_places = np.flatnonzero(f.place_city == city)
         if len(city_users) == 0 or len(city_places) == 0:
             continue
-        chunk = max(1, BLOCK_ELEMENTS // len(city_places))
+        window = min(cfg.exposure_size, len(city_places))
+        chunk = max(1, BLOCK_ELEMENTS // window)
         for start in range(0, len(city_users), chunk):
             users = city_users[start : start + chunk]
-            scores = affinity_block(f, users, city_places, w)
+            shown = city_places if window == len(city_places) else np.sort(rng.choice(city_places, window, replace=False))
+            scores = affinity_block(f, users, shown, w)
             scores += rng.normal(0.0, w.taste_noise, size=scores.shape).astype(np.float32)
             row, col = sample_from_logits(rng, scores, counts[users])
             out_u.append(users[row])
-            out_p.append(city_places[col])
+            out_p.append(shown[col])
             out_s.append(scores[row, col])
     return np.concatenate(out_u), np.concatenate(out_p), np.concatenate(out_s)
 
@@ -219,22 +227,21 @@ def generate_interactions(
     place = np.concatenate([solo_p, out_place])
     stamp = np.concatenate([solo_ts, out_ts, out_ts])
     cols = {k: np.concatenate([ev[k], out_ev[k]]) for k in ev}
-    rating = compute_implicit_rating(**cols) + rng.normal(0.0, 0.3, size=len(user))
+    rating = compute_implicit_rating(**cols) + rng.normal(0.0, 0.3, size=len(user)).astype(np.float32)
 
-    order = np.lexsort((place, stamp, user))
     frame = pl.DataFrame(
         [
-            pl.Series("user_id", user[order].astype(np.int64)),
-            pl.Series("place_id", place[order].astype(np.int64)),
-            pl.Series("dwell_time", cols["dwell_time"][order].astype(np.float32)),
-            pl.Series("num_likes", cols["num_likes"][order].astype(np.int32)),
-            pl.Series("num_saves", cols["num_saves"][order].astype(np.int32)),
-            pl.Series("num_shares", cols["num_shares"][order].astype(np.int32)),
-            pl.Series("attended", cols["attended"][order]),
-            pl.Series("implicit_rating", np.clip(rating[order], 1.0, 5.0).astype(np.float32)),
-            pl.Series("timestamp", stamp[order]).cast(pl.Datetime("us")),
+            pl.Series("user_id", user.astype(np.int64)),
+            pl.Series("place_id", place.astype(np.int64)),
+            pl.Series("dwell_time", cols["dwell_time"].astype(np.float32)),
+            pl.Series("num_likes", cols["num_likes"].astype(np.int32)),
+            pl.Series("num_saves", cols["num_saves"].astype(np.int32)),
+            pl.Series("num_shares", cols["num_shares"].astype(np.int32)),
+            pl.Series("attended", cols["attended"]),
+            pl.Series("implicit_rating", np.clip(rating, 1.0, 5.0).astype(np.float32)),
+            pl.Series("timestamp", stamp).cast(pl.Datetime("us")),
         ]
-    )
+    ).sort("user_id", "timestamp", "place_id", maintain_order=True)
     return frame.with_columns(
         time_of_day_bucket=time_of_day_expr(pl.col("timestamp")),
         day_of_week_bucket=day_of_week_expr(pl.col("timestamp")),

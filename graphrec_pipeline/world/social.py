@@ -39,9 +39,13 @@ def fine_pref_unit(users: pl.DataFrame) -> np.ndarray:
     return l2_normalize(dense_from_list(users.sort("user_id")["fine_pref"], C_FINE))
 
 
-def pair_overlap(unit: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Cosine of ``fine_pref`` for aligned pairs, clipped to [0, 1]."""
-    return np.clip(np.einsum("ij,ij->i", unit[u], unit[v]), 0.0, 1.0).astype(np.float32)
+def pair_overlap(unit: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 262_144) -> np.ndarray:
+    """Cosine of ``fine_pref`` for aligned pairs, clipped to [0, 1] (in chunks: gathers are
+    the cost)."""
+    out = np.empty(len(u), dtype=np.float32)
+    for s in range(0, len(u), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", unit[u[s : s + chunk]], unit[v[s : s + chunk]])
+    return np.clip(out, 0.0, 1.0)
 
 
 def similar_user_candidates(users: pl.DataFrame, k: int) -> pl.DataFrame:
@@ -152,17 +156,23 @@ def build_friend_labels(
     )
 
     n_neg = int(round(len(pos) * NEGATIVES_PER_POSITIVE))
-    u, v = sample_same_city_pairs(users, 3 * n_neg + 10, rng)
-    overlap = pair_overlap(fine_pref_unit(users), u, v)
+    unit = fine_pref_unit(users)
     coatt = co_attendance(interactions).select("user_u", "user_v")
-    neg = (
-        pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA)
-        .filter(pl.Series(overlap < NEGATIVE_MAX_OVERLAP))
-        .unique(maintain_order=True)
-        .join(coatt, on=["user_u", "user_v"], how="anti", maintain_order="left")
-        .head(n_neg)
-        .with_columns(label_compat=pl.lit(0, pl.Int32), label_attend=pl.lit(0, pl.Int32))
-    )
+    neg = pl.DataFrame(schema=PAIR_SCHEMA)
+    for _ in range(20):  # most random same-city pairs qualify: one or two rounds suffice
+        if len(neg) >= n_neg:
+            break
+        u, v = sample_same_city_pairs(users, int(1.3 * (n_neg - len(neg))) + 16, rng)
+        fresh = pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA).filter(
+            pl.Series(pair_overlap(unit, u, v) < NEGATIVE_MAX_OVERLAP)
+        )
+        neg = (
+            pl.concat([neg, fresh])
+            .unique(maintain_order=True)
+            .join(coatt, on=["user_u", "user_v"], how="anti", maintain_order="left")
+            .join(pos.select("user_u", "user_v"), on=["user_u", "user_v"], how="anti", maintain_order="left")
+        )
+    neg = neg.head(n_neg).with_columns(label_compat=pl.lit(0, pl.Int32), label_attend=pl.lit(0, pl.Int32))
     return pl.concat([pos, neg]).sort("user_u", "user_v")
 
 
