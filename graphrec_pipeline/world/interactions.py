@@ -16,13 +16,13 @@ import numpy as np
 import polars as pl
 
 from graphrec_pipeline.timeslots import BUCKET_HOURS, day_of_week_expr, slot_buckets, time_of_day_expr
-from graphrec_pipeline.world.affinity import AffinityWeights, WorldFeatures, affinity_block, affinity_candidates
+from graphrec_pipeline.world.affinity import AffinityWeights, WorldFeatures, affinity_block
 from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.layout import city_layout, sample_rows
 
 TYPICAL_SLOT_RATE = 0.75  # share of visits in the place's typical time slot
-TRAVEL_CANDIDATES = 12  # popularity-drawn candidates a travel visit chooses among
-OUTING_CANDIDATES = 12  # candidates a pair of friends chooses a joint outing among
+WINDOW_SIZE = 32  # popularity-drawn places a batch of travel visits or outings chooses among
+WINDOW_BATCH = 2048  # rows sharing one window
 FRIEND_MIN_OVERLAP = 0.45  # similar-user pairs at least this close may go out together
 FRIEND_RATE = 0.5  # share of those pairs who do
 OUTINGS_PER_OVERLAP = 3.0  # Poisson rate of outings per unit of interest overlap
@@ -117,24 +117,49 @@ def choose_among(rng, scores: np.ndarray) -> np.ndarray:
     return np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)
 
 
+def choose_in_windows(f, users, city, draw, rng, w: AffinityWeights, partners=None, noise: bool = True):
+    """For each row, a place of ``city[row]`` picked by softmax over a shared window.
+
+    Rows of a city are shuffled into batches of ``WINDOW_BATCH``; each batch scores one
+    popularity-drawn window of ``WINDOW_SIZE`` places with a matmul (``affinity_block``),
+    adding the ``partners``' affinity when given (joint outings). Returns (place, score).
+    """
+    place = np.empty(len(users), dtype=np.int64)
+    score = np.empty(len(users), dtype=np.float32)
+    order = rng.permutation(len(users))
+    order = order[np.argsort(city[order], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(city, minlength=city.max() + 1 if len(city) else 0))])
+    for c in range(len(bounds) - 1):
+        rows_c = order[bounds[c] : bounds[c + 1]]
+        for start in range(0, len(rows_c), WINDOW_BATCH):
+            rows = rows_c[start : start + WINDOW_BATCH]
+            window = draw(np.full(WINDOW_SIZE, c), rng)
+            s = affinity_block(f, users[rows], window, w)
+            if partners is not None:
+                s += affinity_block(f, partners[rows], window, w)
+            if noise:
+                s += rng.normal(0.0, w.taste_noise, size=s.shape).astype(np.float32)
+            pick = choose_among(rng, s)
+            place[rows] = window[pick]
+            score[rows] = s[np.arange(len(rows)), pick]
+    return place, score
+
+
 def sample_travel_visits(cfg, f, counts, draw, layout, rng, w: AffinityWeights):
-    """Visits to other cities: a destination ∝ city size, then a pick among candidates."""
+    """Visits to other cities: a destination ∝ city size, then a pick in its window."""
     users = np.repeat(np.arange(len(counts)), counts)
     if len(users) == 0 or cfg.n_cities < 2:
         return (np.empty(0, np.int64),) * 2 + (np.empty(0, np.float32),)
     dest_p = np.tile(layout.city_weights, (cfg.n_cities, 1))
     np.fill_diagonal(dest_p, 0.0)
     dest = sample_rows(rng, dest_p[f.user_city[users]])
-    cand = draw(np.repeat(dest, TRAVEL_CANDIDATES), rng).reshape(-1, TRAVEL_CANDIDATES)
-    scores = affinity_candidates(f, users, cand, w)
-    scores += rng.normal(0.0, w.taste_noise, size=scores.shape).astype(np.float32)
-    pick = choose_among(rng, scores)
-    rows = np.arange(len(users))
-    return users, cand[rows, pick], scores[rows, pick]
+    place, score = choose_in_windows(f, users, dest, draw, rng, w)
+    return users, place, score
 
 
 def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
-    """Friends' outings: (user_u, user_v, place) per outing, both attend together."""
+    """Friends' outings: (user_u, user_v, place) per outing, both attend together; the
+    place maximizes their joint affinity among a window of their city's places."""
     overlap = pairs["interest_overlap_score"].to_numpy()
     friends = (overlap >= FRIEND_MIN_OVERLAP) & (rng.random(len(overlap)) < FRIEND_RATE)
     n_out = np.where(friends, rng.poisson(OUTINGS_PER_OVERLAP * overlap), 0)
@@ -142,10 +167,8 @@ def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
     v = np.repeat(pairs["user_v"].to_numpy(), n_out)
     if len(u) == 0:
         return u, v, np.empty(0, np.int64)
-    cand = draw(np.repeat(f.user_city[u], OUTING_CANDIDATES), rng).reshape(-1, OUTING_CANDIDATES)
-    joint = affinity_candidates(f, u, cand, w) + affinity_candidates(f, v, cand, w)
-    pick = choose_among(rng, joint)
-    return u, v, cand[np.arange(len(u)), pick]
+    place, _ = choose_in_windows(f, u, f.user_city[u], draw, rng, w, partners=v, noise=False)
+    return u, v, place
 
 
 def sample_timestamps(cfg: WorldConfig, slot: np.ndarray, rng) -> np.ndarray:

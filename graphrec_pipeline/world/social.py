@@ -159,19 +159,23 @@ def build_friend_labels(
     unit = fine_pref_unit(users)
     coatt = co_attendance(interactions).select("user_u", "user_v")
     neg = pl.DataFrame(schema=PAIR_SCHEMA)
-    for _ in range(20):  # most random same-city pairs qualify: one or two rounds suffice
-        if len(neg) >= n_neg:
+    accept = 0.5  # share of random same-city pairs that qualify, re-estimated each round
+    for _ in range(20):
+        want = n_neg - len(neg)
+        if want <= 0:
             break
-        u, v = sample_same_city_pairs(users, int(1.3 * (n_neg - len(neg))) + 16, rng)
-        fresh = pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA).filter(
-            pl.Series(pair_overlap(unit, u, v) < NEGATIVE_MAX_OVERLAP)
-        )
-        neg = (
-            pl.concat([neg, fresh])
+        n_draw = int(1.2 * want / max(accept, 0.02)) + 16
+        u, v = sample_same_city_pairs(users, n_draw, rng)
+        fresh = (
+            pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA)
+            .filter(pl.Series(pair_overlap(unit, u, v) < NEGATIVE_MAX_OVERLAP))
             .unique(maintain_order=True)
             .join(coatt, on=["user_u", "user_v"], how="anti", maintain_order="left")
             .join(pos.select("user_u", "user_v"), on=["user_u", "user_v"], how="anti", maintain_order="left")
+            .join(neg, on=["user_u", "user_v"], how="anti", maintain_order="left")
         )
+        accept = max(len(fresh) / n_draw, 1e-3)
+        neg = pl.concat([neg, fresh])
     neg = neg.head(n_neg).with_columns(label_compat=pl.lit(0, pl.Int32), label_attend=pl.lit(0, pl.Int32))
     return pl.concat([pos, neg]).sort("user_u", "user_v")
 
