@@ -4,7 +4,9 @@ Layout under the data directory::
 
     staging/<table>.parquet   written by an asset, audited by its asset checks
     <table>.parquet           the published table (promoted after the checks pass)
-    graphrec.duckdb           one view per published table, over its Parquet file
+    <table>/<part>.parquet    a table appended in parts (e.g. eval_metrics, one per run)
+    graph/, model/            safetensors tensors, JSON configs, id maps
+    graphrec.duckdb           one view per published table, over its Parquet file(s)
     world_manifest.json       how the published world was made (source, config)
 
 Write-audit-publish: assets write to ``staging/``; only :meth:`Storage.publish` moves a
@@ -113,6 +115,43 @@ class Storage:
                 tmp.write_bytes(src.read_bytes())
         self.refresh_duckdb()
 
+    def append_table(self, name: str, part: str, table: pa.Table) -> Path:
+        """Add one Parquet part to the folder table ``<root>/<name>/`` (e.g. one per run)."""
+        dest = self.root / name / f"{part}.parquet"
+        with self._atomic_path(dest) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+        return dest
+
+    def read_folder_table(self, name: str) -> pl.DataFrame:
+        folder = self.root / name
+        if not folder.exists() or not any(folder.glob("*.parquet")):
+            raise FileNotFoundError(f"no parts of {name!r} under {folder}")
+        return pl.read_parquet(folder / "*.parquet")
+
+    # -- bytes and tensors ---------------------------------------------------------------
+    def write_bytes(self, name: str, payload: bytes) -> Path:
+        dest = self.root / name
+        with self._atomic_path(dest) as tmp:
+            tmp.write_bytes(payload)
+        return dest
+
+    def read_bytes(self, name: str) -> bytes:
+        path = self.root / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; materialize the asset that writes it first")
+        return path.read_bytes()
+
+    def write_tensors(self, name: str, tensors: dict) -> Path:
+        """A dict of tensors as safetensors: loading it can never run code."""
+        from safetensors.torch import save
+
+        return self.write_bytes(name, save(tensors))
+
+    def read_tensors(self, name: str) -> dict:
+        from safetensors.torch import load
+
+        return load(self.read_bytes(name))
+
     # -- json --------------------------------------------------------------------------
     def write_json(self, name: str, payload: dict) -> Path:
         dest = self.root / name
@@ -132,8 +171,13 @@ class Storage:
         try:
             con = duckdb.connect(str(tmp))
             try:
-                for path in sorted(self.root.glob("*.parquet")):
-                    name = path.stem
+                sources = [(p.stem, p) for p in sorted(self.root.glob("*.parquet"))]
+                sources += [
+                    (d.name, d / "*.parquet")
+                    for d in sorted(self.root.iterdir())
+                    if d.is_dir() and d.name != STAGING and any(d.glob("*.parquet"))
+                ]
+                for name, path in sources:
                     # DDL takes no bound parameters: the view name is quoted, the path escaped.
                     literal = str(path).replace("'", "''")
                     con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{literal}\')')

@@ -23,13 +23,19 @@ def small_run_config() -> dict:
     return yaml.safe_load((REPO / "configs" / "small.yaml").read_text())
 
 
-def materialize(data_dir: Path, run_config: dict | None = None, raise_on_error: bool = True):
-    """Run every asset and check in process against ``data_dir``."""
-    config = {**(run_config or small_run_config())}
+def materialize(data_dir: Path, run_config: dict | None = None, raise_on_error: bool = True, job: str = "full_pipeline"):
+    """Run a job's assets and checks in process against ``data_dir`` (training and
+    evaluation settings from ``configs/small.yaml`` unless the run config gives its own)."""
+    small = small_run_config()
+    config = {**(run_config or small)}
     resources = dict(config.get("resources", {}))
     resources["storage"] = {"config": {"data_dir": str(data_dir)}}
     config["resources"] = resources
-    job = defs.resolve_implicit_global_asset_job_def()
+    if job == "full_pipeline":
+        config.setdefault("ops", small["ops"])
+    else:
+        config.pop("ops", None)
+    job = defs.resolve_job_def(job)
     return job.execute_in_process(run_config=config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
 
 
@@ -38,3 +44,28 @@ def small_world(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("small")
     result = materialize(data_dir)
     return data_dir, result
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A 1k world, its split and graph, and a model trained for a few hundred steps."""
+    from graphrec_pipeline.graph.build import build_graph
+    from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, heldout_positives, interaction_split
+    from graphrec_pipeline.model.config import ModelConfig
+    from graphrec_pipeline.train.fit import Inputs, fit
+    from graphrec_pipeline.train.trainer import TrainConfig
+
+    cfg = WorldConfig(n_users=1000, n_places=1000, seed=11)
+    world = generate_world(cfg)
+    sc = SplitConfig()
+    split = interaction_split(world["interactions"], sc)
+    fsplit = friend_label_split(world["friend_labels"], sc)
+    graph = build_graph(world["users"], world["places"], world["interactions"], split,
+                        world["user_user_edges"], fsplit, cfg.neighborhoods_per_city)
+    inputs = Inputs(world["users"], world["places"], world["interactions"], split, world["friend_labels"],
+                    fsplit, world["user_user_edges"], graph)
+    train_cfg = TrainConfig(max_epochs=12, steps_per_epoch=10, place_examples=4096, friend_examples=2048,
+                            eval_users=300, patience=12)
+    result = fit(inputs, ModelConfig(n_cities=cfg.n_cities), train_cfg, sc.positive_rating, log=lambda m: None)
+    val = heldout_positives(world["interactions"], split, "val", sc.positive_rating)
+    return {"cfg": cfg, "world": world, "inputs": inputs, "result": result, "val": val, "split_cfg": sc}

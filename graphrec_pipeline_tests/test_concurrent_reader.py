@@ -30,7 +30,7 @@ print("OK", ok, "ERRORS", errors, flush=True)
 
 def test_reader_during_materialization(tmp_path):
     data_dir = tmp_path / "data"
-    assert materialize(data_dir, TINY_RUN).success
+    assert materialize(data_dir, TINY_RUN, job="world_tables").success
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(data_dir / "graphrec.duckdb"), str(stop)],
@@ -39,7 +39,7 @@ def test_reader_during_materialization(tmp_path):
     try:
         time.sleep(0.5)
         for _ in range(2):
-            assert materialize(data_dir, TINY_RUN).success
+            assert materialize(data_dir, TINY_RUN, job="world_tables").success
     finally:
         stop.touch()
         out, _ = reader.communicate(timeout=60)

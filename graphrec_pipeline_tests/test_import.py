@@ -29,7 +29,7 @@ def test_import_then_reject_bad_file(small_world, tmp_path):
         shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
     data_dir = tmp_path / "data"
 
-    result = materialize(data_dir, import_config(source))
+    result = materialize(data_dir, import_config(source), job="world_tables")
     assert result.success
     for t in WORLD_TABLES:
         assert pl.read_parquet(data_dir / f"{t}.parquet").equals(pl.read_parquet(source / f"{t}.parquet"))
@@ -42,7 +42,7 @@ def test_import_then_reject_bad_file(small_world, tmp_path):
     bad = bad.set_column(0, "user_id", pa.array(user_id)).append_column("note", pa.array(["x"] * len(bad)))
     pq.write_table(bad, source / "interactions.parquet")
 
-    result = materialize(data_dir, import_config(source), raise_on_error=False)
+    result = materialize(data_dir, import_config(source), raise_on_error=False, job="world_tables")
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "interactions_contract")
     assert not check.passed
     failed = check.metadata["failed_rules"].value
@@ -62,7 +62,7 @@ def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
     places = places.set_column(1, "city_id", places.column("city_id").cast(pa.int64()))
     pq.write_table(places, source / "places.parquet")
 
-    result = materialize(tmp_path / "data", import_config(source), raise_on_error=False)
+    result = materialize(tmp_path / "data", import_config(source), raise_on_error=False, job="world_tables")
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "places_contract")
     assert not check.passed and "parquet_types" in check.metadata["failed_rules"].value
     assert not (tmp_path / "data" / "places.parquet").exists()

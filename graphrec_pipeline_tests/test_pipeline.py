@@ -12,7 +12,8 @@ def test_every_step_and_check_succeeds(small_world):
     _, result = small_world
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert {e.check_name for e in evaluations} == {f"{t}_contract" for t in WORLD_TABLES}
+    expected = {f"{t}_contract" for t in WORLD_TABLES} | {"training_graph_has_no_leakage"}
+    assert {e.check_name for e in evaluations} == expected
     assert all(e.passed for e in evaluations)
 
 
@@ -56,3 +57,17 @@ def test_world_report_orders_rankers(small_world):
     )
     random, popularity, oracle = (meta[f"recall20_{r}"].value for r in ("random", "popularity", "oracle"))
     assert random < popularity < oracle
+
+
+def test_eval_metrics_table_is_appended_per_run(small_world):
+    data_dir, result = small_world
+    with duckdb.connect(str(data_dir / "graphrec.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT run_id, model, task, metric, k, value FROM eval_metrics WHERE run_id = ?", [result.run_id]
+        ).fetchall()
+        splits = dict(con.execute("SELECT split, count(*) FROM interaction_split GROUP BY 1").fetchall())
+    models = {r[1] for r in rows}
+    assert {"graphrec", "graphrec_dot", "oracle", "popularity", "content", "lightgcn", "random"} <= models
+    assert {r[2] for r in rows} >= {"place", "friend_compat", "friend_attend"}
+    assert all(0.0 <= r[5] <= 1.0 for r in rows)
+    assert set(splits) == {"train", "val", "test"} and splits["train"] > splits["test"] > 0

@@ -8,6 +8,12 @@ full_pipeline_job = dg.define_asset_job(
     description="Materialize every asset, world to warehouse, with the blocking contract checks.",
 )
 
+world_tables_job = dg.define_asset_job(
+    "world_tables",
+    selection=dg.AssetSelection.groups("world", "warehouse"),
+    description="Rebuild and publish the world tables only (no training).",
+)
+
 daily_pipeline_schedule = dg.ScheduleDefinition(
     name="daily_full_pipeline",
     job=full_pipeline_job,

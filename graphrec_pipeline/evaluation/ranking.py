@@ -37,11 +37,12 @@ def top_k(
     k: int,
     n_places: int,
     seen_keys: np.ndarray,
+    block_elements: int = BLOCK_ELEMENTS,
 ) -> np.ndarray:
     """(len(users), k) candidate place ids, best first; seen places rank last."""
     k = min(k, len(candidates))
     out = np.empty((len(users), k), dtype=np.int64)
-    chunk = max(1, BLOCK_ELEMENTS // max(len(candidates), 1))
+    chunk = max(1, block_elements // max(len(candidates), 1))
     for start in range(0, len(users), chunk):
         u = users[start : start + chunk]
         s = np.asarray(score(u, candidates), dtype=np.float64)

@@ -159,7 +159,7 @@ def sample_travel_visits(cfg, f, counts, draw, layout, rng, w: AffinityWeights):
 
 def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
     """Friends' outings: (user_u, user_v, place) per outing, both attend together; the
-    place maximizes their joint affinity among a window of their city's places."""
+    place is a softmax draw by their joint affinity within a window of their city."""
     overlap = pairs["interest_overlap_score"].to_numpy()
     friends = (overlap >= FRIEND_MIN_OVERLAP) & (rng.random(len(overlap)) < FRIEND_RATE)
     n_out = np.where(friends, rng.poisson(OUTINGS_PER_OVERLAP * overlap), 0)
@@ -167,7 +167,7 @@ def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
     v = np.repeat(pairs["user_v"].to_numpy(), n_out)
     if len(u) == 0:
         return u, v, np.empty(0, np.int64)
-    place, _ = choose_in_windows(f, u, f.user_city[u], draw, rng, w, partners=v, noise=False)
+    place, _ = choose_in_windows(f, u, f.user_city[u], draw, rng, w, partners=v)
     return u, v, place
 
 
@@ -239,7 +239,9 @@ def generate_interactions(
     solo_ts = sample_timestamps(cfg, slot, rng)
 
     # Joint outings: one event per outing, recorded for both friends with the same time.
-    ou, ov, op = sample_joint_outings(f, similar_pairs, draw, rng, weights)
+    # Their window is uniform over the city, so the pair's joint affinity decides.
+    uniform = popularity_sampler(f, np.ones(len(f.place_city)), cfg.n_cities)
+    ou, ov, op = sample_joint_outings(f, similar_pairs, uniform, rng, weights)
     out_ts = sample_timestamps(cfg, typical[op], rng)
     out_user = np.concatenate([ou, ov])
     out_place = np.concatenate([op, op])

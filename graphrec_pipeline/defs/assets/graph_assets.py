@@ -1,0 +1,109 @@
+"""Stage 3, the graph: the train/val/test split and the leakage-free training graph (§3)."""
+
+import dagster as dg
+import polars as pl
+
+from graphrec_pipeline.defs.resources import StorageResource, WorldResource
+from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, graph_to_tensors
+from graphrec_pipeline.graph.leakage import leakage_report
+from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
+from graphrec_pipeline.profiles import markdown_table
+
+GROUP = "graph"
+GRAPH_FILE = "graph/training_graph.safetensors"
+
+
+class SplitSettings(dg.Config):
+    """Temporal interaction split and random friend-pair split."""
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    friend_val_fraction: float = 0.1
+    friend_test_fraction: float = 0.1
+    positive_rating: float = 3.0
+    seed: int = 0
+
+    def split_config(self) -> SplitConfig:
+        return SplitConfig(**self.model_dump())
+
+
+def _counts(frame: pl.DataFrame) -> dict:
+    counts = frame["split"].value_counts()
+    return {f"rows_{s}": int(n) for s, n in counts.iter_rows()}
+
+
+@dg.asset(group_name=GROUP, deps=["published_tables"], kinds={"duckdb", "parquet"})
+def interaction_split_table(
+    context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource
+) -> dg.MaterializeResult:
+    """``interaction_split`` (user_id, place_id, timestamp, split): the last
+    ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val."""
+    store = storage.storage()
+    split = interaction_split(store.read_table("interactions"), config.split_config())
+    store.write_table("interaction_split", split.to_arrow(), staged=False)
+    store.refresh_duckdb()
+    context.log.info(f"interaction split: {_counts(split)}")
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(split), **_counts(split)})
+
+
+@dg.asset(group_name=GROUP, deps=["published_tables"], kinds={"duckdb", "parquet"})
+def friend_label_split_table(
+    context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource
+) -> dg.MaterializeResult:
+    """``friend_label_split`` (user_u, user_v, split): a seeded random split by pair."""
+    store = storage.storage()
+    split = friend_label_split(store.read_table("friend_labels"), config.split_config())
+    store.write_table("friend_label_split", split.to_arrow(), staged=False)
+    store.refresh_duckdb()
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(split), **_counts(split)})
+
+
+@dg.asset(group_name=GROUP, deps=[interaction_split_table, friend_label_split_table], kinds={"pytorch", "safetensors"})
+def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """The PyG ``HeteroData`` of §3 over **training** data only: user (148) and place (114)
+    nodes, interacts / rev_interacts edges (12 features, one per training user-place pair)
+    and social edges (3 features) minus every val/test friend pair. Saved as safetensors."""
+    store = storage.storage()
+    data = build_graph(
+        store.read_table("users"),
+        store.read_table("places"),
+        store.read_table("interactions"),
+        store.read_table("interaction_split"),
+        store.read_table("user_user_edges"),
+        store.read_table("friend_label_split"),
+        world.neighborhoods_per_city,
+    )
+    path = store.write_tensors(GRAPH_FILE, graph_to_tensors(data))
+    for kind, key in (("user", "user_id"), ("place", "place_id")):
+        ids = pl.DataFrame({key: pl.int_range(data[kind].num_nodes, eager=True), "index": pl.int_range(data[kind].num_nodes, eager=True)})
+        store.write_table(f"graph/{kind}_id_map", ids.to_arrow(), staged=False)
+    shapes = pl.DataFrame(
+        [{"tensor": f"{t}.x", "shape": str(tuple(data[t].x.shape))} for t in ("user", "place")]
+        + [{"tensor": "__".join(et), "shape": str(tuple(data[et].edge_attr.shape))} for et in EDGE_TYPES]
+    )
+    context.log.info(f"training graph: {data}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "tensors": dg.MetadataValue.md(markdown_table(shapes)),
+            "users": data["user"].num_nodes,
+            "places": data["place"].num_nodes,
+            "interacts_edges": int(data[UP].edge_index.shape[1]),
+            "rev_interacts_edges": int(data[PU].edge_index.shape[1]),
+            "social_edges_directed": int(data[UU].edge_index.shape[1]),
+        }
+    )
+
+
+@dg.asset_check(asset=training_graph, blocking=True, description="No validation or test interaction is an "
+                "edge of the training graph, and no validation or test friend pair is a social edge.")
+def training_graph_has_no_leakage(storage: StorageResource) -> dg.AssetCheckResult:
+    store = storage.storage()
+    report = leakage_report(
+        store.read_tensors(GRAPH_FILE),
+        store.read_table("interactions"),
+        store.read_table("interaction_split"),
+        store.read_table("friend_labels"),
+        store.read_table("friend_label_split"),
+    )
+    return dg.AssetCheckResult(passed=sum(report.values()) == 0, metadata=report)

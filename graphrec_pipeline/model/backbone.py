@@ -1,0 +1,53 @@
+"""Heterogeneous message passing over interacts, rev_interacts and social edges (§4.3).
+
+Each of ``num_gnn_layers`` layers applies one :class:`EdgeAwareConv` per edge type (sums
+over relations into the same node type), then ReLU, LayerNorm, dropout and a residual
+connection. Places receive from users they were interacted with; users from the places
+they interacted with and from their social neighbours.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import HeteroConv
+
+from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU
+from graphrec_pipeline.graph.build import PU, UP, UU
+from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.model.conv import EdgeAwareConv
+
+NODE_TYPES = ("user", "place")
+
+
+class GraphRecBackbone(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.convs = nn.ModuleList(
+            HeteroConv(
+                {
+                    UU: EdgeAwareConv(d, d, D_EDGE_UU, cfg.gnn_aggr),
+                    UP: EdgeAwareConv((d, d), d, D_EDGE_UP, cfg.gnn_aggr),
+                    PU: EdgeAwareConv((d, d), d, D_EDGE_UP, cfg.gnn_aggr),
+                },
+                aggr="sum",
+            )
+            for _ in range(cfg.num_gnn_layers)
+        )
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({t: nn.LayerNorm(d) for t in NODE_TYPES}) for _ in range(cfg.num_gnn_layers)
+        )
+        self.dropout = nn.Dropout(cfg.gnn_dropout)
+
+    def forward(
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[tuple, Tensor],
+        edge_attr_dict: dict[tuple, Tensor],
+    ) -> dict[str, Tensor]:
+        h = x_dict
+        for conv, norms in zip(self.convs, self.norms):
+            out = conv(h, edge_index_dict, edge_attr_dict=edge_attr_dict)
+            h = {t: h[t] + self.dropout(norms[t](torch.relu(out[t]))) if t in out else h[t] for t in NODE_TYPES}
+        return h

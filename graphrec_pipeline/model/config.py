@@ -1,0 +1,68 @@
+"""Hyperparameters of the GNN (§4.1); saved beside the weights so serving rebuilds it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from graphrec_pipeline import constants as K
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """§4.1 in lower case, plus what the encoders need to size their embeddings.
+
+    Args:
+        d_model: width of encoders, message passing and embeddings (128).
+        gnn_aggr: ``mean``, ``sum`` or ``attention`` (GraphRec-style attention over a node's
+            interactions and friends).
+        alpha: weight of the compatibility probability in ``s_final`` (§4.3.2).
+        lambda_dot: weight of the auxiliary BPR on ``z_u . z_p`` that trains the embeddings
+            for ANN retrieval.
+    """
+
+    n_cities: int = K.N_CITIES
+    neighborhoods_per_city: int = K.N_NEIGHBORHOODS_PER_CITY
+    d_model: int = 128
+    city_embed_dim: int = 16
+    neighborhood_embed_dim: int = 32
+    price_embed_dim: int = 8
+    time_slot_embed_dim: int = 8
+    num_gnn_layers: int = 2
+    gnn_hidden_dim: int = 128
+    gnn_dropout: float = 0.1
+    gnn_aggr: Literal["mean", "sum", "attention"] = "mean"
+    place_head_hidden: tuple[int, ...] = (256, 128)
+    friend_head_hidden: tuple[int, ...] = (256, 128)
+    head_dropout: float = 0.2
+    d_ctx_place: int = 16
+    d_ctx_friend: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size_place: int = 512
+    batch_size_friend: int = 512
+    lambda_place: float = 1.0
+    lambda_friend: float = 0.5
+    lambda_attend: float = 0.3
+    lambda_dot: float = 0.5
+    alpha: float = 0.7
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.gnn_aggr not in ("mean", "sum", "attention"):
+            raise ValueError(f"gnn_aggr must be mean, sum or attention, not {self.gnn_aggr!r}")
+        if self.gnn_hidden_dim != self.d_model:
+            raise ValueError("gnn_hidden_dim must equal d_model (residual connections)")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError("alpha must be in [0, 1]")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        raw = json.loads(text)
+        for key in ("place_head_hidden", "friend_head_hidden"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)

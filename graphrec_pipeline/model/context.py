@@ -1,0 +1,55 @@
+"""Query context for the heads (the 16-dim ``c_ctx`` and ``c_friend`` of §4.3).
+
+A raw context is 112 numbers: fine tags (100, weights summing to 1 when given), coarse
+categories (6, multi-hot) and a time slot (6, one-hot); all zero means "no context". A
+learned linear map turns it into the head's 16 dims.
+
+Training fills it from real signal: for a place example, the interaction's own time slot
+and the positive place's categories and top tags (each part dropped at random so that
+queries without context rank well too); for a friend pair, a place the pair co-attended
+or one of the user's places, as the target of the outing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from graphrec_pipeline.constants import C_COARSE, C_FINE, N_TIME_SLOTS
+
+D_CONTEXT_RAW = C_FINE + C_COARSE + N_TIME_SLOTS
+TAGS = slice(0, C_FINE)
+CATEGORIES = slice(C_FINE, C_FINE + C_COARSE)
+SLOT = slice(C_FINE + C_COARSE, D_CONTEXT_RAW)
+
+
+def context_raw(
+    n: int,
+    time_slot: np.ndarray | None = None,
+    categories: np.ndarray | None = None,
+    tags: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n, 112) raw contexts. ``time_slot``: (n,) ints, -1 for none; ``categories``: (n, 6)
+    multi-hot; ``tags``: (n, 100) weights (rows are normalized to sum to 1)."""
+    raw = np.zeros((n, D_CONTEXT_RAW), dtype=np.float32)
+    if tags is not None:
+        total = tags.sum(axis=1, keepdims=True)
+        raw[:, TAGS] = np.where(total > 0, tags / np.maximum(total, 1e-12), 0.0)
+    if categories is not None:
+        raw[:, CATEGORIES] = categories
+    if time_slot is not None:
+        rows = np.flatnonzero(time_slot >= 0)
+        raw[rows, C_FINE + C_COARSE + time_slot[rows]] = 1.0
+    return raw
+
+
+class ContextEncoder(nn.Module):
+    """(N, 112) raw context -> (N, d_ctx)."""
+
+    def __init__(self, d_ctx: int):
+        super().__init__()
+        self.lin = nn.Linear(D_CONTEXT_RAW, d_ctx)
+
+    def forward(self, raw: Tensor) -> Tensor:
+        return torch.tanh(self.lin(raw))

@@ -1,0 +1,113 @@
+"""The GraphRec-style model: encoders, edge-aware backbone, place head and friend head.
+
+.. math::
+    f_{ab} = [z_a, z_b, z_a \\odot z_b, |z_a - z_b|, c]
+
+    s_{place} = \\mathrm{MLP}_{place}(f_{up}), \\quad
+    s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}), \\quad
+    p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}))
+
+    s_{final} = \\alpha \\, \\sigma(s_{compat}) + (1 - \\alpha) \\, p_{attend}
+
+(the compatibility logit goes through a sigmoid so that both terms of ``s_final`` are
+probabilities). Losses (§5): BPR on the place head, BCE on compatibility and attendance,
+and an auxiliary BPR on ``z_u . z_p`` so that the retrieval dot product ranks well too.
+
+Which edges do what: :meth:`embed` propagates messages over the edges it is given (the
+training graph, minus the edges supervised in the current step); the heads score pairs
+that must not be among those message edges.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from graphrec_pipeline.model.backbone import GraphRecBackbone
+from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.model.context import ContextEncoder
+from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
+
+
+def mlp(d_in: int, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(d_in, h), nn.ReLU(), nn.Dropout(dropout)]
+        d_in = h
+    layers.append(nn.Linear(d_in, 1))
+    return nn.Sequential(*layers)
+
+
+def pair_features(a: Tensor, b: Tensor, ctx: Tensor) -> Tensor:
+    return torch.cat([a, b, a * b, (a - b).abs(), ctx], dim=-1)
+
+
+class GraphRec(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.user_encoder = UserEncoder(cfg)
+        self.place_encoder = PlaceEncoder(cfg)
+        self.backbone = GraphRecBackbone(cfg)
+        self.place_context = ContextEncoder(cfg.d_ctx_place)
+        self.friend_context = ContextEncoder(cfg.d_ctx_friend)
+        d_pair = 4 * cfg.d_model
+        self.place_head = mlp(d_pair + cfg.d_ctx_place, cfg.place_head_hidden, cfg.head_dropout)
+        self.compat_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
+        self.attend_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
+
+    def embed(self, data: HeteroData) -> tuple[Tensor, Tensor]:
+        """(z_user, z_place) after message passing over ``data``'s edges."""
+        x = {"user": self.user_encoder(data["user"].x), "place": self.place_encoder(data["place"].x)}
+        h = self.backbone(x, data.edge_index_dict, data.edge_attr_dict)
+        return h["user"], h["place"]
+
+    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor) -> Tensor:
+        """Relevance logit ``s_place(u, p | ctx)`` for aligned rows."""
+        return self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
+
+    def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor) -> tuple[Tensor, Tensor]:
+        """(compatibility logit, attendance logit) for aligned rows."""
+        f = pair_features(z_u, z_v, self.friend_context(ctx_raw))
+        return self.compat_head(f).squeeze(-1), self.attend_head(f).squeeze(-1)
+
+    def final_friend_score(self, compat_logit: Tensor, attend_logit: Tensor) -> Tensor:
+        a = self.cfg.alpha
+        return a * torch.sigmoid(compat_logit) + (1 - a) * torch.sigmoid(attend_logit)
+
+    @staticmethod
+    def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
+        """Mean of ``-log σ(pos - neg)`` over the pairs (softplus form, numerically stable)."""
+        return F.softplus(neg - pos).mean()
+
+    def loss(
+        self,
+        z_user: Tensor,
+        z_place: Tensor,
+        place_batch: dict[str, Tensor],
+        friend_batch: dict[str, Tensor],
+    ) -> dict[str, Tensor]:
+        """Joint loss of §5.3 with its parts. ``place_batch``: user, pos, neg, ctx;
+        ``friend_batch``: u, v, compat, attend, ctx."""
+        cfg = self.cfg
+        zu = z_user[place_batch["user"]]
+        zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
+        ctx = place_batch["ctx"]
+        place = self.bpr_loss(self.place_score(zu, zp, ctx), self.place_score(zu, zn, ctx))
+        scale = cfg.d_model**-0.5  # keeps the dot-product logits O(1); ranking is unchanged
+        dot = self.bpr_loss(scale * (zu * zp).sum(-1), scale * (zu * zn).sum(-1))
+        compat_logit, attend_logit = self.friend_scores(
+            z_user[friend_batch["u"]], z_user[friend_batch["v"]], friend_batch["ctx"]
+        )
+        compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])
+        attend = F.binary_cross_entropy_with_logits(attend_logit, friend_batch["attend"])
+        total = (cfg.lambda_place * place + cfg.lambda_dot * dot + cfg.lambda_friend * compat
+                 + cfg.lambda_attend * attend)
+        return {"total": total, "place": place, "dot": dot, "compat": compat, "attend": attend}
+
+    def __repr__(self) -> str:
+        c = self.cfg
+        return (f"GraphRec(d_model={c.d_model}, layers={c.num_gnn_layers}, aggr={c.gnn_aggr!r}, "
+                f"params={sum(p.numel() for p in self.parameters()):,})")

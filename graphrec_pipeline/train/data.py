@@ -1,0 +1,113 @@
+"""Everything training samples from, as flat arrays prepared once (vectorized).
+
+Training edges are the unique (user, place) pairs of the training interactions, in the
+same order as the graph's ``interacts`` edges. Each carries its best rating (positive when
+>= the threshold) and the time slot of its latest interaction (the example's context).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+
+from graphrec_pipeline.columns import dense_from_list
+from graphrec_pipeline.constants import C_COARSE, C_FINE
+from graphrec_pipeline.graph.build import UP, UU
+from graphrec_pipeline.timeslots import time_slot
+
+
+@dataclass
+class TrainingData:
+    graph: object  # HeteroData of training edges
+    edge_user: np.ndarray
+    edge_place: np.ndarray
+    edge_positive: np.ndarray  # bool per training edge
+    edge_slot: np.ndarray  # time slot of the pair's latest training interaction
+    place_city: np.ndarray
+    place_category: np.ndarray  # (n_places, 6) multi-hot
+    place_tags: np.ndarray  # (n_places, 100)
+    user_city: np.ndarray
+    social_keys: np.ndarray  # canonical pair key (min * n + max) per social edge (directed list)
+    label_u: np.ndarray  # training friend labels
+    label_v: np.ndarray
+    label_compat: np.ndarray
+    label_attend: np.ndarray
+    city_offsets: np.ndarray  # places sorted by city: places_by_city[offsets[c]:offsets[c+1]]
+    places_by_city: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_city)
+
+    @property
+    def n_places(self) -> int:
+        return len(self.place_city)
+
+
+def pair_key(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    return np.minimum(u, v).astype(np.int64) * n + np.maximum(u, v)
+
+
+def prepare(
+    graph,
+    users: pl.DataFrame,
+    places: pl.DataFrame,
+    interactions: pl.DataFrame,
+    split: pl.DataFrame,
+    labels: pl.DataFrame,
+    friend_split: pl.DataFrame,
+    positive_rating: float,
+) -> TrainingData:
+    places = places.sort("place_id")
+    users = users.sort("user_id")
+    train = interactions.filter(split["split"] == "train")
+    train = train.with_columns(
+        slot=pl.Series(time_slot(train["time_of_day_bucket"].to_numpy(), train["day_of_week_bucket"].to_numpy()))
+    )
+    pairs = (
+        train.sort("timestamp")
+        .group_by("user_id", "place_id")
+        .agg(best=pl.col("implicit_rating").max(), slot=pl.col("slot").last())
+        .sort("user_id", "place_id")
+    )
+    edge_index = graph[UP].edge_index.numpy()
+    assert np.array_equal(edge_index[0], pairs["user_id"].to_numpy()) and np.array_equal(
+        edge_index[1], pairs["place_id"].to_numpy()
+    ), "training pairs must align with the graph's interacts edges"
+    train_labels = labels.with_columns(split=friend_split["split"]).filter(pl.col("split") == "train")
+    place_city = places["city_id"].to_numpy()
+    order = np.argsort(place_city, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(place_city, minlength=place_city.max() + 1))])
+    social = graph[UU].edge_index.numpy()
+    return TrainingData(
+        graph=graph,
+        edge_user=edge_index[0],
+        edge_place=edge_index[1],
+        edge_positive=pairs["best"].to_numpy() >= positive_rating,
+        edge_slot=pairs["slot"].to_numpy(),
+        place_city=place_city,
+        place_category=dense_from_list(places["category_one_hot"], C_COARSE),
+        place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
+        user_city=users["home_city_id"].to_numpy(),
+        social_keys=pair_key(social[0], social[1], len(users)),
+        label_u=train_labels["user_u"].to_numpy(),
+        label_v=train_labels["user_v"].to_numpy(),
+        label_compat=train_labels["label_compat"].to_numpy().astype(np.float32),
+        label_attend=train_labels["label_attend"].to_numpy().astype(np.float32),
+        city_offsets=offsets,
+        places_by_city=order,
+    )
+
+
+def sample_same_city(data: TrainingData, places: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly random place from the same city as each of ``places``."""
+    city = data.place_city[places]
+    lo, hi = data.city_offsets[city], data.city_offsets[city + 1]
+    return data.places_by_city[lo + (rng.random(len(places)) * (hi - lo)).astype(np.int64)]
+
+
+def as_tensor(x: np.ndarray, dtype=torch.long) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).to(dtype)

@@ -1,0 +1,56 @@
+"""Feature dimensions and the documented column order (§3.2)."""
+
+import numpy as np
+import polars as pl
+
+from graphrec_pipeline.columns import dense_from_area, dense_from_list
+from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU, D_PLACE_RAW, D_USER_RAW
+from graphrec_pipeline.graph.features import (
+    encode_interaction_edges,
+    encode_places,
+    encode_social_edges,
+    encode_users,
+)
+from graphrec_pipeline_tests.conftest import TINY
+
+
+def test_user_columns(tiny_world):
+    users = tiny_world["users"]
+    x = encode_users(users, TINY.neighborhoods_per_city)
+    assert x.shape == (len(users), D_USER_RAW) == (len(users), 148)
+    np.testing.assert_array_equal(x[:, 0], users["home_city_id"].to_numpy())
+    np.testing.assert_array_equal(x[:, 1], users["home_neighborhood_id"].to_numpy())
+    np.testing.assert_allclose(x[:, 2:8], dense_from_list(users["cat_pref"], 6))
+    np.testing.assert_allclose(x[:, 8:108], dense_from_list(users["fine_pref"], 100))
+    np.testing.assert_allclose(x[:, 108:138], dense_from_list(users["vibe_pref"], 30))
+    area = dense_from_area(users["area_freqs"], TINY.neighborhoods_per_city)
+    np.testing.assert_allclose(x[:, 138], area.max(axis=1))
+    assert (np.diff(x[:, 138:143], axis=1) <= 0).all()
+    np.testing.assert_allclose(x[:, 143], np.minimum(users["avg_sessions_per_week"].to_numpy() / 10, 1))
+    np.testing.assert_allclose(x[:, 147], np.minimum(users["avg_attends_per_month"].to_numpy() / 20, 1))
+
+
+def test_place_columns(tiny_world):
+    places = tiny_world["places"]
+    x = encode_places(places)
+    assert x.shape == (len(places), D_PLACE_RAW) == (len(places), 114)
+    np.testing.assert_array_equal(x[:, 0], places["city_id"].to_numpy())
+    np.testing.assert_allclose(x[:, 2:8], dense_from_list(places["category_one_hot"], 6))
+    np.testing.assert_allclose(x[:, 8:108], dense_from_list(places["fine_tag_vector"], 100))
+    np.testing.assert_array_equal(x[:, 108], places["price_band"].to_numpy())
+    np.testing.assert_array_equal(x[:, 109], places["typical_time_slot"].to_numpy())
+    np.testing.assert_allclose(x[:, 110], np.log1p(places["base_popularity"].to_numpy()) / 5, rtol=1e-6)
+    np.testing.assert_allclose(x[:, 113], places["novelty_score"].to_numpy())
+
+
+def test_edge_columns():
+    inter = pl.DataFrame(
+        {"implicit_rating": [4.0], "dwell_time": [1e6], "num_likes": [2], "num_saves": [9], "num_shares": [1],
+         "attended": [True], "time_of_day_bucket": [2], "day_of_week_bucket": [1]}
+    )
+    x = encode_interaction_edges(inter)
+    assert x.shape == (1, D_EDGE_UP) == (1, 12)
+    np.testing.assert_allclose(x[0], [0.8, 1.0, 0.4, 1.0, 0.5, 1.0, 0, 0, 1, 0, 0, 1])
+    social = pl.DataFrame({"interest_overlap_score": [0.7], "co_attendance_count": [15], "same_neighborhood_freq": [0.2]})
+    np.testing.assert_allclose(encode_social_edges(social), [[0.7, 1.0, 0.2]], rtol=1e-6)
+    assert encode_social_edges(social).shape[1] == D_EDGE_UU

@@ -1,0 +1,168 @@
+"""Edge features shape messages; the graph holds no held-out data; training learns."""
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from graphrec_pipeline.evaluation.ranking import pair_keys, ranking_metrics
+from graphrec_pipeline.evaluation.two_stage import two_stage_top_k
+from graphrec_pipeline.graph.build import UP, UU, build_graph, graph_from_tensors, graph_to_tensors
+from graphrec_pipeline.graph.leakage import leakage_report
+from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.model.context import context_raw
+from graphrec_pipeline.model.conv import EdgeAwareConv
+from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.model.scoring import Scorer
+from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.train.fit import load_model, save_model
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum", "attention"])
+def test_changing_one_edge_changes_its_endpoints_only(aggr):
+    torch.manual_seed(0)
+    conv = EdgeAwareConv((8, 8), 8, edge_dim=3, aggr=aggr)
+    x_src, x_dst = torch.randn(5, 8), torch.randn(4, 8)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 1, 2, 3]])
+    attr = torch.rand(5, 3)
+    before = conv((x_src, x_dst), edge_index, attr)
+    attr2 = attr.clone()
+    attr2[1] += 1.0  # edge 1 -> 0
+    after = conv((x_src, x_dst), edge_index, attr2)
+    assert not torch.allclose(before[0], after[0])
+    torch.testing.assert_close(before[1:], after[1:])
+
+
+@pytest.mark.parametrize("aggr", ["mean", "attention"])
+def test_edge_features_reach_both_endpoints_in_the_model(trained, aggr):
+    graph = trained["inputs"].graph
+    torch.manual_seed(0)
+    model = GraphRec(ModelConfig(n_cities=trained["cfg"].n_cities, gnn_aggr=aggr)).eval()
+    with torch.no_grad():
+        zu, zp = model.embed(graph)
+        changed = graph_from_tensors({k: v.clone() for k, v in graph_to_tensors(graph).items()})
+        u, p = (int(i) for i in changed[UP].edge_index[:, 0])
+        changed[UP].edge_attr[0] = 1.0 - changed[UP].edge_attr[0]
+        rev = int(((changed["place", "rev_interacts", "user"].edge_index[0] == p)
+                   & (changed["place", "rev_interacts", "user"].edge_index[1] == u)).nonzero()[0])
+        changed["place", "rev_interacts", "user"].edge_attr[rev] = changed[UP].edge_attr[0]
+        zu2, zp2 = model.embed(changed)
+    assert not torch.allclose(zu[u], zu2[u]) and not torch.allclose(zp[p], zp2[p])
+
+
+def test_training_graph_holds_no_heldout_pairs(trained):
+    inputs = trained["inputs"]
+    report = leakage_report(graph_to_tensors(inputs.graph), inputs.interactions, inputs.split, inputs.labels,
+                            inputs.friend_split)
+    assert report == {k: 0 for k in report}
+    assert inputs.graph[UU].edge_index.shape[1] > 0
+
+
+def test_leakage_check_catches_a_leaky_graph(trained):
+    inputs = trained["inputs"]
+    everything = inputs.split.with_columns(split=pl.lit("train"))
+    all_friends = inputs.friend_split.with_columns(split=pl.lit("train"))
+    leaky = build_graph(inputs.users, inputs.places, inputs.interactions, everything, trained["world"]["user_user_edges"],
+                        all_friends, trained["cfg"].neighborhoods_per_city)
+    report = leakage_report(graph_to_tensors(leaky), inputs.interactions, inputs.split, inputs.labels,
+                            inputs.friend_split)
+    assert report["heldout_interactions_as_interacts_edges"] > 0
+    assert report["heldout_friend_pairs_as_social_edges"] > 0
+
+
+def _val_ndcg(trained, scorer_like) -> float:
+    inputs = trained["inputs"]
+    n_places = len(inputs.places)
+    data = inputs.training_data(trained["split_cfg"].positive_rating)
+    train = inputs.train_pairs()
+    seen = np.sort(pair_keys(train["user_id"].to_numpy(), train["place_id"].to_numpy(), n_places))
+    val = trained["val"]
+    keep = data.user_city[val["user_id"].to_numpy()] == data.place_city[val["place_id"].to_numpy()]
+    val = val.filter(pl.Series(keep))
+    relevant = np.sort(pair_keys(val["user_id"].to_numpy(), val["place_id"].to_numpy(), n_places))
+    n_rel = np.bincount(val["user_id"].to_numpy(), minlength=len(data.user_city))
+    users = np.flatnonzero(n_rel > 0)
+    ranked = two_stage_top_k(scorer_like, users, data.user_city, data.place_city, seen)
+    return ranking_metrics(ranked, users, relevant, n_rel[users], n_places, 20)["ndcg"]
+
+
+def test_training_lowers_loss_and_beats_random(trained):
+    history = trained["result"].history
+    assert history[-1]["total"] < 0.8 * history[0]["total"]
+    learned = _val_ndcg(trained, Scorer.from_graph(trained["result"].model, trained["inputs"].graph))
+    rng = np.random.default_rng(0)
+
+    class RandomScorer:
+        def dot(self, u, p):
+            return rng.random((len(u), len(p)))
+
+        def head_candidates(self, u, c):
+            return rng.random(c.shape)
+
+    assert learned > 2 * _val_ndcg(trained, RandomScorer())
+
+
+def test_save_and_load_give_identical_scores(trained, tmp_path):
+    store = Storage(tmp_path)
+    model = trained["result"].model
+    save_model(store, model)
+    loaded = load_model(store)
+    graph = trained["inputs"].graph
+    a, b = Scorer.from_graph(model, graph), Scorer.from_graph(loaded, graph)
+    users, places = np.arange(50), np.arange(200)
+    np.testing.assert_array_equal(a.head(users, places), b.head(users, places))
+    np.testing.assert_array_equal(a.friend(users, users[::-1])[0], b.friend(users, users[::-1])[0])
+
+
+def test_matching_time_slot_raises_the_score(trained):
+    """Asking for a time slot lifts places whose typical slot it is, relative to the rest.
+
+    (Under BPR a context's main effect on all places cancels, so only the relative lift is
+    identifiable; it is what changes a ranking.)"""
+    scorer = Scorer.from_graph(trained["result"].model, trained["inputs"].graph)
+    slots = trained["inputs"].places.sort("place_id")["typical_time_slot"].to_numpy()
+    users = np.arange(0, 1000, 5)
+    sample = np.random.default_rng(0).choice(len(slots), 500, replace=False)
+    base = scorer.head(users, sample)
+    lifts = []
+    for slot in range(6):
+        delta = scorer.head(users, sample, context_raw(1, time_slot=np.array([slot]))[0]) - base
+        own = slots[sample] == slot
+        lifts.append(delta[:, own].mean() - delta[:, ~own].mean())
+    assert np.mean(lifts) > 0 and sum(lift > 0 for lift in lifts) >= 5, lifts
+
+
+def test_friend_head_separates_compatible_pairs(trained):
+    from graphrec_pipeline.evaluation.classification import roc_auc
+
+    inputs = trained["inputs"]
+    val = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") != "train")
+    scorer = Scorer.from_graph(trained["result"].model, inputs.graph)
+    compat, _ = scorer.friend(val["user_u"].to_numpy(), val["user_v"].to_numpy())
+    assert roc_auc(val["label_compat"].to_numpy(), compat) > 0.8
+
+
+@pytest.mark.parametrize("mode", ["full", "minibatch"])
+def test_training_is_deterministic_on_cpu(trained, mode):
+    from graphrec_pipeline.train.sampler import NeighborSampler
+    from graphrec_pipeline.train.trainer import TrainConfig, train_step
+
+    data = trained["inputs"].training_data(trained["split_cfg"].positive_rating)
+    cfg = TrainConfig(place_examples=512, friend_examples=256, mode=mode, fanouts=(5, 3))
+
+    def run():
+        torch.use_deterministic_algorithms(True)
+        torch.manual_seed(0)
+        model = GraphRec(ModelConfig(n_cities=trained["cfg"].n_cities))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        rng = np.random.default_rng(0)
+        sampler = NeighborSampler(data.graph, cfg.fanouts) if mode == "minibatch" else None
+        losses = [train_step(model, opt, data, cfg, rng, sampler)["total"] for _ in range(3)]
+        return losses, model.state_dict()
+
+    (la, a), (lb, b) = run(), run()
+    assert la == lb
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
