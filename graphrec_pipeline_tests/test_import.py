@@ -17,16 +17,20 @@ def import_config(source_dir) -> dict:
     return {"resources": {"world": {"config": {**SMALL, "source": "parquet", "source_dir": str(source_dir)}}}}
 
 
+def copy_world(generated_dir, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    for t in WORLD_TABLES:
+        shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
+    return source
+
+
 def published_bytes(data_dir) -> dict[str, bytes]:
     return {t: (data_dir / f"{t}.parquet").read_bytes() for t in WORLD_TABLES}
 
 
 def test_import_then_reject_bad_file(small_world, tmp_path):
-    generated_dir, _ = small_world
-    source = tmp_path / "source"
-    source.mkdir()
-    for t in WORLD_TABLES:
-        shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
+    source = copy_world(small_world[0], tmp_path)
     data_dir = tmp_path / "data"
 
     result = materialize(data_dir, import_config(source), job="world_tables")
@@ -53,11 +57,7 @@ def test_import_then_reject_bad_file(small_world, tmp_path):
 
 
 def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
-    generated_dir, _ = small_world
-    source = tmp_path / "source"
-    source.mkdir()
-    for t in WORLD_TABLES:
-        shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
+    source = copy_world(small_world[0], tmp_path)
     places = pq.read_table(source / "places.parquet")
     places = places.set_column(1, "city_id", places.column("city_id").cast(pa.int64()))
     pq.write_table(places, source / "places.parquet")

@@ -37,7 +37,7 @@ from graphrec_pipeline.train.sampler import NeighborSampler
 @dataclass(frozen=True)
 class TrainConfig:
     max_epochs: int = 40
-    steps_per_epoch: int = 5
+    steps_per_epoch: int = 10
     place_examples: int = 16_384  # BPR triples per step
     friend_examples: int = 4_096  # labelled pairs per step
     supervision_fraction: float = 0.2
