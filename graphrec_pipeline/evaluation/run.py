@@ -15,6 +15,7 @@ from graphrec_pipeline.evaluation.baselines import (
     train_lightgcn,
 )
 from graphrec_pipeline.evaluation.evaluate import evaluate_friends, evaluate_places
+from graphrec_pipeline.evaluation.ranking import BLOCK_ELEMENTS as DENSE_BLOCK
 from graphrec_pipeline.graph.split import heldout_positives
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.scoring import Scorer
@@ -23,7 +24,6 @@ from graphrec_pipeline.world.affinity import WorldFeatures, affinity_block, l2_n
 from graphrec_pipeline.world.social import POSITIVE_COATTENDANCE, POSITIVE_OVERLAP
 
 HEAD_BLOCK = 262_144  # (user, place) pairs the place head scores at once
-DENSE_BLOCK = 4_000_000
 
 
 def evaluate_all(

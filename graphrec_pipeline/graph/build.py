@@ -25,6 +25,8 @@ from graphrec_pipeline.graph.features import (
     encode_users,
 )
 
+GRAPH_FILE = "graph/training_graph.safetensors"
+
 UP = ("user", "interacts", "place")
 PU = ("place", "rev_interacts", "user")
 UU = ("user", "social", "user")
@@ -72,6 +74,11 @@ def build_graph(
     data[UU].edge_index = torch.from_numpy(np.stack([np.concatenate([u, v]), np.concatenate([v, u])])).long()
     data[UU].edge_attr = torch.cat([feats, feats])
     return data
+
+
+def pair_key(u: np.ndarray, v: np.ndarray, n_users: int) -> np.ndarray:
+    """Order-free key of a user pair: the same for (u, v) and (v, u)."""
+    return np.minimum(u, v).astype(np.int64) * n_users + np.maximum(u, v)
 
 
 def graph_to_tensors(data: HeteroData) -> dict[str, torch.Tensor]:

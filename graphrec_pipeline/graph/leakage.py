@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphrec_pipeline.train.data import pair_key
+from graphrec_pipeline.graph.build import pair_key
 
 
 def _keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE
-from graphrec_pipeline.graph.build import UP, UU
+from graphrec_pipeline.graph.build import UP, UU, pair_key
 from graphrec_pipeline.timeslots import time_slot
 
 
@@ -45,10 +45,6 @@ class TrainingData:
     @property
     def n_places(self) -> int:
         return len(self.place_city)
-
-
-def pair_key(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    return np.minimum(u, v).astype(np.int64) * n + np.maximum(u, v)
 
 
 def prepare(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from graphrec_pipeline.evaluation.two_stage import TwoStageValidator
-from graphrec_pipeline.graph.build import graph_from_tensors
+from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
 from graphrec_pipeline.graph.split import heldout_positives
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
@@ -21,7 +21,6 @@ from graphrec_pipeline.train.trainer import TrainConfig, TrainResult, train
 
 MODEL_WEIGHTS = "model/graphrec.safetensors"
 MODEL_CONFIG = "model/config.json"
-GRAPH_FILE = "graph/training_graph.safetensors"
 
 
 @dataclass

@@ -30,7 +30,8 @@ from graphrec_pipeline.graph.build import PU, UP, UU
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
-from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_key, sample_same_city
+from graphrec_pipeline.graph.build import pair_key
+from graphrec_pipeline.train.data import TrainingData, as_tensor, sample_same_city
 from graphrec_pipeline.train.sampler import NeighborSampler
 
 

@@ -4,13 +4,12 @@ import dagster as dg
 import polars as pl
 
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
-from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, graph_to_tensors
+from graphrec_pipeline.graph.build import EDGE_TYPES, GRAPH_FILE, PU, UP, UU, build_graph, graph_to_tensors
 from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
 from graphrec_pipeline.profiles import markdown_table
 
 GROUP = "graph"
-GRAPH_FILE = "graph/training_graph.safetensors"
 
 
 class SplitSettings(dg.Config):
