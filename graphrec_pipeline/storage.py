@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable
@@ -112,7 +113,7 @@ class Storage:
         for name in names:
             src, dest = self.table_path(name, staged=True), self.table_path(name)
             with self._atomic_path(dest) as tmp:
-                tmp.write_bytes(src.read_bytes())
+                shutil.copyfile(src, tmp)
         self.refresh_duckdb()
 
     def append_table(self, name: str, part: str, table: pa.Table) -> Path:

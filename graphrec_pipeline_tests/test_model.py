@@ -1,6 +1,5 @@
 """Edge features shape messages; the graph holds no held-out data; training learns."""
 
-import dataclasses
 
 import numpy as np
 import polars as pl

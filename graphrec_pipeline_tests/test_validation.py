@@ -1,6 +1,5 @@
 """Every validation rule rejects a frame that breaks it, naming the rule."""
 
-import numpy as np
 import polars as pl
 import pytest
 

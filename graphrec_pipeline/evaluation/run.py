@@ -59,11 +59,12 @@ def evaluate_all(
         place_scorers["oracle"] = (lambda u, p: affinity_block(feats, u, p), DENSE_BLOCK)
 
     positives = heldout_positives(inputs.interactions, inputs.split, "test", positive_rating)
+    train_pairs = inputs.train_pairs()
     log(f"ranking {len(place_scorers)} models over home-city places")
-    rows = evaluate_places(place_scorers, data.user_city, data.place_city, inputs.train_pairs(), positives,
+    rows = evaluate_places(place_scorers, data.user_city, data.place_city, train_pairs, positives,
                            max_users=max_users, seed=seed)
     log("ranking over all places (smaller user sample)")
-    for r in evaluate_places(place_scorers, data.user_city, data.place_city, inputs.train_pairs(), positives,
+    for r in evaluate_places(place_scorers, data.user_city, data.place_city, train_pairs, positives,
                              max_users=max(max_users // 4, 1), all_places=True, seed=seed):
         rows.append({**r, "task": "place_all"})
 

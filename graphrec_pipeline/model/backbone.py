@@ -47,7 +47,7 @@ class GraphRecBackbone(nn.Module):
         edge_attr_dict: dict[tuple, Tensor],
     ) -> dict[str, Tensor]:
         h = x_dict
-        for conv, norms in zip(self.convs, self.norms):
+        for conv, norms in zip(self.convs, self.norms, strict=True):
             out = conv(h, edge_index_dict, edge_attr_dict=edge_attr_dict)
             h = {t: h[t] + self.dropout(norms[t](torch.relu(out[t]))) if t in out else h[t] for t in NODE_TYPES}
         return h

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import polars as pl
 import torch
 
 from graphrec_pipeline.graph.build import PU, UP, UU

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.profiles import table_profile
+from graphrec_pipeline.storage import maps_as_lists
 from graphrec_pipeline.tables import SCHEMAS, to_arrow
 from graphrec_pipeline.world import social
 from graphrec_pipeline.world.interactions import generate_interactions
@@ -37,7 +38,7 @@ def stage_table(
         context.log.info(f"importing {src} as is; the blocking check validates it")
         table = pq.read_table(src)
     path = store.write_table(name, table, staged=True)
-    frame = store.read_table(name, staged=True)
+    frame = maps_as_lists(pl.from_arrow(table))
     seconds = time.perf_counter() - started
     context.log.info(f"{name}: {len(frame):,} rows staged at {path} in {seconds:.1f}s")
     columns = dg.TableSchema(
