@@ -6,6 +6,7 @@ Layout under the data directory::
     <table>.parquet           the published table (promoted after the checks pass)
     <table>/<part>.parquet    a table appended in parts (e.g. eval_metrics, one per run)
     graph/, model/            safetensors tensors, JSON configs, id maps
+    indexes/<version>/        per-city ANN indexes; ``indexes/CURRENT.json`` names the live one
     graphrec.duckdb           one view per published table, over its Parquet file(s)
     world_manifest.json       how the published world was made (source, config)
 
@@ -21,6 +22,7 @@ open keeps reading the previous version until it reconnects.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +56,18 @@ def maps_as_lists(frame: pl.DataFrame) -> pl.DataFrame:
         if isinstance(dtype, pl.Map)
     ]
     return frame.with_columns(casts) if casts else frame
+
+
+def _view_columns(path: Path) -> str:
+    """``*``, with fixed-size float lists (e.g. embeddings) cast back to DuckDB arrays:
+    Parquet stores them as plain lists, so ``FLOAT[128]`` would otherwise read as ``FLOAT[]``."""
+    file = path if path.is_file() else next(iter(sorted(path.parent.glob(path.name))))
+    casts = [
+        f'CAST("{f.name}" AS FLOAT[{f.type.list_size}]) AS "{f.name}"'
+        for f in pq.read_schema(file)
+        if pa.types.is_fixed_size_list(f.type) and pa.types.is_float32(f.type.value_type)
+    ]
+    return f"* REPLACE ({', '.join(casts)})" if casts else "*"
 
 
 class Storage:
@@ -136,6 +150,36 @@ class Storage:
             tmp.write_bytes(payload)
         return dest
 
+    @contextmanager
+    def write_via_path(self, name: str):
+        """A temporary local path to write ``name`` through (for libraries that only save to
+        a path, such as hnswlib); it is renamed into place when the block succeeds."""
+        with self._atomic_path(self.root / name) as tmp:
+            yield tmp
+
+    def local_path(self, name: str) -> Path:
+        """A local path to read ``name`` from (for libraries that only load from a path)."""
+        path = self.root / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; materialize the asset that writes it first")
+        return path
+
+    def digest(self, name: str) -> str:
+        """SHA-256 of a stored file: how serving tells whether its inputs are from one run."""
+        return hashlib.sha256(self.read_bytes(name)).hexdigest()
+
+    def remove(self, name: str) -> None:
+        """Delete a stored file or folder (e.g. an index version that is no longer live)."""
+        path = self.root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+    def list_dir(self, name: str) -> list[str]:
+        folder = self.root / name
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
     def read_bytes(self, name: str) -> bytes:
         path = self.root / name
         if not path.exists():
@@ -181,7 +225,9 @@ class Storage:
                 for name, path in sources:
                     # DDL takes no bound parameters: the view name is quoted, the path escaped.
                     literal = str(path).replace("'", "''")
-                    con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{literal}\')')
+                    con.execute(
+                        f'CREATE VIEW "{name}" AS SELECT {_view_columns(path)} FROM read_parquet(\'{literal}\')'
+                    )
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
