@@ -69,3 +69,31 @@ def trained(tmp_path_factory):
     result = fit(inputs, ModelConfig(n_cities=cfg.n_cities), train_cfg, sc.positive_rating, log=lambda m: None)
     val = heldout_positives(world["interactions"], split, "val", sc.positive_rating)
     return {"cfg": cfg, "world": world, "inputs": inputs, "result": result, "val": val, "split_cfg": sc}
+
+
+@pytest.fixture(scope="session")
+def served(trained, tmp_path_factory):
+    """The trained 1k model published as the serving assets: tables, model, embeddings and
+    exact per-city indexes in a data directory, and a :class:`Recommender` over them."""
+    from graphrec_pipeline.graph.build import GRAPH_FILE, graph_to_tensors
+    from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, save_city_indexes
+    from graphrec_pipeline.serving.embeddings import export_embeddings
+    from graphrec_pipeline.serving.recommender import Recommender
+    from graphrec_pipeline.storage import Storage
+    from graphrec_pipeline.tables import to_arrow
+    from graphrec_pipeline.train.fit import save_model
+
+    store = Storage(tmp_path_factory.mktemp("served"))
+    world = trained["world"]
+    for name, frame in world.items():
+        if name in ("users", "places", "interactions", "user_user_edges", "friend_labels", "user_blocks"):
+            store.write_table(name, to_arrow(name, frame), staged=False)
+    model = trained["result"].model
+    save_model(store, model)
+    store.write_tensors(GRAPH_FILE, graph_to_tensors(trained["inputs"].graph))
+    emb = export_embeddings(store, model, trained["inputs"].graph, world["users"]["home_city_id"].to_numpy(),
+                            world["places"]["city_id"].to_numpy())
+    built, _ = build_city_indexes(emb, IndexSettings(), log=lambda m: None)
+    save_city_indexes(store, built)
+    store.refresh_duckdb()
+    return {"store": store, "emb": emb, "recommender": Recommender(store), "world": world}

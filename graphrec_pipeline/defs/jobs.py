@@ -22,3 +22,9 @@ daily_pipeline_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Re-materialize the whole pipeline daily at 03:00 UTC (stopped until turned on).",
 )
+
+serving_job = dg.define_asset_job(
+    "serving",
+    selection=dg.AssetSelection.groups("serving"),
+    description="Re-export embeddings and rebuild the per-city indexes from the current model.",
+)

@@ -1,12 +1,14 @@
-"""Dagster resources: where data lives, and what world to build (scale, seed, source)."""
+"""Dagster resources: where data lives, what world to build (scale, seed, source), and the
+recommender that serves queries from the materialized assets."""
 
 
 from typing import Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from graphrec_pipeline import constants as K
+from graphrec_pipeline.serving.recommender import PersonRecommendation, PlaceRecommendation, Recommender
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.world.config import WorldConfig
 
@@ -56,3 +58,35 @@ class WorldResource(dg.ConfigurableResource):
     @property
     def generated(self) -> bool:
         return self.source == "generate"
+
+
+class RecommenderResource(dg.ConfigurableResource):
+    """Place and people recommendations from the materialized assets (§6.3, §6.4).
+
+    Loads the model heads, embeddings, per-city indexes and tables once, on first use.
+    Works outside Dagster too: ``RecommenderResource(storage=StorageResource(data_dir="data"))``.
+    """
+
+    storage: StorageResource
+    alpha: float | None = Field(default=None, description="Weight of s_compat in s_final (default: the model's).")
+    candidates: int = Field(default=200, description="M: candidates retrieved per query, and the largest k.")
+    exclude_visited: bool = Field(default=True, description="Leave out places the user has already visited.")
+
+    _recommender = PrivateAttr(default=None)
+
+    def recommender(self) -> Recommender:
+        """The loaded :class:`Recommender` (loaded on first call, then reused)."""
+        if self._recommender is None:
+            self._recommender = Recommender(
+                self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
+                exclude_visited=self.exclude_visited,
+            )
+        return self._recommender
+
+    def recommend_places(self, user_id: int, **query) -> list[PlaceRecommendation]:
+        """See :meth:`Recommender.recommend_places` (k, city_id, time_slot, categories, tags, max_price)."""
+        return self.recommender().recommend_places(user_id, **query)
+
+    def recommend_people(self, user_id: int, **query) -> list[PersonRecommendation]:
+        """See :meth:`Recommender.recommend_people` (k, city_id, target_place_id, activity_tags)."""
+        return self.recommender().recommend_people(user_id, **query)

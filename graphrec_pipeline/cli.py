@@ -1,0 +1,122 @@
+"""``graphrec``: place and people recommendations from the materialized assets.
+
+    graphrec recommend places --user-id 42 [-k 10] [--city-id 3] [--time-slot evening]
+                              [--tags jazz,techno] [--categories dining] [--max-price 2] [--json]
+    graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
+                              [--activity-tags jazz] [--json]
+    graphrec list tags|categories|time-slots|cities|vibes
+
+``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``). A bad
+query or missing/stale assets print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from graphrec_pipeline.serving.query import AssetError, QueryError
+from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
+
+EXIT_USAGE = 2
+VOCABULARIES = {"tags": FINE_TAGS, "categories": COARSE_CATEGORIES, "time-slots": TIME_SLOTS,
+                "cities": CITIES, "vibes": VIBE_TAGS}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``graphrec: error: ...``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"graphrec: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="data directory (default: $GRAPHREC_DATA_DIR or ./data)")
+    parser = OneLineParser(prog="graphrec", description=__doc__.split("\n\n")[0], parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    recommend = commands.add_parser("recommend", help="recommend places or people for a user")
+    kinds = recommend.add_subparsers(dest="kind", required=True, parser_class=OneLineParser)
+    query = argparse.ArgumentParser(add_help=False, parents=[common])
+    query.add_argument("--user-id", type=int, required=True)
+    query.add_argument("-k", type=int, default=10, help="number of results, 1..200 (default 10)")
+    query.add_argument("--city-id", type=int, help="city to recommend in (default: the user's home city)")
+    query.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+
+    places = kinds.add_parser("places", parents=[query], help="places to go (§6.3)")
+    places.add_argument("--time-slot", help=f"one of {', '.join(TIME_SLOTS)}")
+    places.add_argument("--tags", help="comma-separated fine tags, e.g. jazz,techno (context)")
+    places.add_argument("--categories", help="comma-separated categories (filter and context)")
+    places.add_argument("--max-price", type=int, help="highest price band, 0 (free) .. 4 (luxury)")
+
+    people = kinds.add_parser("people", parents=[query], help="people to go out with (§6.4)")
+    people.add_argument("--target-place-id", type=int, help="the place of the outing (context)")
+    people.add_argument("--activity-tags", help="comma-separated fine tags of the outing (context)")
+
+    listing = commands.add_parser("list", parents=[common], help="valid names for queries")
+    listing.add_argument("what", choices=sorted(VOCABULARIES))
+    return parser
+
+
+def _table(kind: str, results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    if kind == "places":
+        for col in ("#", "place_id", "name", "neighborhood", "price", "score", "why"):
+            table.add_column(col, overflow="fold")
+        for i, r in enumerate(results, 1):
+            table.add_row(str(i), str(r.place_id), r.name, r.neighborhood, str(r.price_band), f"{r.score:.3f}",
+                          " ".join(r.explanations))
+    else:
+        for col in ("#", "user_id", "s_final", "s_compat", "p_attend", "why"):
+            table.add_column(col, overflow="fold")
+        for i, r in enumerate(results, 1):
+            table.add_row(str(i), str(r.user_id), f"{r.s_final:.3f}", f"{r.s_compat:.3f}", f"{r.p_attend:.3f}",
+                          " ".join(r.explanations))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        print("\n".join(VOCABULARIES[args.what]))
+        return 0
+    from graphrec_pipeline.serving.recommender import Recommender
+
+    recommender = Recommender(Storage(getattr(args, "data_dir", None)))
+    if args.kind == "places":
+        results = recommender.recommend_places(
+            args.user_id, k=args.k, city_id=args.city_id, time_slot=args.time_slot, categories=args.categories,
+            tags=args.tags, max_price=args.max_price,
+        )
+    else:
+        results = recommender.recommend_people(
+            args.user_id, k=args.k, city_id=args.city_id, target_place_id=args.target_place_id,
+            activity_tags=args.activity_tags,
+        )
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        _table(args.kind, results)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (QueryError, AssetError) as err:
+        print(f"graphrec: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

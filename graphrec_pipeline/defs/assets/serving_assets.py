@@ -1,0 +1,168 @@
+"""Stage 6, serving (§6): embedding tables, per-city ANN indexes, and the checks that the
+recommender answers queries from them."""
+
+import time
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
+from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
+from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.serving.ann import HnswSettings
+from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
+from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
+from graphrec_pipeline.serving.query import QueryError
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
+from graphrec_pipeline.train.fit import load_model
+
+GROUP = "serving"
+RECALL_TARGET = 0.99
+
+
+def _norms(z: np.ndarray) -> dict:
+    n = np.linalg.norm(z, axis=1)
+    return {f"norm_p{q}": float(np.percentile(n, q)) for q in (5, 50, 95)}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(USER_EMBEDDINGS, group_name=GROUP, deps=["graphrec_model", "training_graph"],
+                     kinds={"pytorch", "parquet"},
+                     description="z_user of every user (user_id, city_id, embedding FLOAT[128]), §6.1."),
+        dg.AssetSpec(PLACE_EMBEDDINGS, group_name=GROUP, deps=["graphrec_model", "training_graph"],
+                     kinds={"pytorch", "parquet"},
+                     description="z_place of every place (place_id, city_id, embedding FLOAT[128]), §6.1."),
+    ]
+)
+def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
+    """One full forward pass of the trained model over the training graph (in blocks of
+    destination nodes, so memory stays bounded at 100k), written as two tables."""
+    store = storage.storage()
+    start = time.perf_counter()
+    users = store.read_table("users", columns=["user_id", "home_city_id"]).sort("user_id")
+    places = store.read_table("places", columns=["place_id", "city_id"]).sort("place_id")
+    emb = export_embeddings(store, load_model(store), graph_from_tensors(store.read_tensors(GRAPH_FILE)),
+                            users["home_city_id"].to_numpy(), places["city_id"].to_numpy())
+    store.refresh_duckdb()
+    seconds = round(time.perf_counter() - start, 1)
+    context.log.info(f"exported {len(emb.z_user)} user and {len(emb.z_place)} place embeddings in {seconds} s")
+    for key, z in ((USER_EMBEDDINGS, emb.z_user), (PLACE_EMBEDDINGS, emb.z_place)):
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={"dagster/row_count": len(z), "dim": z.shape[1], "seconds": seconds,
+                      "model_sha256": emb.model_sha256, **_norms(z)},
+        )
+
+
+class IndexConfig(dg.Config):
+    """Which index per city (§6.2) and how HNSW is built; see :class:`IndexSettings`."""
+
+    backend: str = "auto"
+    approximate_backend: str = "hnswlib"
+    exact_max_items: int = 10_000
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 256
+    recall_queries: int = 500
+    seed: int = 0
+
+    def settings(self) -> IndexSettings:
+        return IndexSettings(
+            backend=self.backend, approximate_backend=self.approximate_backend, exact_max_items=self.exact_max_items,
+            hnsw=HnswSettings(m=self.hnsw_m, ef_construction=self.ef_construction, ef_search=self.ef_search,
+                              seed=self.seed),
+            recall_queries=self.recall_queries,
+        )
+
+
+@dg.asset(group_name=GROUP, deps=[USER_EMBEDDINGS, PLACE_EMBEDDINGS], kinds={"faiss", "hnswlib"})
+def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage: StorageResource) -> dg.MaterializeResult:
+    """One place index and one user index per city under ``indexes/``, each with its
+    recall@200 against exact search; the new set goes live only once it is all written."""
+    store = storage.storage()
+    built, report = build_city_indexes(load_embeddings(store), config.settings(), seed=config.seed, log=context.log.info)
+    version = save_city_indexes(store, built)
+    recall = report["recall@200"]
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "indexes": len(report),
+            "backends": ", ".join(sorted(set(report["backend"]))),
+            "min_recall@200": float(recall.min()),
+            "mean_recall@200": float(recall.mean()),
+            "report": dg.MetadataValue.md(markdown_table(report.with_columns(pl.col("recall@200").round(4)))),
+        }
+    )
+
+
+@dg.asset_check(asset=ann_indexes, description=f"Every index keeps recall@200 >= {RECALL_TARGET} against exact search.")
+def ann_indexes_recall(storage: StorageResource) -> dg.AssetCheckResult:
+    rows = pl.DataFrame(load_city_indexes(storage.storage()).manifest["indexes"])
+    low = rows.filter(pl.col("recall@200") < RECALL_TARGET)
+    return dg.AssetCheckResult(
+        passed=low.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"min_recall@200": float(rows["recall@200"].min()), "below_target": len(low),
+                  **({"low": dg.MetadataValue.md(markdown_table(low))} if len(low) else {})},
+    )
+
+
+def sample_queries(n_users: int, n: int, seed: int) -> list[tuple[str, dict]]:
+    """A fixed mix of place and people queries over random users, with and without context
+    and filters, for the smoke check."""
+    rng = np.random.default_rng(seed)
+    users = rng.choice(n_users, size=min(n, n_users), replace=False)
+    queries = []
+    for i, u in enumerate(users.tolist()):
+        slot = TIME_SLOTS[i % len(TIME_SLOTS)]
+        cat = COARSE_CATEGORIES[i % len(COARSE_CATEGORIES)]
+        tag = FINE_TAGS[(7 * i) % len(FINE_TAGS)]
+        queries += [
+            ("places", {"user_id": u, "k": 10}),
+            ("places", {"user_id": u, "k": 10, "time_slot": slot, "tags": [tag], "categories": [cat], "max_price": 2}),
+            ("people", {"user_id": u, "k": 10}),
+            ("people", {"user_id": u, "k": 10, "activity_tags": [tag], "target_place_id": int(rng.integers(0, 10**9))}),
+        ]
+    return queries
+
+
+@dg.asset_check(
+    asset=ann_indexes,
+    blocking=True,
+    description="A sample of place and people queries runs through the recommender resource: none may "
+    "fail, and each returns k results wherever the city has k eligible items.",
+)
+def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommender: RecommenderResource) -> dg.AssetCheckResult:
+    rec = recommender.recommender()
+    failures, latencies = [], []
+    queries = sample_queries(rec.world.n_users, 25, seed=0)
+    for kind, query in queries:
+        if "target_place_id" in query:
+            query["target_place_id"] %= rec.world.n_places
+        try:
+            start = time.perf_counter()
+            if kind == "places":
+                got = rec.recommend_places(**query)
+            else:
+                got = rec.recommend_people(**query)
+            latencies.append(time.perf_counter() - start)
+            filters = {k: query[k] for k in ("categories", "max_price") if k in query}
+            want = min(query["k"], rec.available("place" if kind == "places" else "user", query["user_id"], **filters))
+            if len(got) != want:
+                failures.append(f"{kind} {query}: {len(got)} results, expected {want}")
+        except (QueryError, ValueError, RuntimeError) as err:
+            failures.append(f"{kind} {query}: {type(err).__name__}: {err}")
+    for f in failures:
+        context.log.error(f)
+    ms = np.array(latencies) * 1e3
+    return dg.AssetCheckResult(
+        passed=not failures,
+        metadata={
+            "queries": len(queries),
+            "failures": len(failures),
+            **({"failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures[:20]))} if failures else {}),
+            **({"latency_p50_ms": float(np.percentile(ms, 50)), "latency_max_ms": float(ms.max())} if len(ms) else {}),
+        },
+    )

@@ -1,0 +1,148 @@
+"""Per-city ANN indexes (§6.2): one place index and one user index per city.
+
+``backend="auto"`` takes exact search for a city of at most ``exact_max_items`` vectors
+(below that a brute-force matrix product is faster than walking an HNSW graph on this
+machine: see docs/benchmarks.md) and ``approximate_backend`` above it. Every index's
+recall@200 against exact search is measured on the city's own users as queries.
+
+Layout: ``indexes/<version>/{place,user}_city<c>.<backend>`` plus ``manifest.json``;
+``indexes/CURRENT.json`` names the live version and is swapped last, so a failed build
+leaves the previous indexes in service. Versions before the last two are then removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import polars as pl
+
+from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, VectorIndex, build_index, load_index, recall_at_k
+from graphrec_pipeline.serving.embeddings import Embeddings
+from graphrec_pipeline.storage import Storage
+
+INDEX_ROOT = "indexes"
+CURRENT = f"{INDEX_ROOT}/CURRENT.json"
+KINDS = ("place", "user")
+KEEP_VERSIONS = 2  # the live one and the one before, for a reader that is still loading it
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Args:
+        backend: ``auto``, ``exact``, ``faiss`` or ``hnswlib``.
+        approximate_backend: what ``auto`` uses for cities larger than ``exact_max_items``.
+        exact_max_items: the largest city that ``auto`` searches exactly.
+        hnsw: graph settings for the HNSW backends (``ef_search`` >= the 200 candidates).
+        recall_k: depth of the recall measurement (the serving flows retrieve 200).
+        recall_queries: users per city used as recall queries.
+    """
+
+    backend: str = "auto"
+    approximate_backend: str = "hnswlib"
+    exact_max_items: int = 10_000
+    hnsw: HnswSettings = field(default_factory=HnswSettings)
+    recall_k: int = 200
+    recall_queries: int = 500
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", *BACKENDS):
+            raise ValueError(f"backend must be auto or one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.approximate_backend not in ("faiss", "hnswlib"):
+            raise ValueError(f"approximate_backend must be faiss or hnswlib, not {self.approximate_backend!r}")
+        if self.hnsw.ef_search < self.recall_k:
+            raise ValueError(f"hnsw.ef_search ({self.hnsw.ef_search}) must be at least recall_k ({self.recall_k})")
+
+    def backend_for(self, n_items: int) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "exact" if n_items <= self.exact_max_items else self.approximate_backend
+
+
+@dataclass
+class CityIndexes:
+    """The live indexes: ``indexes[kind][city]`` with kind ``place`` or ``user``."""
+
+    indexes: dict[str, dict[int, VectorIndex]]
+    manifest: dict
+
+    def get(self, kind: str, city: int) -> VectorIndex | None:
+        return self.indexes[kind].get(city)
+
+    @property
+    def model_sha256(self) -> str:
+        return self.manifest["model_sha256"]
+
+
+def _vectors(emb: Embeddings, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    return (emb.z_place, emb.place_city) if kind == "place" else (emb.z_user, emb.user_city)
+
+
+def build_city_indexes(
+    emb: Embeddings, settings: IndexSettings, seed: int = 0, log=print
+) -> tuple[CityIndexes, pl.DataFrame]:
+    """Build every city's place and user index; return them with a per-index report
+    (items, backend, build seconds, recall@k against exact search)."""
+    rng = np.random.default_rng(seed)
+    n_cities = int(max(emb.user_city.max(initial=-1), emb.place_city.max(initial=-1))) + 1
+    indexes: dict[str, dict[int, VectorIndex]] = {k: {} for k in KINDS}
+    rows = []
+    for kind in KINDS:
+        z, city_of = _vectors(emb, kind)
+        for city in range(n_cities):
+            ids = np.flatnonzero(city_of == city)
+            if len(ids) == 0:
+                continue
+            backend = settings.backend_for(len(ids))
+            start = time.perf_counter()
+            index = build_index(backend, z[ids], ids, settings.hnsw)
+            seconds = time.perf_counter() - start
+            users = np.flatnonzero(emb.user_city == city)
+            if len(users) > settings.recall_queries:
+                users = np.sort(rng.choice(users, settings.recall_queries, replace=False))
+            queries = emb.z_user[users]
+            exact_ids, _ = build_index("exact", z[ids], ids, settings.hnsw).search(queries, settings.recall_k)
+            approx_ids, _ = index.search(queries, settings.recall_k)
+            recall = recall_at_k(approx_ids, exact_ids)
+            indexes[kind][city] = index
+            rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend,
+                         "build_seconds": round(seconds, 3), f"recall@{settings.recall_k}": recall})
+            log(f"{kind} index of city {city}: {len(ids)} items, {backend}, recall@{settings.recall_k} {recall:.4f}")
+    manifest = {"model_sha256": emb.model_sha256, "dim": emb.dim, "settings": asdict(settings), "indexes": rows}
+    return CityIndexes(indexes, manifest), pl.DataFrame(rows)
+
+
+def _file(version: str, kind: str, city: int, backend: str) -> str:
+    return f"{INDEX_ROOT}/{version}/{kind}_city{city}.{backend}"
+
+
+def save_city_indexes(store: Storage, built: CityIndexes) -> str:
+    """Write a new version, then make it live; return the version name."""
+    version = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    for kind, by_city in built.indexes.items():
+        for city, index in by_city.items():
+            index.save(store, _file(version, kind, city, index.backend))
+    store.write_json(f"{INDEX_ROOT}/{version}/manifest.json", built.manifest)
+    store.write_json(CURRENT, {"version": version})
+    versions = [v for v in store.list_dir(INDEX_ROOT) if v != "CURRENT.json"]
+    for old in sorted(versions)[:-KEEP_VERSIONS]:
+        store.remove(f"{INDEX_ROOT}/{old}")
+    return version
+
+
+def load_city_indexes(store: Storage) -> CityIndexes:
+    current = store.read_json(CURRENT)
+    if current is None:
+        raise FileNotFoundError("no ANN indexes; materialize the 'ann_indexes' asset")
+    version = current["version"]
+    manifest = store.read_json(f"{INDEX_ROOT}/{version}/manifest.json")
+    raw = manifest["settings"]
+    settings = HnswSettings(**raw["hnsw"])
+    indexes: dict[str, dict[int, VectorIndex]] = {k: {} for k in KINDS}
+    for row in manifest["indexes"]:
+        name = _file(version, row["kind"], row["city_id"], row["backend"])
+        indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, manifest["dim"])
+    return CityIndexes(indexes, manifest)

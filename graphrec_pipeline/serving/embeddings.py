@@ -1,0 +1,89 @@
+"""Embedding export (§6.1): one full forward pass over the training graph gives ``z_user``
+and ``z_place``, stored as the tables ``user_embeddings`` and ``place_embeddings``.
+
+Each table is ``(<id>, city_id, embedding)`` with ``embedding`` a fixed-size list of 128
+float32 (DuckDB reads it as ``FLOAT[128]``). ``serving/embeddings.json`` records the SHA-256
+of the model weights they came from, so serving can tell stale embeddings from fresh ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.model.inference import embed_in_blocks
+from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.train.fit import MODEL_WEIGHTS
+
+USER_EMBEDDINGS = "user_embeddings"
+PLACE_EMBEDDINGS = "place_embeddings"
+EMBEDDINGS_MANIFEST = "serving/embeddings.json"
+
+
+def embedding_table(id_name: str, ids: np.ndarray, city: np.ndarray, z: np.ndarray) -> pa.Table:
+    z = np.ascontiguousarray(z, dtype=np.float32)
+    return pa.table(
+        {
+            id_name: pa.array(ids, pa.int64()),
+            "city_id": pa.array(city, pa.int32()),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(z.ravel()), z.shape[1]),
+        }
+    )
+
+
+@dataclass
+class Embeddings:
+    """Dense ``z`` matrices indexed by id (ids are dense, so row == id) with each row's city."""
+
+    z_user: np.ndarray
+    z_place: np.ndarray
+    user_city: np.ndarray
+    place_city: np.ndarray
+    model_sha256: str
+
+    @property
+    def dim(self) -> int:
+        return self.z_user.shape[1]
+
+
+def export_embeddings(
+    store: Storage, model: GraphRec, graph, user_city: np.ndarray, place_city: np.ndarray
+) -> Embeddings:
+    """Run the forward pass and write both tables and the manifest (each file atomically)."""
+    z_user, z_place = (z.numpy() for z in embed_in_blocks(model, graph))
+    emb = Embeddings(z_user, z_place, user_city, place_city, store.digest(MODEL_WEIGHTS))
+    store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user), staged=False)
+    store.write_table(
+        PLACE_EMBEDDINGS, embedding_table("place_id", np.arange(len(z_place)), place_city, z_place), staged=False
+    )
+    store.write_json(
+        EMBEDDINGS_MANIFEST,
+        {
+            "model_sha256": emb.model_sha256,
+            "n_users": len(z_user),
+            "n_places": len(z_place),
+            "dim": emb.dim,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        },
+    )
+    return emb
+
+
+def _matrix(table) -> tuple[np.ndarray, np.ndarray]:
+    z = table["embedding"].to_numpy()
+    return np.ascontiguousarray(z, dtype=np.float32), table["city_id"].to_numpy()
+
+
+def load_embeddings(store: Storage) -> Embeddings:
+    manifest = store.read_json(EMBEDDINGS_MANIFEST)
+    if manifest is None:
+        raise FileNotFoundError("no embeddings; materialize the 'user_embeddings' and 'place_embeddings' assets")
+    users = store.read_table(USER_EMBEDDINGS).sort("user_id")
+    places = store.read_table(PLACE_EMBEDDINGS).sort("place_id")
+    z_user, user_city = _matrix(users)
+    z_place, place_city = _matrix(places)
+    return Embeddings(z_user, z_place, user_city, place_city, manifest["model_sha256"])

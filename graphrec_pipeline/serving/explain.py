@@ -1,0 +1,133 @@
+"""Human-readable explanations (§8) and display names, from the same features the model uses.
+
+A user "has" an interest when its weight is above the uniform share (1/100 for fine tags,
+1/30 for vibes, 1/6 for coarse categories): preference vectors are dense, so "above zero"
+would say nothing. A place has a tag when its tag weight is positive. Overlaps are ranked
+by the product of the two weights (§8), and each explanation keeps the ids it names so a
+caller (or a test) can check them against the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, VIBE_TAGS, neighborhood_name
+
+TOP_TAGS = 2
+SLOT_PHRASES = ["in the morning", "in the afternoon", "in the evening", "at night", "on weekend days",
+                "on weekend nights"]
+INTEREST_MIN = 1.0 / C_FINE
+VIBE_MIN = 1.0 / C_VIBE
+CATEGORY_MIN = 1.0 / C_COARSE
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One reason: ``kind`` is ``tags``, ``category``, ``vibes``, ``neighborhood`` (overlaps of the
+    two sides), or ``query_tags`` / ``time_slot`` (what the place has of the query); ``ids`` are
+    the fine-tag, category, vibe, neighborhood or slot ids; ``text`` is what a person reads."""
+
+    kind: str
+    ids: tuple[int, ...]
+    text: str
+
+
+def label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _top_overlaps(product: np.ndarray, present: np.ndarray, top: int) -> list[list[int]]:
+    """Per row, the ids of the ``top`` largest products where ``present`` holds."""
+    score = np.where(present, product, -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")[:, :top]
+    ok = np.take_along_axis(present, order, axis=1)
+    return [row[mask].tolist() for row, mask in zip(order, ok, strict=True)]
+
+
+def place_name(tags: np.ndarray, place_id: int) -> str:
+    """A display name from the place's two strongest tags, e.g. ``Jazz & Wine Tasting #42``."""
+    top = np.argsort(-tags, kind="stable")[:2]
+    words = [label(FINE_TAGS[t]).title() for t in top if tags[t] > 0]
+    return f"{' & '.join(words) or 'Place'} #{place_id}"
+
+
+def explain_places(
+    fine_pref: np.ndarray,
+    cat_pref: np.ndarray,
+    area: np.ndarray,
+    user_city: int,
+    place_tags: np.ndarray,
+    place_categories: np.ndarray,
+    place_city: np.ndarray,
+    place_neighborhood: np.ndarray,
+    place_slot: np.ndarray,
+    query_slot: int = -1,
+    query_tags: np.ndarray | None = None,
+) -> list[list[Explanation]]:
+    """Reasons for one user (``fine_pref`` (100,), ``cat_pref`` (6,), ``area`` (neighborhoods,))
+    and each of k places (``place_tags`` (k, 100), ``place_categories`` (k, 6) multi-hot, ...),
+    plus which of the query's tags and time slot each place matches."""
+    asked = np.zeros(C_FINE, bool)
+    if query_tags is not None:
+        asked[query_tags] = True
+    tags = _top_overlaps(fine_pref[None] * place_tags, (fine_pref[None] >= INTEREST_MIN) & (place_tags > 0), TOP_TAGS)
+    cats = _top_overlaps(cat_pref[None] * place_categories,
+                         (cat_pref[None] >= CATEGORY_MIN) & (place_categories > 0), 1)
+    out = []
+    for i, (t, c) in enumerate(zip(tags, cats, strict=True)):
+        reasons = []
+        matched = np.flatnonzero(asked & (place_tags[i] > 0)).tolist()
+        if matched:
+            names = _join([label(FINE_TAGS[j]) for j in matched])
+            reasons.append(Explanation("query_tags", tuple(matched), f"Has the {names} you asked for."))
+        if query_slot >= 0 and place_slot[i] == query_slot:
+            reasons.append(Explanation("time_slot", (query_slot,), f"At its busiest {SLOT_PHRASES[query_slot]}, when you asked for."))
+        if t:
+            names = _join([label(FINE_TAGS[j]) for j in t])
+            reasons.append(Explanation("tags", tuple(t), f"Matches your interest in {names}."))
+        elif c:
+            reasons.append(Explanation("category", tuple(c), f"Fits your taste for {COARSE_CATEGORIES[c[0]]}."))
+        hood = int(place_neighborhood[i])
+        if place_city[i] == user_city and hood < len(area) and area[hood] > 0:
+            name = neighborhood_name(user_city, hood)
+            reasons.append(Explanation("neighborhood", (hood,), f"You often go out in {name}, and this place is nearby."))
+        out.append(reasons)
+    return out
+
+
+def explain_people(
+    fine_pref: np.ndarray,
+    vibe_pref: np.ndarray,
+    area: np.ndarray,
+    city: int,
+    other_fine: np.ndarray,
+    other_vibe: np.ndarray,
+    other_area: np.ndarray,
+    other_city: np.ndarray,
+) -> list[list[Explanation]]:
+    """Reasons for one user and each of k other users (rows of the ``other_*`` arrays)."""
+    tags = _top_overlaps(fine_pref[None] * other_fine,
+                         (fine_pref[None] >= INTEREST_MIN) & (other_fine >= INTEREST_MIN), TOP_TAGS)
+    vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN), 2)
+    same_city = (other_city == city)[:, None]
+    hoods = _top_overlaps(area[None] * other_area, (area[None] > 0) & (other_area > 0) & same_city, 1)
+    out = []
+    for t, v, h in zip(tags, vibes, hoods, strict=True):
+        reasons = []
+        if t:
+            reasons.append(Explanation("tags", tuple(t), f"You both like {_join([label(FINE_TAGS[j]) for j in t])}."))
+        if v:
+            reasons.append(Explanation("vibes", tuple(v), f"You share the {_join([label(VIBE_TAGS[j]) for j in v])} vibe"
+                                       + ("s." if len(v) > 1 else ".")))
+        if h:
+            reasons.append(Explanation("neighborhood", tuple(h),
+                                       f"You both often go out in {neighborhood_name(city, h[0])}."))
+        out.append(reasons)
+    return out

@@ -1,0 +1,90 @@
+"""What a recommendation query may ask, and the errors it gets when it asks wrongly.
+
+Every error names the argument, the offending value and what would be valid (the
+closest names for a misspelt tag or category). :class:`QueryError` is a bad query (the
+CLI exits with status 2); :class:`AssetError` means the data to answer it is missing or
+stale, and names the Dagster asset to materialize.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import numpy as np
+
+from graphrec_pipeline.taxonomy import PRICE_BANDS, TIME_SLOTS
+
+
+class QueryError(ValueError):
+    """A query argument is invalid; the message says which and why."""
+
+
+class NoCandidatesError(QueryError):
+    """The city (after filters) has nothing to recommend."""
+
+
+class AssetError(RuntimeError):
+    """Serving data is missing or stale; ``asset`` names what to materialize."""
+
+    def __init__(self, message: str, asset: str):
+        super().__init__(f"{message}; materialize the {asset!r} asset")
+        self.asset = asset
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def parse_names(values: str | Iterable[str] | None, vocabulary: list[str], what: str) -> np.ndarray:
+    """Indices of ``values`` (a comma-separated string or names) in ``vocabulary``; spaces,
+    dashes and case are forgiven. Unknown names raise with the closest valid ones."""
+    if values is None:
+        return np.zeros(0, dtype=np.int64)
+    items = values.split(",") if isinstance(values, str) else list(values)
+    index = {name: i for i, name in enumerate(vocabulary)}
+    out = []
+    for raw in items:
+        if not isinstance(raw, str) or not raw.strip():
+            raise QueryError(f"{what}: empty or non-text name {raw!r}")
+        key = _norm(raw)
+        if key not in index:
+            close = difflib.get_close_matches(key, vocabulary, n=3, cutoff=0.6)
+            plural = "categories" if what == "category" else f"{what}s"
+            hint = f"; closest: {', '.join(close)}" if close else f"; see 'graphrec list {plural}'"
+            raise QueryError(f"unknown {what} {raw!r}{hint}")
+        out.append(index[key])
+    return np.unique(np.array(out, dtype=np.int64))
+
+
+def parse_time_slot(value: str | int | None) -> int:
+    """Slot index from a name (``evening``) or an index; -1 for none."""
+    if value is None:
+        return -1
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if 0 <= value < len(TIME_SLOTS):
+            return int(value)
+    elif isinstance(value, str) and _norm(value) in TIME_SLOTS:
+        return TIME_SLOTS.index(_norm(value))
+    raise QueryError(f"invalid time slot {value!r}; expected one of {', '.join(TIME_SLOTS)}")
+
+
+def check_k(k: int, limit: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= limit:
+        raise QueryError(f"k must be an integer in 1..{limit}, not {k!r}")
+    return int(k)
+
+
+def check_id(value: int, n: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
+        raise QueryError(f"unknown {what} id {value!r}; ids are 0..{n - 1}")
+    return int(value)
+
+
+def check_price(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < len(PRICE_BANDS):
+        bands = ", ".join(f"{i}={name}" for i, name in enumerate(PRICE_BANDS))
+        raise QueryError(f"max_price must be a price band 0..{len(PRICE_BANDS) - 1} ({bands}), not {value!r}")
+    return int(value)

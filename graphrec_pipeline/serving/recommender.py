@@ -1,0 +1,397 @@
+"""Online recommendation (§6.3 places, §6.4 people) from the materialized assets.
+
+:class:`Recommender` loads the embeddings, the per-city indexes, the trained heads and the
+few table columns it needs once, then answers single queries in about a millisecond:
+
+* places: the ``M`` nearest places to ``z_u`` in the city's place index, hard filters
+  (never-visited, categories, price), the place head with the query's context
+  (time slot, categories, tags) plus an intent boost, top ``k``, explanations;
+* people: the ``M`` nearest users in the city's user index, minus the user and anyone
+  blocked in either direction, the friend head's ``s_compat`` and ``p_attend`` with the
+  outing (target place, activity tags) as context, ``s_final``, top ``k``, explanations.
+
+When filters leave fewer than ``k`` of the ``M`` candidates, the search widens (``4 M``, ...
+up to the whole city) so a query gets ``k`` results whenever the city has them.
+
+Intent boost: the trained head barely reacts to its context input (asking for ``jazz``
+moved 0.1% of the default model's top-10, docs/benchmarks.md), so the place score adds
+``context_boost * (tag match + time-slot match)``: the share of the place's tag weight on
+the asked tags relative to its strongest tag, and 1 when its typical slot is the asked one.
+A query without context is ranked by the head alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import polars as pl
+import torch
+
+from graphrec_pipeline.columns import dense_from_area, dense_from_list
+from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
+from graphrec_pipeline.model.context import context_raw
+from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.serving.city_indexes import CityIndexes, load_city_indexes
+from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST, Embeddings, load_embeddings
+from graphrec_pipeline.serving.explain import Explanation, explain_people, explain_places, place_name
+from graphrec_pipeline.serving.query import (
+    AssetError,
+    NoCandidatesError,
+    check_id,
+    check_k,
+    check_price,
+    parse_names,
+    parse_time_slot,
+)
+from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, fine_tag_categories, neighborhood_name
+from graphrec_pipeline.train.fit import MODEL_CONFIG, MODEL_WEIGHTS, load_model
+
+CANDIDATES = 200
+WIDEN = 4
+CONTEXT_BOOST = 1.0
+
+
+@dataclass(frozen=True)
+class PlaceRecommendation:
+    place_id: int
+    name: str
+    city_id: int
+    neighborhood: str
+    categories: list[str]
+    price_band: int
+    score: float
+    explanations: list[str]
+    reasons: list[Explanation] = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of the CLI: ids, name, score and explanation strings."""
+        return {k: getattr(self, k) for k in ("place_id", "name", "city_id", "score", "explanations")}
+
+
+@dataclass(frozen=True)
+class PersonRecommendation:
+    user_id: int
+    city_id: int
+    s_compat: float
+    p_attend: float
+    s_final: float
+    explanations: list[str]
+    reasons: list[Explanation] = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("user_id", "s_compat", "p_attend", "s_final", "explanations")}
+
+
+@dataclass
+class WorldView:
+    """The table columns serving reads, as dense arrays indexed by id."""
+
+    user_city: np.ndarray
+    fine_pref: np.ndarray
+    cat_pref: np.ndarray
+    vibe_pref: np.ndarray
+    area: np.ndarray  # (users, neighborhoods) area_freqs over the home city's neighborhoods
+    place_city: np.ndarray
+    place_neighborhood: np.ndarray
+    place_categories: np.ndarray
+    place_tags: np.ndarray
+    place_price: np.ndarray
+    place_slot: np.ndarray  # typical time slot
+    visited_ptr: np.ndarray  # CSR over users of the places each has interacted with
+    visited: np.ndarray
+    block_keys: np.ndarray  # sorted u * n_users + v, both directions
+
+    @classmethod
+    def load(cls, store: Storage) -> "WorldView":
+        try:
+            users = store.read_table("users").sort("user_id")
+            places = store.read_table("places").sort("place_id")
+            pairs = store.read_table("interactions", columns=["user_id", "place_id"]).unique().sort("user_id", "place_id")
+            blocks = store.read_table("user_blocks")
+        except FileNotFoundError as err:
+            raise AssetError(f"world tables missing ({err})", "published_tables") from err
+        n_users = len(users)
+        n_hoods = int(places["neighborhood_id"].max()) + 1 if len(places) else 1
+        bu, bv = blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()
+        keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
+        pu = pairs["user_id"].to_numpy()
+        return cls(
+            user_city=users["home_city_id"].to_numpy(),
+            fine_pref=dense_from_list(users["fine_pref"], C_FINE),
+            cat_pref=dense_from_list(users["cat_pref"], C_COARSE),
+            vibe_pref=dense_from_list(users["vibe_pref"], C_VIBE),
+            area=dense_from_area(users["area_freqs"], n_hoods),
+            place_city=places["city_id"].to_numpy(),
+            place_neighborhood=places["neighborhood_id"].to_numpy(),
+            place_categories=dense_from_list(places["category_one_hot"], C_COARSE),
+            place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
+            place_price=places["price_band"].to_numpy(),
+            place_slot=places["typical_time_slot"].to_numpy(),
+            visited_ptr=np.concatenate([[0], np.cumsum(np.bincount(pu, minlength=n_users))]),
+            visited=pairs["place_id"].to_numpy(),
+            block_keys=np.unique(keys),
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_city)
+
+    @property
+    def n_places(self) -> int:
+        return len(self.place_city)
+
+    def visited_by(self, user: int) -> np.ndarray:
+        return self.visited[self.visited_ptr[user] : self.visited_ptr[user + 1]]
+
+    def blocked(self, user: int, others: np.ndarray) -> np.ndarray:
+        """Whether each of ``others`` blocked ``user`` or was blocked by them."""
+        if len(self.block_keys) == 0:
+            return np.zeros(len(others), dtype=bool)
+        q = user * self.n_users + others.astype(np.int64)
+        pos = np.minimum(np.searchsorted(self.block_keys, q), len(self.block_keys) - 1)
+        return self.block_keys[pos] == q
+
+
+class Recommender:
+    """Answers place and people queries; see the module docstring for the two flows.
+
+    Args:
+        store: where the assets live.
+        alpha: weight of ``s_compat`` in ``s_final`` (default: the trained model's).
+        candidates: ``M``, the candidates retrieved per query (and the largest ``k``).
+        exclude_visited: leave out places the user has already interacted with.
+        context_boost: weight (in head logits) of the query's tag and time-slot match.
+    """
+
+    def __init__(self, store: Storage, alpha: float | None = None, candidates: int = CANDIDATES,
+                 exclude_visited: bool = True, context_boost: float = CONTEXT_BOOST):
+        self.store, self.candidates, self.exclude_visited = store, candidates, exclude_visited
+        self.context_boost = float(context_boost)
+        self.model, self.emb, self.indexes = _load_consistent(store)
+        self.world = WorldView.load(store)
+        if (self.world.n_users, self.world.n_places) != (len(self.emb.z_user), len(self.emb.z_place)):
+            raise AssetError(
+                f"the tables have {self.world.n_users} users and {self.world.n_places} places but the "
+                f"embeddings {len(self.emb.z_user)} and {len(self.emb.z_place)}: the world changed since training",
+                "ann_indexes",
+            )
+        self.alpha = self.model.cfg.alpha if alpha is None else float(alpha)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], not {self.alpha}")
+        self.z_user = torch.from_numpy(np.array(self.emb.z_user))
+        self.z_place = torch.from_numpy(np.array(self.emb.z_place))
+        self.tag_categories = fine_tag_categories().astype(np.float32)
+
+    def __repr__(self) -> str:
+        return (f"Recommender(users={self.world.n_users}, places={self.world.n_places}, M={self.candidates}, "
+                f"alpha={self.alpha}, model={self.emb.model_sha256[:12]})")
+
+    # -- shared steps ------------------------------------------------------------------
+    def _city(self, city_id: int | None, user: int) -> int:
+        if city_id is None:
+            return int(self.world.user_city[user])
+        n_cities = int(max(self.world.user_city.max(), self.world.place_city.max())) + 1
+        return check_id(city_id, n_cities, "city")
+
+    def _retrieve(self, kind: str, city: int, user: int, k: int, keep) -> np.ndarray:
+        """Ids of the ``M`` nearest items to ``z_u`` in the city's index that ``keep`` accepts,
+        widening the search until ``k`` pass or the city is exhausted (best first)."""
+        index = self.indexes.get(kind, city)
+        if index is None:
+            raise NoCandidatesError(f"city {city} has no {kind}s to recommend")
+        query = self.emb.z_user[user : user + 1]
+        m = self.candidates
+        while True:
+            ids = index.search(query, m)[0][0]
+            ids = ids[keep(ids)]
+            if len(ids) >= k or m >= len(index):
+                return ids
+            m = min(m * WIDEN, len(index))
+
+    # -- places ------------------------------------------------------------------------
+    def place_filter(self, user: int, categories: np.ndarray, max_price: int | None):
+        w = self.world
+        seen = w.visited_by(user) if self.exclude_visited else np.zeros(0, np.int64)
+
+        def keep(ids: np.ndarray) -> np.ndarray:
+            ok = ~np.isin(ids, seen)
+            if len(categories):
+                ok &= w.place_categories[ids][:, categories].any(axis=1)
+            if max_price is not None:
+                ok &= w.place_price[ids] <= max_price
+            return ok
+
+        return keep
+
+    @torch.inference_mode()
+    def place_scores(self, user: int, places: np.ndarray, ctx_raw: np.ndarray) -> np.ndarray:
+        """Place-head logits ``s_place(u, p | ctx)`` of one user for each of ``places``."""
+        p = torch.from_numpy(np.asarray(places, np.int64))
+        ctx = torch.from_numpy(ctx_raw).expand(len(p), -1)
+        return self.model.place_score(self.z_user[user].expand(len(p), -1), self.z_place[p], ctx).numpy()
+
+    def recommend_places(
+        self,
+        user_id: int,
+        k: int = 10,
+        city_id: int | None = None,
+        time_slot: str | int | None = None,
+        categories: str | list[str] | None = None,
+        tags: str | list[str] | None = None,
+        max_price: int | None = None,
+    ) -> list[PlaceRecommendation]:
+        """Top-k places for ``user_id`` in ``city_id`` (default: home city). ``time_slot`` and
+        ``tags`` are soft context for the place head; ``categories`` is context and a hard
+        filter; ``max_price`` (price band 0-4) a hard filter."""
+        w = self.world
+        user = check_id(user_id, w.n_users, "user")
+        k = check_k(k, self.candidates)
+        city = self._city(city_id, user)
+        slot = parse_time_slot(time_slot)
+        cats = parse_names(categories, COARSE_CATEGORIES, "category")
+        tag_ids = parse_names(tags, FINE_TAGS, "tag")
+        price = check_price(max_price)
+        ids = self._retrieve("place", city, user, k, self.place_filter(user, cats, price))
+        if len(ids) == 0:
+            raise NoCandidatesError(f"no place in city {city} passes the filters (categories, max_price, unvisited)")
+        ctx = self.place_context(slot, cats, tag_ids)
+        scores = self.place_scores(user, ids, ctx) + self.context_boost * self.intent_match(ids, slot, tag_ids)
+        top = np.argsort(-scores, kind="stable")[:k]
+        ids, scores = ids[top], scores[top]
+        reasons = explain_places(w.fine_pref[user], w.cat_pref[user], w.area[user], int(w.user_city[user]),
+                                 w.place_tags[ids], w.place_categories[ids], w.place_city[ids],
+                                 w.place_neighborhood[ids], w.place_slot[ids], slot, tag_ids)
+        return [
+            PlaceRecommendation(
+                place_id=int(p), name=place_name(w.place_tags[p], int(p)), city_id=int(w.place_city[p]),
+                neighborhood=neighborhood_name(int(w.place_city[p]), int(w.place_neighborhood[p])),
+                categories=[COARSE_CATEGORIES[c] for c in np.flatnonzero(w.place_categories[p])],
+                price_band=int(w.place_price[p]), score=float(s),
+                explanations=[r.text for r in why], reasons=why,
+            )
+            for p, s, why in zip(ids, scores, reasons, strict=True)
+        ]
+
+    def intent_match(self, places: np.ndarray, slot: int, tag_ids: np.ndarray) -> np.ndarray:
+        """Per place, in [0, 2]: weight on the asked tags over its top tag weight (capped at
+        1), plus 1 if its typical time slot is the asked one."""
+        w = self.world
+        match = np.zeros(len(places), np.float32)
+        if len(tag_ids):
+            tags = w.place_tags[places]
+            match += np.minimum(tags[:, tag_ids].sum(1) / np.maximum(tags.max(1), 1e-12), 1.0)
+        if slot >= 0:
+            match += w.place_slot[places] == slot
+        return match
+
+    def place_context(self, slot: int, cats: np.ndarray, tag_ids: np.ndarray) -> np.ndarray:
+        categories = np.zeros((1, C_COARSE), np.float32)
+        categories[0, cats] = 1.0
+        tags = np.zeros((1, C_FINE), np.float32)
+        tags[0, tag_ids] = 1.0
+        return context_raw(1, time_slot=np.array([slot]), categories=categories, tags=tags)[0]
+
+    # -- people ------------------------------------------------------------------------
+    def people_filter(self, user: int):
+        def keep(ids: np.ndarray) -> np.ndarray:
+            return (ids != user) & ~self.world.blocked(user, ids)
+
+        return keep
+
+    def friend_context(self, target_place: int | None, tag_ids: np.ndarray) -> np.ndarray:
+        """The outing as context: the target place's tags and categories, plus the activity
+        tags and their categories (training uses a place's, so both look alike)."""
+        w = self.world
+        tags = np.zeros((1, C_FINE), np.float32)
+        categories = np.zeros((1, C_COARSE), np.float32)
+        if target_place is not None:
+            tags[0] += w.place_tags[target_place]
+            categories[0] = np.maximum(categories[0], w.place_categories[target_place])
+        if len(tag_ids):
+            tags[0, tag_ids] += 1.0 / len(tag_ids)
+            categories[0] = np.maximum(categories[0], self.tag_categories[tag_ids].max(axis=0))
+        return context_raw(1, categories=categories, tags=tags)[0]
+
+    @torch.inference_mode()
+    def friend_scores(self, user: int, others: np.ndarray, ctx_raw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(s_compat, p_attend, s_final) of one user with each of ``others``."""
+        v = torch.from_numpy(np.asarray(others, np.int64))
+        ctx = torch.from_numpy(ctx_raw).expand(len(v), -1)
+        compat, attend = self.model.friend_scores(self.z_user[user].expand(len(v), -1), self.z_user[v], ctx)
+        s_compat, p_attend = torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()
+        return s_compat, p_attend, self.alpha * s_compat + (1 - self.alpha) * p_attend
+
+    def recommend_people(
+        self,
+        user_id: int,
+        k: int = 10,
+        city_id: int | None = None,
+        target_place_id: int | None = None,
+        activity_tags: str | list[str] | None = None,
+    ) -> list[PersonRecommendation]:
+        """Top-k people for ``user_id`` to go out with in ``city_id`` (default: home city),
+        ranked by ``s_final``; never the user themself nor anyone blocked either way."""
+        w = self.world
+        user = check_id(user_id, w.n_users, "user")
+        k = check_k(k, self.candidates)
+        city = self._city(city_id, user)
+        target = None if target_place_id is None else check_id(target_place_id, w.n_places, "place")
+        tag_ids = parse_names(activity_tags, FINE_TAGS, "tag")
+        ids = self._retrieve("user", city, user, k, self.people_filter(user))
+        if len(ids) == 0:
+            raise NoCandidatesError(f"city {city} has no other users to recommend")
+        s_compat, p_attend, s_final = self.friend_scores(user, ids, self.friend_context(target, tag_ids))
+        top = np.argsort(-s_final, kind="stable")[:k]
+        ids = ids[top]
+        reasons = explain_people(w.fine_pref[user], w.vibe_pref[user], w.area[user], int(w.user_city[user]),
+                                 w.fine_pref[ids], w.vibe_pref[ids], w.area[ids], w.user_city[ids])
+        return [
+            PersonRecommendation(
+                user_id=int(v), city_id=int(w.user_city[v]), s_compat=float(s_compat[i]), p_attend=float(p_attend[i]),
+                s_final=float(s_final[i]), explanations=[r.text for r in why], reasons=why,
+            )
+            for v, i, why in zip(ids, top, reasons, strict=True)
+        ]
+
+    def available(self, kind: str, user_id: int, city_id: int | None = None, categories=None,
+                  max_price: int | None = None) -> int:
+        """How many items of the city a query could return at most (for checks and tests)."""
+        user = check_id(user_id, self.world.n_users, "user")
+        city = self._city(city_id, user)
+        if kind == "place":
+            ids = np.flatnonzero(self.world.place_city == city)
+            keep = self.place_filter(user, parse_names(categories, COARSE_CATEGORIES, "category"), check_price(max_price))
+        else:
+            ids = np.flatnonzero(self.world.user_city == city)
+            keep = self.people_filter(user)
+        return int(keep(ids).sum())
+
+
+def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]:
+    """Model, embeddings and indexes, checked to come from the same trained weights."""
+    try:
+        store.local_path(MODEL_WEIGHTS), store.local_path(MODEL_CONFIG)
+    except FileNotFoundError as err:
+        raise AssetError(f"no trained model in {store.root}", "graphrec_model") from err
+    model_sha = store.digest(MODEL_WEIGHTS)
+    manifest = store.read_json(EMBEDDINGS_MANIFEST)
+    if manifest is None:
+        raise AssetError(f"no embeddings in {store.root}", "user_embeddings")
+    if manifest["model_sha256"] != model_sha:
+        raise AssetError("the embeddings are stale (made by an earlier model)", "user_embeddings")
+    try:
+        indexes = load_city_indexes(store)
+    except FileNotFoundError as err:
+        raise AssetError(f"no ANN indexes in {store.root}", "ann_indexes") from err
+    if indexes.model_sha256 != model_sha:
+        raise AssetError("the ANN indexes are stale (built from an earlier model's embeddings)", "ann_indexes")
+    return load_model(store), load_embeddings(store), indexes
+
+
+def results_frame(results: list[PlaceRecommendation] | list[PersonRecommendation]) -> pl.DataFrame:
+    """Results as a table (one row each, explanations joined), for notebooks and metadata."""
+    rows = [{k: v for k, v in asdict(r).items() if k != "reasons"} for r in results]
+    frame = pl.DataFrame(rows)
+    return frame.with_columns(pl.col("explanations").list.join(" ")) if len(frame) else frame

@@ -1,0 +1,331 @@
+"""Serving (§6, §8): embeddings, per-city indexes, the recommender's two flows, their
+filters and explanations, bad queries, stale assets, and the CLI."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from graphrec_pipeline.cli import main
+from graphrec_pipeline.columns import dense_from_area, dense_from_list
+from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
+from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
+from graphrec_pipeline.model.inference import embed_in_blocks
+from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index, load_index, recall_at_k
+from graphrec_pipeline.serving.city_indexes import CURRENT, IndexSettings, build_city_indexes, save_city_indexes
+from graphrec_pipeline.serving.embeddings import export_embeddings, load_embeddings
+from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
+from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, QueryError
+from graphrec_pipeline.serving.recommender import Recommender
+from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
+from graphrec_pipeline.train.fit import load_model, save_model
+
+USERS = np.arange(0, 1000, 10)
+
+
+@pytest.fixture(scope="module")
+def rec(served) -> Recommender:
+    return served["recommender"]
+
+
+def test_blockwise_inference_equals_full_forward(trained):
+    model, graph = trained["result"].model, trained["inputs"].graph
+    model.eval()
+    with torch.no_grad():
+        zu, zp = model.embed(graph)
+    bu, bp = embed_in_blocks(model, graph, max_edges=5_000)
+    assert torch.allclose(zu, bu, atol=1e-5) and torch.allclose(zp, bp, atol=1e-5)
+
+
+def test_embedding_tables_in_duckdb(served):
+    con = served["store"].connect()
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE place_embeddings)").fetchall())
+    assert types["embedding"] == "FLOAT[128]"
+    n, dim = con.execute("SELECT count(*), max(array_length(embedding)) FROM user_embeddings").fetchone()
+    assert (n, dim) == (1000, 128)
+    row = np.array(con.execute("SELECT embedding FROM user_embeddings WHERE user_id = ?", [17]).fetchone()[0])
+    np.testing.assert_allclose(row, served["emb"].z_user[17], rtol=1e-6)
+
+
+def _ids(results) -> np.ndarray:
+    return np.array([r.place_id for r in results], dtype=np.int64)
+
+
+def test_tags_and_time_slot_shift_ranking_toward_matching_places(rec):
+    w = rec.world
+    place_slot = w.place_slot
+    tag_gain, slot_gain = [], []
+    for i, u in enumerate(USERS):
+        tag = (7 * i) % len(FINE_TAGS)
+        base = rec.recommend_places(int(u), k=10)
+        tagged = rec.recommend_places(int(u), k=10, tags=[FINE_TAGS[tag]])
+        tag_gain.append((w.place_tags[_ids(tagged), tag] > 0).mean() - (w.place_tags[_ids(base), tag] > 0).mean())
+        slot = i % len(TIME_SLOTS)
+        timed = rec.recommend_places(int(u), k=10, time_slot=TIME_SLOTS[slot])
+        slot_gain.append((place_slot[_ids(timed)] == slot).mean() - (place_slot[_ids(base)] == slot).mean())
+    assert np.mean(tag_gain) > 0.03
+    assert np.mean(slot_gain) > 0.1
+
+
+def test_hard_filters_and_visited_are_respected(rec):
+    w = rec.world
+    for u in USERS[:30]:
+        got = rec.recommend_places(int(u), k=20, categories=["dining", "culture"], max_price=1)
+        ids = np.array([r.place_id for r in got])
+        assert len(got) == min(20, rec.available("place", int(u), categories=["dining", "culture"], max_price=1))
+        assert (w.place_price[ids] <= 1).all()
+        assert w.place_categories[ids][:, [COARSE_CATEGORIES.index("dining"), COARSE_CATEGORIES.index("culture")]].any(1).all()
+        assert not np.isin(ids, w.visited_by(int(u))).any()
+        assert (w.place_city[ids] == w.user_city[u]).all()
+
+
+def test_other_city_and_widening_when_filters_are_strict(rec):
+    w = rec.world
+    u = int(USERS[3])
+    other = (int(w.user_city[u]) + 1) % 8
+    got = rec.recommend_places(u, k=50, city_id=other, categories=["outdoors"], max_price=0)
+    assert all(r.city_id == other for r in got)
+    assert len(got) == min(50, rec.available("place", u, city_id=other, categories=["outdoors"], max_price=0))
+
+
+def test_people_never_self_nor_blocked_either_way(rec, served):
+    blocks = served["world"]["user_blocks"]
+    blockers = np.unique(np.concatenate([blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()]))
+    assert len(blockers) > 0
+    pairs = set(zip(blocks["user_id"].to_list(), blocks["blocked_user_id"].to_list(), strict=True))
+    for u in blockers[:40]:
+        got = [r.user_id for r in rec.recommend_people(int(u), k=200)]
+        assert int(u) not in got
+        assert not any((int(u), v) in pairs or (v, int(u)) in pairs for v in got)
+        assert len(got) == min(200, rec.available("user", int(u)))
+
+
+def test_people_scores_combine_with_alpha(rec):
+    got = rec.recommend_people(int(USERS[5]), k=10, target_place_id=3, activity_tags="jazz,hiking")
+    for r in got:
+        assert r.s_final == pytest.approx(rec.alpha * r.s_compat + (1 - rec.alpha) * r.p_attend, abs=1e-6)
+    assert [r.s_final for r in got] == sorted((r.s_final for r in got), reverse=True)
+
+
+def test_place_explanations_name_what_both_sides_have(rec, served):
+    w = rec.world
+    users = served["world"]["users"].sort("user_id")
+    cat_pref = dense_from_list(users["cat_pref"], 6)
+    area = dense_from_area(users["area_freqs"], 15)
+    kinds, explained = set(), []
+    for i, u in enumerate(USERS[:40]):
+        asked = ["jazz", "techno", "hiking"][: i % 3]
+        slot = i % 7 - 1
+        for r in rec.recommend_places(int(u), k=10, tags=asked or None, time_slot=slot if slot >= 0 else None):
+            explained.append(bool(r.explanations))
+            for e in r.reasons:
+                kinds.add(e.kind)
+                if e.kind == "query_tags":
+                    assert all(FINE_TAGS[t] in asked and w.place_tags[r.place_id, t] > 0 for t in e.ids)
+                elif e.kind == "time_slot":
+                    assert e.ids == (slot,) and w.place_slot[r.place_id] == slot
+                elif e.kind == "tags":
+                    assert all(w.fine_pref[u, t] >= INTEREST_MIN and w.place_tags[r.place_id, t] > 0 for t in e.ids)
+                    assert all(label(FINE_TAGS[t]) in e.text for t in e.ids)
+                elif e.kind == "category":
+                    assert all(cat_pref[u, c] >= CATEGORY_MIN and w.place_categories[r.place_id, c] for c in e.ids)
+                else:
+                    (h,) = e.ids
+                    assert e.kind == "neighborhood" and w.place_neighborhood[r.place_id] == h and area[u, h] > 0
+                    assert w.place_city[r.place_id] == w.user_city[u]
+    assert {"tags", "neighborhood", "query_tags", "time_slot"} <= kinds
+    assert np.mean(explained) > 0.9
+
+
+def test_people_explanations_name_what_both_sides_have(rec):
+    w = rec.world
+    kinds = set()
+    for u in USERS[:40]:
+        for r in rec.recommend_people(int(u), k=10):
+            v = r.user_id
+            for e in r.reasons:
+                kinds.add(e.kind)
+                if e.kind == "tags":
+                    assert all(min(w.fine_pref[u, t], w.fine_pref[v, t]) >= INTEREST_MIN for t in e.ids)
+                elif e.kind == "vibes":
+                    assert all(min(w.vibe_pref[u, t], w.vibe_pref[v, t]) >= VIBE_MIN for t in e.ids)
+                    assert all(label(VIBE_TAGS[t]) in e.text for t in e.ids)
+                else:
+                    (h,) = e.ids
+                    assert w.area[u, h] > 0 and w.area[v, h] > 0 and w.user_city[u] == w.user_city[v]
+    assert {"tags", "vibes", "neighborhood"} <= kinds
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_index_save_and_load_return_the_same_results(served, tmp_path, backend):
+    emb = served["emb"]
+    ids = np.flatnonzero(emb.place_city == 0)
+    queries = emb.z_user[:50]
+    index = build_index(backend, emb.z_place[ids], ids, HnswSettings())
+    store = Storage(tmp_path)
+    index.save(store, f"x.{backend}")
+    loaded = load_index(backend, store, f"x.{backend}", HnswSettings(), emb.dim)
+    a, sa = index.search(queries, 20)
+    b, sb = loaded.search(queries, 20)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(sa, sb, rtol=1e-5)
+    assert np.isin(a, ids).all()
+
+
+def test_backends_agree_with_exact_search(served):
+    emb = served["emb"]
+    ids = np.flatnonzero(emb.place_city == 1)
+    queries = emb.z_user[emb.user_city == 1]
+    exact_ids, exact_scores = build_index("exact", emb.z_place[ids], ids, HnswSettings()).search(queries, 10)
+    np.testing.assert_allclose(exact_scores, np.sort(queries @ emb.z_place[ids].T, axis=1)[:, ::-1][:, :10], rtol=1e-5)
+    for backend in ("faiss", "hnswlib"):
+        got, scores = build_index(backend, emb.z_place[ids], ids, HnswSettings()).search(queries, 10)
+        assert recall_at_k(got, exact_ids) >= 0.99
+        np.testing.assert_allclose(scores[:, 0], exact_scores[:, 0], rtol=1e-3, atol=1e-3)
+
+
+def test_auto_backend_and_recall_report(served):
+    emb = served["emb"]
+    settings = IndexSettings(exact_max_items=100, approximate_backend="faiss")
+    built, report = build_city_indexes(emb, settings, log=lambda m: None)
+    sizes = dict(zip(zip(report["kind"], report["city_id"], strict=True), report["items"], strict=True))
+    for row in report.iter_rows(named=True):
+        assert row["backend"] == ("exact" if sizes[(row["kind"], row["city_id"])] <= 100 else "faiss")
+        assert row["recall@200"] >= 0.99
+    assert set(report["kind"]) == {"place", "user"}
+    with pytest.raises(ValueError, match="ef_search"):
+        IndexSettings(hnsw=HnswSettings(ef_search=50))
+
+
+BAD_QUERIES = [
+    ("places", {"user_id": 10_000}, "unknown user id 10000"),
+    ("places", {"user_id": -1}, "unknown user id"),
+    ("places", {"user_id": 1, "tags": ["jaz"]}, "closest: jazz"),
+    ("places", {"user_id": 1, "categories": "dinning"}, "closest: dining"),
+    ("places", {"user_id": 1, "time_slot": "noon"}, "invalid time slot 'noon'"),
+    ("places", {"user_id": 1, "k": 0}, "k must be an integer in 1..200"),
+    ("places", {"user_id": 1, "k": 201}, "k must be an integer in 1..200"),
+    ("places", {"user_id": 1, "city_id": 99}, "unknown city id 99"),
+    ("places", {"user_id": 1, "max_price": 7}, "max_price must be a price band"),
+    ("people", {"user_id": 1, "target_place_id": 5000}, "unknown place id 5000"),
+    ("people", {"user_id": 1, "activity_tags": "zzzz"}, "unknown tag 'zzzz'"),
+]
+
+
+@pytest.mark.parametrize(("kind", "query", "message"), BAD_QUERIES)
+def test_bad_queries_raise_clear_errors(rec, kind, query, message):
+    with pytest.raises(QueryError, match=message.replace("(", r"\(")):
+        getattr(rec, f"recommend_{kind}")(**query)
+
+
+def test_city_without_candidates(rec, monkeypatch):
+    monkeypatch.delitem(rec.indexes.indexes["place"], 2)
+    with pytest.raises(NoCandidatesError, match="city 2 has no places"):
+        rec.recommend_places(1, city_id=2)
+
+
+def _cli(args, data_dir):
+    return main(["--data-dir", str(data_dir), *args])
+
+
+def test_cli_json_matches_the_resource(served, capsys):
+    data_dir = served["store"].root
+    assert _cli(["recommend", "places", "--user-id", "42", "-k", "5", "--time-slot", "evening", "--tags", "jazz",
+                 "--json"], data_dir) == 0
+    places = json.loads(capsys.readouterr().out)
+    expected = served["recommender"].recommend_places(42, k=5, time_slot="evening", tags="jazz")
+    assert [p["place_id"] for p in places] == [r.place_id for r in expected]
+    assert set(places[0]) == {"place_id", "name", "city_id", "score", "explanations"}
+    assert _cli(["recommend", "people", "--user-id", "42", "--target-place-id", "7", "--json"], data_dir) == 0
+    people = json.loads(capsys.readouterr().out)
+    assert len(people) == 10 and set(people[0]) == {"user_id", "s_compat", "p_attend", "s_final", "explanations"}
+    assert _cli(["recommend", "places", "--user-id", "42"], data_dir) == 0
+    assert "place_id" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["places", "--user-id", "5000"], "unknown user id 5000"),
+        (["places", "--user-id", "1", "--tags", "tehcno"], "closest: techno"),
+        (["places", "--user-id", "1", "--time-slot", "brunch"], "invalid time slot"),
+        (["places", "--user-id", "1", "-k", "500"], "k must be"),
+        (["places", "--user-id", "abc"], "invalid int value"),
+        (["people", "--user-id", "1", "--target-place-id", "-3"], "unknown place id"),
+    ],
+)
+def test_cli_bad_queries_exit_2_with_one_line(served, capsys, args, message):
+    try:
+        code = _cli(["recommend", *args], served["store"].root)
+    except SystemExit as exit_:  # argparse's own errors exit from inside the parser
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_entry_point_is_installed(served):
+    exe = shutil.which("graphrec") or str(__import__("pathlib").Path(sys.executable).parent / "graphrec")
+    out = subprocess.run([exe, "--data-dir", str(served["store"].root), "recommend", "people", "--user-id", "3",
+                          "-k", "3", "--json"], capture_output=True, text=True, check=True)
+    assert [p["user_id"] for p in json.loads(out.stdout)] == [r.user_id for r in served["recommender"].recommend_people(3, k=3)]
+    missing = subprocess.run([exe, "--data-dir", "/nonexistent/graphrec", "recommend", "places", "--user-id", "1"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "materialize the 'graphrec_model' asset" in missing.stderr
+
+
+def test_stale_assets_name_what_to_materialize(served, tmp_path):
+    shutil.copytree(served["store"].root, tmp_path / "d")
+    store = Storage(tmp_path / "d")
+    Recommender(store)
+    retrained = load_model(store)
+    with torch.no_grad():
+        retrained.place_head[0].bias.add_(1.0)
+    save_model(store, retrained)
+    with pytest.raises(AssetError, match="embeddings are stale.*'user_embeddings'"):
+        Recommender(store)
+    emb = served["emb"]
+    export_embeddings(store, retrained, graph_from_tensors(store.read_tensors(GRAPH_FILE)), emb.user_city,
+                      emb.place_city)
+    with pytest.raises(AssetError, match="indexes are stale.*'ann_indexes'"):
+        Recommender(store)
+    save_city_indexes(store, build_city_indexes(load_embeddings(store), IndexSettings(), log=lambda m: None)[0])
+    Recommender(store)
+    store.remove("users.parquet")
+    with pytest.raises(AssetError, match="'published_tables'"):
+        Recommender(store)
+
+
+def test_failed_index_build_keeps_previous_indexes_live(served, tmp_path, monkeypatch):
+    shutil.copytree(served["store"].root, tmp_path / "d")
+    store = Storage(tmp_path / "d")
+    before = store.read_json(CURRENT)
+    built, _ = build_city_indexes(served["emb"], IndexSettings(), log=lambda m: None)
+    index = built.indexes["user"][1]
+    monkeypatch.setattr(index, "save", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        save_city_indexes(store, built)
+    assert store.read_json(CURRENT) == before
+    assert len(Recommender(store).recommend_places(5)) == 10
+
+
+def test_resource_works_outside_dagster(served):
+    resource = RecommenderResource(storage=StorageResource(data_dir=str(served["store"].root)))
+    got = resource.recommend_places(7, k=3, time_slot="night")
+    assert [r.place_id for r in got] == [r.place_id for r in served["recommender"].recommend_places(7, k=3, time_slot="night")]
+    assert resource.recommender() is resource.recommender()
+
+
+def test_pipeline_materializes_serving_assets(small_world):
+    data_dir, result = small_world
+    store = Storage(data_dir)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["recommender_answers_queries"] and checks["ann_indexes_recall"]
+    con = store.connect()
+    assert con.execute("SELECT count(*) FROM place_embeddings").fetchone()[0] == 1000
+    assert len(Recommender(store).recommend_people(0, k=5)) == 5
