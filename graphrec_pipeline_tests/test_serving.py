@@ -42,6 +42,22 @@ def test_blockwise_inference_equals_full_forward(trained):
     assert torch.allclose(zu, bu, atol=1e-5) and torch.allclose(zp, bp, atol=1e-5)
 
 
+def test_pair_heads_equal_the_models_heads(rec):
+    model, rng = rec.model, np.random.default_rng(0)
+    user, others = 11, rng.choice(1000, 150, replace=False)
+    ctx = rec.place_context(2, np.array([3]), np.array([8, 40]))
+    n = len(others)
+    with torch.no_grad():
+        expected = model.place_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
+                                     torch.from_numpy(ctx).expand(n, -1)).numpy()
+        compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
+                                             torch.from_numpy(rec.friend_context(5, np.array([1]))).expand(n, -1))
+    np.testing.assert_allclose(rec.place_scores(user, others, ctx), expected, atol=1e-5)
+    s_compat, p_attend, _ = rec.friend_scores(user, others, rec.friend_context(5, np.array([1])))
+    np.testing.assert_allclose(s_compat, torch.sigmoid(compat).numpy(), atol=1e-6)
+    np.testing.assert_allclose(p_attend, torch.sigmoid(attend).numpy(), atol=1e-6)
+
+
 def test_embedding_tables_in_duckdb(served):
     con = served["store"].connect()
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE place_embeddings)").fetchall())

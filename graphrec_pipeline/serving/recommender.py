@@ -34,6 +34,7 @@ from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.serving.city_indexes import CityIndexes, load_city_indexes
 from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST, Embeddings, load_embeddings
+from graphrec_pipeline.serving.pair_heads import PairHeads
 from graphrec_pipeline.serving.explain import Explanation, explain_people, explain_places, place_name
 from graphrec_pipeline.serving.query import (
     AssetError,
@@ -183,6 +184,9 @@ class Recommender:
         self.z_user = torch.from_numpy(np.array(self.emb.z_user))
         self.z_place = torch.from_numpy(np.array(self.emb.z_place))
         self.tag_categories = fine_tag_categories().astype(np.float32)
+        self.place_heads = PairHeads([self.model.place_head], self.model.place_context, self.z_place)
+        self.friend_heads = PairHeads([self.model.compat_head, self.model.attend_head], self.model.friend_context,
+                                      self.z_user)
 
     def __repr__(self) -> str:
         return (f"Recommender(users={self.world.n_users}, places={self.world.n_places}, M={self.candidates}, "
@@ -229,8 +233,8 @@ class Recommender:
     def place_scores(self, user: int, places: np.ndarray, ctx_raw: np.ndarray) -> np.ndarray:
         """Place-head logits ``s_place(u, p | ctx)`` of one user for each of ``places``."""
         p = torch.from_numpy(np.asarray(places, np.int64))
-        ctx = torch.from_numpy(ctx_raw).expand(len(p), -1)
-        return self.model.place_score(self.z_user[user].expand(len(p), -1), self.z_place[p], ctx).numpy()
+        (score,) = self.place_heads(self.z_user[user], torch.from_numpy(ctx_raw), p, self.z_place[p])
+        return score.numpy()
 
     def recommend_places(
         self,
@@ -318,8 +322,7 @@ class Recommender:
     def friend_scores(self, user: int, others: np.ndarray, ctx_raw: np.ndarray) -> tuple[np.ndarray, ...]:
         """(s_compat, p_attend, s_final) of one user with each of ``others``."""
         v = torch.from_numpy(np.asarray(others, np.int64))
-        ctx = torch.from_numpy(ctx_raw).expand(len(v), -1)
-        compat, attend = self.model.friend_scores(self.z_user[user].expand(len(v), -1), self.z_user[v], ctx)
+        compat, attend = self.friend_heads(self.z_user[user], torch.from_numpy(ctx_raw), v, self.z_user[v])
         s_compat, p_attend = torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()
         return s_compat, p_attend, self.alpha * s_compat + (1 - self.alpha) * p_attend
 

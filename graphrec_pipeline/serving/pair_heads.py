@@ -1,0 +1,68 @@
+"""The trained heads, evaluated for one query against many candidates at serving speed.
+
+A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first layer
+``W f + b`` splits by the blocks of ``W = [A | B | C | D | E]``:
+
+.. math::
+    W f + b = \\underbrace{A z_a + E\\,ctx + b}_{\\text{once per query}}
+            + \\underbrace{B z_b}_{\\text{once per item, at load}}
+            + [C \\operatorname{diag}(z_a) \\;|\\; D] \\, [z_b ; |z_a - z_b|]
+
+so a query multiplies a (m, 2d) matrix instead of a (m, 4d + c) one, and heads that share
+their input (compatibility and attendance) run as one matrix product. The output equals
+the model's heads (tested to float tolerance); the model itself stays the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from graphrec_pipeline.model.context import ContextEncoder
+
+
+class PairHeads:
+    """Heads sharing one context encoder and one item table, scored for one ``z_a``.
+
+    Args:
+        heads: the MLPs (``nn.Sequential`` starting with a ``Linear`` on ``4 d + c`` inputs).
+        context: the context encoder whose output is the ``ctx`` block.
+        items: (n, d) embeddings of everything that can be a ``z_b``.
+    """
+
+    def __init__(self, heads: list[nn.Sequential], context: ContextEncoder, items: Tensor):
+        d = items.shape[1]
+        self.d, self.context = d, context
+        firsts = [h[0] for h in heads]
+        weight = torch.cat([f.weight.detach() for f in firsts])  # (sum h, 4d + c)
+        self.sizes = [f.out_features for f in firsts]
+        self.a, self.e = weight[:, :d].contiguous(), weight[:, 4 * d :].contiguous()
+        self.c_t = weight[:, 2 * d : 3 * d].T.contiguous()
+        self.d_t = weight[:, 3 * d : 4 * d].T.contiguous()
+        self.bias = torch.cat([f.bias.detach() for f in firsts])
+        with torch.inference_mode():
+            self.item_part = items @ weight[:, d : 2 * d].T  # (n, sum h)
+        self.rests = [[(m.weight.detach().T.contiguous(), m.bias.detach()) for m in h[1:] if isinstance(m, nn.Linear)]
+                      for h in heads]
+
+    def __repr__(self) -> str:
+        return f"PairHeads(heads={len(self.sizes)}, hidden={self.sizes}, d={self.d}, items={len(self.item_part)})"
+
+    @torch.inference_mode()
+    def __call__(self, z_a: Tensor, ctx_raw: Tensor, items: Tensor, z_b: Tensor) -> list[Tensor]:
+        """Logits of each head for ``z_a`` (d,) against ``z_b`` (m, d) (rows ``items`` of the
+        item table) under one raw context (112,); the heads' layers are Linear + ReLU (dropout
+        is the identity at inference)."""
+        ctx = self.context(ctx_raw[None])[0]
+        hidden = self.item_part[items]
+        hidden += self.a @ z_a + self.e @ ctx + self.bias
+        hidden.addmm_(z_b * z_a, self.c_t).addmm_((z_b - z_a).abs_(), self.d_t)
+        out = []
+        for layers, h in zip(self.rests, hidden.split(self.sizes, dim=1), strict=True):
+            h = h.relu()
+            for i, (w_t, b) in enumerate(layers):
+                h = torch.addmm(b, h, w_t)
+                if i < len(layers) - 1:
+                    h = h.relu_()
+            out.append(h.squeeze(-1))
+        return out
