@@ -11,17 +11,8 @@ JSON and are appended to benchmarks/results/train.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import sys
-import time
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
-
-
-def peak_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
+from common import append_result, log, peak_gb, world_and_graph
 
 
 def main() -> None:
@@ -32,24 +23,13 @@ def main() -> None:
     parser.add_argument("--validate", action="store_true", help="validate each epoch (full mode only)")
     args = parser.parse_args()
 
-    from graphrec_pipeline.graph.build import build_graph
-    from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
+    from graphrec_pipeline.graph.split import SplitConfig
     from graphrec_pipeline.model.config import ModelConfig
     from graphrec_pipeline.train.fit import Inputs, fit
     from graphrec_pipeline.train.trainer import TrainConfig, train
-    from graphrec_pipeline.world.config import WorldConfig
-    from graphrec_pipeline.world.generate import generate_world
 
-    log = lambda m: print(f"[{time.strftime('%H:%M:%S')} peak {peak_gb()} GB] {m}", file=sys.stderr, flush=True)  # noqa: E731
-    cfg = WorldConfig(n_users=args.n, n_places=args.n)
-    world = generate_world(cfg, log=log)
+    cfg, world, split, fsplit, graph, graph_s = world_and_graph(args.n)
     sc = SplitConfig()
-    split = interaction_split(world["interactions"], sc)
-    fsplit = friend_label_split(world["friend_labels"], sc)
-    t0 = time.perf_counter()
-    graph = build_graph(world["users"], world["places"], world["interactions"], split, world["user_user_edges"],
-                        fsplit, cfg.neighborhoods_per_city)
-    graph_s = time.perf_counter() - t0
     inputs = Inputs(world["users"], world["places"], world["interactions"], split, world["friend_labels"], fsplit,
                     world["user_user_edges"], graph)
     log(f"graph built in {graph_s:.1f}s: {graph}")
@@ -71,10 +51,7 @@ def main() -> None:
         "best_epoch": result.best_epoch, "best_val_ndcg20": round(result.best_val_ndcg, 4),
         "peak_rss_gb": peak_gb(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / "train.jsonl", "a") as f:
-        f.write(json.dumps(out) + "\n")
-    print(json.dumps(out))
+    append_result("train.jsonl", out)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,15 @@ _QUANTILES: dict[str, list[str]] = {
 }
 
 
-def _cell(value) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _cell(value, width: int) -> str:
+    text = str(value).replace("|", "/")
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def markdown_table(frame: pl.DataFrame) -> str:
+def markdown_table(frame: pl.DataFrame, max_cell: int = 40) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    rows = ["| " + " | ".join(_cell(v, max_cell) for v in row) + " |" for row in frame.iter_rows()]
     return "\n".join([header, rule, *rows])
 
 

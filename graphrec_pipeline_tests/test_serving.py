@@ -16,8 +16,14 @@ from graphrec_pipeline.defs.resources import RecommenderResource, StorageResourc
 from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
 from graphrec_pipeline.model.inference import embed_in_blocks
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index, load_index, recall_at_k
-from graphrec_pipeline.serving.city_indexes import CURRENT, IndexSettings, build_city_indexes, save_city_indexes
-from graphrec_pipeline.serving.embeddings import export_embeddings, load_embeddings
+from graphrec_pipeline.serving.city_indexes import (
+    CURRENT,
+    IndexSettings,
+    build_city_indexes,
+    load_city_indexes,
+    save_city_indexes,
+)
+from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
@@ -216,6 +222,24 @@ def test_auto_backend_and_recall_report(served):
     assert set(report["kind"]) == {"place", "user"}
     with pytest.raises(ValueError, match="ef_search"):
         IndexSettings(hnsw=HnswSettings(ef_search=50))
+
+
+def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
+    rng = np.random.default_rng(0)
+    emb = Embeddings(rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(3000, 16)).astype(np.float32),
+                     np.zeros(300, np.int64), np.zeros(3000, np.int64), "test")
+    weak = HnswSettings(m=8, ef_construction=32, ef_search=200)
+    untuned = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.0), log=lambda m: None)[1]
+    built, report = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.995),
+                                       log=lambda m: None)
+    place = report.filter(report["kind"] == "place").row(0, named=True)
+    assert untuned["recall@200"][0] < 0.995 <= place["recall@200"] and place["ef_search"] > 200
+    store = Storage(tmp_path)
+    built.manifest["model_sha256"] = "test"
+    save_city_indexes(store, built)
+    loaded = load_city_indexes(store).get("place", 0)
+    assert loaded.settings.ef_search == place["ef_search"]
+    np.testing.assert_array_equal(loaded.search(emb.z_user[:20], 200)[0], built.get("place", 0).search(emb.z_user[:20], 200)[0])
 
 
 BAD_QUERIES = [

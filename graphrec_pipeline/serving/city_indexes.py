@@ -1,9 +1,11 @@
 """Per-city ANN indexes (§6.2): one place index and one user index per city.
 
 ``backend="auto"`` takes exact search for a city of at most ``exact_max_items`` vectors
-(below that a brute-force matrix product is faster than walking an HNSW graph on this
+(below that a brute-force matrix product is as fast as walking an HNSW graph on this
 machine: see docs/benchmarks.md) and ``approximate_backend`` above it. Every index's
-recall@200 against exact search is measured on the city's own users as queries.
+recall@200 against exact search is measured on the city's own users as queries; an HNSW
+index below ``target_recall`` gets its search beam doubled (up to ``max_ef_search``) until
+it reaches it, and keeps the ``ef_search`` it needed.
 
 Layout: ``indexes/<version>/{place,user}_city<c>.<backend>`` plus ``manifest.json``;
 ``indexes/CURRENT.json`` names the live version and is swapped last, so a failed build
@@ -15,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -39,6 +41,8 @@ class IndexSettings:
         hnsw: graph settings for the HNSW backends (``ef_search`` >= the 200 candidates).
         recall_k: depth of the recall measurement (the serving flows retrieve 200).
         recall_queries: users per city used as recall queries.
+        target_recall: the recall@k an HNSW index's ``ef_search`` is raised to reach.
+        max_ef_search: the largest ``ef_search`` tried.
     """
 
     backend: str = "auto"
@@ -47,6 +51,8 @@ class IndexSettings:
     hnsw: HnswSettings = field(default_factory=HnswSettings)
     recall_k: int = 200
     recall_queries: int = 500
+    target_recall: float = 0.99
+    max_ef_search: int = 2048
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", *BACKENDS):
@@ -105,12 +111,16 @@ def build_city_indexes(
                 users = np.sort(rng.choice(users, settings.recall_queries, replace=False))
             queries = emb.z_user[users]
             exact_ids, _ = build_index("exact", z[ids], ids, settings.hnsw).search(queries, settings.recall_k)
-            approx_ids, _ = index.search(queries, settings.recall_k)
-            recall = recall_at_k(approx_ids, exact_ids)
+            recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
+            while backend != "exact" and recall < settings.target_recall and index.settings.ef_search < settings.max_ef_search:
+                index.settings = replace(index.settings, ef_search=min(2 * index.settings.ef_search, settings.max_ef_search))
+                recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
+            ef = None if backend == "exact" else index.settings.ef_search
             indexes[kind][city] = index
-            rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend,
+            rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend, "ef_search": ef,
                          "build_seconds": round(seconds, 3), f"recall@{settings.recall_k}": recall})
-            log(f"{kind} index of city {city}: {len(ids)} items, {backend}, recall@{settings.recall_k} {recall:.4f}")
+            log(f"{kind} index of city {city}: {len(ids)} items, {backend}"
+                f"{'' if ef is None else f' (ef_search {ef})'}, recall@{settings.recall_k} {recall:.4f}")
     manifest = {"model_sha256": emb.model_sha256, "dim": emb.dim, "settings": asdict(settings), "indexes": rows}
     return CityIndexes(indexes, manifest), pl.DataFrame(rows)
 
@@ -139,10 +149,10 @@ def load_city_indexes(store: Storage) -> CityIndexes:
         raise FileNotFoundError("no ANN indexes; materialize the 'ann_indexes' asset")
     version = current["version"]
     manifest = store.read_json(f"{INDEX_ROOT}/{version}/manifest.json")
-    raw = manifest["settings"]
-    settings = HnswSettings(**raw["hnsw"])
+    hnsw = HnswSettings(**manifest["settings"]["hnsw"])
     indexes: dict[str, dict[int, VectorIndex]] = {k: {} for k in KINDS}
     for row in manifest["indexes"]:
         name = _file(version, row["kind"], row["city_id"], row["backend"])
+        settings = replace(hnsw, ef_search=row.get("ef_search") or hnsw.ef_search)
         indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, manifest["dim"])
     return CityIndexes(indexes, manifest)

@@ -14,6 +14,7 @@ from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.query import QueryError
+from graphrec_pipeline.serving.recommender import results_frame
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
 from graphrec_pipeline.train.fit import load_model
 
@@ -66,6 +67,8 @@ class IndexConfig(dg.Config):
     ef_construction: int = 200
     ef_search: int = 256
     recall_queries: int = 500
+    target_recall: float = 0.99
+    max_ef_search: int = 2048
     seed: int = 0
 
     def settings(self) -> IndexSettings:
@@ -73,7 +76,7 @@ class IndexConfig(dg.Config):
             backend=self.backend, approximate_backend=self.approximate_backend, exact_max_items=self.exact_max_items,
             hnsw=HnswSettings(m=self.hnsw_m, ef_construction=self.ef_construction, ef_search=self.ef_search,
                               seed=self.seed),
-            recall_queries=self.recall_queries,
+            recall_queries=self.recall_queries, target_recall=self.target_recall, max_ef_search=self.max_ef_search,
         )
 
 
@@ -157,6 +160,15 @@ def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommen
     for f in failures:
         context.log.error(f)
     ms = np.array(latencies) * 1e3
+    example = int(queries[0][1]["user_id"])
+    previews = {}
+    if not failures:
+        previews = {
+            "example_places": dg.MetadataValue.md(f"user {example}\n\n" + markdown_table(
+                results_frame(rec.recommend_places(example, k=5)).select("place_id", "name", "score", "explanations"), max_cell=200)),
+            "example_people": dg.MetadataValue.md(f"user {example}\n\n" + markdown_table(
+                results_frame(rec.recommend_people(example, k=5)).drop("city_id"), max_cell=200)),
+        }
     return dg.AssetCheckResult(
         passed=not failures,
         metadata={
@@ -164,5 +176,6 @@ def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommen
             "failures": len(failures),
             **({"failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures[:20]))} if failures else {}),
             **({"latency_p50_ms": float(np.percentile(ms, 50)), "latency_max_ms": float(ms.max())} if len(ms) else {}),
+            **previews,
         },
     )
