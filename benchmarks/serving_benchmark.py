@@ -7,8 +7,8 @@ built in memory and swapped into one loaded :class:`Recommender`.
     python benchmarks/serving_benchmark.py --data-dir data [--users 1000] [--json out.json]
 
 Reports, per backend and flow: p50 / p99 / mean latency of single queries end to end
-(retrieval, filters, head, explanations) over ``--users`` random users, and sequential
-queries per second; two-stage recall@10 (the share of the head's exhaustive top-10 over
+(retrieval, filters, head, explanations) over ``--users`` random users, sequential
+queries per second, and queries per second of the batch methods (one call for all users); two-stage recall@10 (the share of the head's exhaustive top-10 over
 every eligible item of the city that the served top-10 keeps); search latency of each
 backend by index size (where exact search stops being the fastest); the effect of query
 context on the ranking, with and without the intent boost.
@@ -73,6 +73,17 @@ def time_queries(rec: Recommender, queries: list[tuple[str, dict]]) -> dict:
             "mean_ms": float(ms.mean()), "qps": len(queries) / total}
 
 
+def time_batches(rec: Recommender, users: np.ndarray) -> dict:
+    """Queries per second of the batch methods: the same query for all ``users`` at once."""
+    out = {}
+    for kind in ("places", "people"):
+        getattr(rec, f"recommend_{kind}_batch")(users[:50])
+        start = time.perf_counter()
+        getattr(rec, f"recommend_{kind}_batch")(users)
+        out[f"{kind}_batch_qps"] = len(users) / (time.perf_counter() - start)
+    return out
+
+
 def two_stage_recall(rec: Recommender, users: np.ndarray, k: int = 10) -> dict:
     """Served top-k vs the head's exhaustive top-k over every eligible item of the user's city."""
     w = rec.world
@@ -82,13 +93,13 @@ def two_stage_recall(rec: Recommender, users: np.ndarray, k: int = 10) -> dict:
     for u in users.tolist():
         city = int(w.user_city[u])
         places = np.flatnonzero(w.place_city == city)
-        places = places[rec.place_filter(u, np.zeros(0, np.int64), None)(places)]
-        best = places[np.argsort(-rec.place_scores(u, places, no_ctx), kind="stable")[:k]]
+        places = places[rec.place_filter(np.zeros(0, np.int64), None)(np.array([u]), places[None])[0]]
+        best = places[np.argsort(-rec.place_scores(np.array([u]), places[None], no_ctx)[0], kind="stable")[:k]]
         served = [r.place_id for r in rec.recommend_places(u, k=k)]
         kept_places.append(np.isin(best, served).mean())
         people = np.flatnonzero(w.user_city == city)
-        people = people[rec.people_filter(u)(people)]
-        best = people[np.argsort(-rec.friend_scores(u, people, friend_ctx)[2], kind="stable")[:k]]
+        people = people[rec.people_filter()(np.array([u]), people[None])[0]]
+        best = people[np.argsort(-rec.friend_scores(np.array([u]), people[None], friend_ctx)[2][0], kind="stable")[:k]]
         served = [r.user_id for r in rec.recommend_people(u, k=k)]
         kept_people.append(np.isin(best, served).mean())
     return {"places_recall@10": float(np.mean(kept_places)), "people_recall@10": float(np.mean(kept_people))}
@@ -164,6 +175,8 @@ def main() -> None:
         for flow, qs in queries.items():
             row[flow] = time_queries(rec, qs)
             print(backend, flow, {k: round(v, 3) for k, v in row[flow].items()}, flush=True)
+        row["batch"] = time_batches(rec, users)
+        print(backend, "batch", {k: round(v, 1) for k, v in row["batch"].items()}, flush=True)
         results[backend] = row
     rec.indexes = build_city_indexes(emb, IndexSettings(), log=lambda m: None)[0]
     results["two_stage"] = two_stage_recall(rec, users)

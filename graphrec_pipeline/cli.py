@@ -89,9 +89,13 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "list":
         print("\n".join(VOCABULARIES[args.what]))
         return 0
+    from rich.console import Console
+
     from graphrec_pipeline.serving.recommender import Recommender
 
-    recommender = Recommender(Storage(getattr(args, "data_dir", None)))
+    store = Storage(getattr(args, "data_dir", None))
+    with Console(stderr=True).status(f"Loading the model, embeddings and indexes from {store.root}"):
+        recommender = Recommender(store)
     if args.kind == "places":
         results = recommender.recommend_places(
             args.user_id, k=args.k, city_id=args.city_id, time_slot=args.time_slot, categories=args.categories,

@@ -58,8 +58,9 @@ def test_pair_heads_equal_the_models_heads(rec):
                                      torch.from_numpy(ctx).expand(n, -1)).numpy()
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
                                              torch.from_numpy(rec.friend_context(5, np.array([1]))).expand(n, -1))
-    np.testing.assert_allclose(rec.place_scores(user, others, ctx), expected, atol=1e-5)
-    s_compat, p_attend, _ = rec.friend_scores(user, others, rec.friend_context(5, np.array([1])))
+    np.testing.assert_allclose(rec.place_scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
+    s_compat, p_attend, _ = (x[0] for x in rec.friend_scores(np.array([user]), others[None],
+                                                             rec.friend_context(5, np.array([1]))))
     np.testing.assert_allclose(s_compat, torch.sigmoid(compat).numpy(), atol=1e-6)
     np.testing.assert_allclose(p_attend, torch.sigmoid(attend).numpy(), atol=1e-6)
 
@@ -127,6 +128,21 @@ def test_people_never_self_nor_blocked_either_way(rec, served):
         assert len(got) == min(200, rec.available("user", int(u)))
 
 
+def test_batch_answers_equal_single_answers(rec):
+    users = np.concatenate([USERS[:30], USERS[:3]])
+    query = {"k": 15, "time_slot": "weekend_night", "tags": ["techno"], "categories": ["clubs", "dining"], "max_price": 2}
+    for user, got in zip(users, rec.recommend_places_batch(users, **query), strict=True):
+        single = rec.recommend_places(int(user), **query)
+        assert [r.place_id for r in got] == [r.place_id for r in single]
+        np.testing.assert_allclose([r.score for r in got], [r.score for r in single], rtol=1e-5)
+        assert [r.explanations for r in got] == [r.explanations for r in single]
+    for user, got in zip(users, rec.recommend_people_batch(users, k=12, city_id=1, target_place_id=4), strict=True):
+        assert [r.user_id for r in got] == [r.user_id for r in rec.recommend_people(int(user), k=12, city_id=1,
+                                                                                      target_place_id=4)]
+    with pytest.raises(QueryError, match="unknown user id 1000"):
+        rec.recommend_places_batch([1, 1000, 2000])
+
+
 def test_people_scores_combine_with_alpha(rec):
     got = rec.recommend_people(int(USERS[5]), k=10, target_place_id=3, activity_tags="jazz,hiking")
     for r in got:
@@ -167,12 +183,18 @@ def test_place_explanations_name_what_both_sides_have(rec, served):
 def test_people_explanations_name_what_both_sides_have(rec):
     w = rec.world
     kinds = set()
-    for u in USERS[:40]:
-        for r in rec.recommend_people(int(u), k=10):
+    for i, u in enumerate(USERS[:40]):
+        target = int(USERS[i + 40]) if i % 2 else None
+        asked = ["jazz", "hiking", "brunch"][: i % 3]
+        outing = set(np.flatnonzero(w.place_tags[target] > 0)) if target is not None else set()
+        outing |= {FINE_TAGS.index(t) for t in asked}
+        for r in rec.recommend_people(int(u), k=10, target_place_id=target, activity_tags=asked or None):
             v = r.user_id
             for e in r.reasons:
                 kinds.add(e.kind)
-                if e.kind == "tags":
+                if e.kind == "activity":
+                    assert all(t in outing and w.fine_pref[v, t] >= INTEREST_MIN for t in e.ids)
+                elif e.kind == "tags":
                     assert all(min(w.fine_pref[u, t], w.fine_pref[v, t]) >= INTEREST_MIN for t in e.ids)
                 elif e.kind == "vibes":
                     assert all(min(w.vibe_pref[u, t], w.vibe_pref[v, t]) >= VIBE_MIN for t in e.ids)
@@ -180,7 +202,7 @@ def test_people_explanations_name_what_both_sides_have(rec):
                 else:
                     (h,) = e.ids
                     assert w.area[u, h] > 0 and w.area[v, h] > 0 and w.user_city[u] == w.user_city[v]
-    assert {"tags", "vibes", "neighborhood"} <= kinds
+    assert {"tags", "vibes", "neighborhood", "activity"} <= kinds
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

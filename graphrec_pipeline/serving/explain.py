@@ -27,7 +27,8 @@ CATEGORY_MIN = 1.0 / C_COARSE
 @dataclass(frozen=True)
 class Explanation:
     """One reason: ``kind`` is ``tags``, ``category``, ``vibes``, ``neighborhood`` (overlaps of the
-    two sides), or ``query_tags`` / ``time_slot`` (what the place has of the query); ``ids`` are
+    two sides), ``query_tags`` / ``time_slot`` (what a place has of the query) or
+    ``activity`` (the outing's tags another user is into); ``ids`` are
     the fine-tag, category, vibe, neighborhood or slot ids; ``text`` is what a person reads."""
 
     kind: str
@@ -111,16 +112,25 @@ def explain_people(
     other_vibe: np.ndarray,
     other_area: np.ndarray,
     other_city: np.ndarray,
+    activity_tags: np.ndarray | None = None,
 ) -> list[list[Explanation]]:
-    """Reasons for one user and each of k other users (rows of the ``other_*`` arrays)."""
+    """Reasons for one user and each of k other users (rows of the ``other_*`` arrays), plus
+    which of the outing's tags (asked, or the target place's) each other user is into."""
+    activity = np.zeros(C_FINE, bool)
+    if activity_tags is not None:
+        activity[activity_tags] = True
+    into = _top_overlaps(other_fine, activity[None] & (other_fine >= INTEREST_MIN), TOP_TAGS)
     tags = _top_overlaps(fine_pref[None] * other_fine,
                          (fine_pref[None] >= INTEREST_MIN) & (other_fine >= INTEREST_MIN), TOP_TAGS)
     vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN), 2)
     same_city = (other_city == city)[:, None]
     hoods = _top_overlaps(area[None] * other_area, (area[None] > 0) & (other_area > 0) & same_city, 1)
     out = []
-    for t, v, h in zip(tags, vibes, hoods, strict=True):
+    for t, v, h, a in zip(tags, vibes, hoods, into, strict=True):
         reasons = []
+        if a:
+            reasons.append(Explanation("activity", tuple(a), f"Into {_join([label(FINE_TAGS[j]) for j in a])}, "
+                                       "like the outing you have in mind."))
         if t:
             reasons.append(Explanation("tags", tuple(t), f"You both like {_join([label(FINE_TAGS[j]) for j in t])}."))
         if v:

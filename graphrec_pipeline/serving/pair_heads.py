@@ -32,11 +32,11 @@ class PairHeads:
 
     def __init__(self, heads: list[nn.Sequential], context: ContextEncoder, items: Tensor):
         d = items.shape[1]
-        self.d, self.context = d, context
+        self.d, self.context, self.items = d, context, items
         firsts = [h[0] for h in heads]
         weight = torch.cat([f.weight.detach() for f in firsts])  # (sum h, 4d + c)
         self.sizes = [f.out_features for f in firsts]
-        self.a, self.e = weight[:, :d].contiguous(), weight[:, 4 * d :].contiguous()
+        self.a_t, self.e = weight[:, :d].T.contiguous(), weight[:, 4 * d :].contiguous()
         self.c_t = weight[:, 2 * d : 3 * d].T.contiguous()
         self.d_t = weight[:, 3 * d : 4 * d].T.contiguous()
         self.bias = torch.cat([f.bias.detach() for f in firsts])
@@ -49,20 +49,24 @@ class PairHeads:
         return f"PairHeads(heads={len(self.sizes)}, hidden={self.sizes}, d={self.d}, items={len(self.item_part)})"
 
     @torch.inference_mode()
-    def __call__(self, z_a: Tensor, ctx_raw: Tensor, items: Tensor, z_b: Tensor) -> list[Tensor]:
-        """Logits of each head for ``z_a`` (d,) against ``z_b`` (m, d) (rows ``items`` of the
-        item table) under one raw context (112,); the heads' layers are Linear + ReLU (dropout
-        is the identity at inference)."""
+    def __call__(self, z_a: Tensor, ctx_raw: Tensor, items: Tensor) -> list[Tensor]:
+        """Logits of each head, (b, m): row i scores ``z_a[i]`` against the items ``items[i]``
+        of the item table, all under one raw context (112,). The heads' layers are Linear +
+        ReLU (dropout is the identity at inference)."""
+        b, m = items.shape
         ctx = self.context(ctx_raw[None])[0]
-        hidden = self.item_part[items]
-        hidden += self.a @ z_a + self.e @ ctx + self.bias
-        hidden.addmm_(z_b * z_a, self.c_t).addmm_((z_b - z_a).abs_(), self.d_t)
+        z_b = self.items[items]  # (b, m, d)
+        hidden = self.item_part[items]  # (b, m, sum h)
+        hidden += (torch.addmm(self.e @ ctx + self.bias, z_a, self.a_t))[:, None, :]
+        flat = hidden.view(b * m, -1)
+        flat.addmm_((z_b * z_a[:, None, :]).view(b * m, -1), self.c_t)
+        flat.addmm_((z_b - z_a[:, None, :]).abs_().view(b * m, -1), self.d_t)
         out = []
-        for layers, h in zip(self.rests, hidden.split(self.sizes, dim=1), strict=True):
+        for layers, h in zip(self.rests, flat.split(self.sizes, dim=1), strict=True):
             h = h.relu()
-            for i, (w_t, b) in enumerate(layers):
-                h = torch.addmm(b, h, w_t)
+            for i, (w_t, bias) in enumerate(layers):
+                h = torch.addmm(bias, h, w_t)
                 if i < len(layers) - 1:
                     h = h.relu_()
-            out.append(h.squeeze(-1))
+            out.append(h.view(b, m))
         return out

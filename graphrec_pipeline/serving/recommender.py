@@ -39,6 +39,7 @@ from graphrec_pipeline.serving.explain import Explanation, explain_people, expla
 from graphrec_pipeline.serving.query import (
     AssetError,
     NoCandidatesError,
+    QueryError,
     check_id,
     check_k,
     check_price,
@@ -100,8 +101,7 @@ class WorldView:
     place_tags: np.ndarray
     place_price: np.ndarray
     place_slot: np.ndarray  # typical time slot
-    visited_ptr: np.ndarray  # CSR over users of the places each has interacted with
-    visited: np.ndarray
+    visited_keys: np.ndarray  # sorted user * n_places + place of every interaction
     block_keys: np.ndarray  # sorted u * n_users + v, both directions
 
     @classmethod
@@ -117,7 +117,6 @@ class WorldView:
         n_hoods = int(places["neighborhood_id"].max()) + 1 if len(places) else 1
         bu, bv = blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()
         keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
-        pu = pairs["user_id"].to_numpy()
         return cls(
             user_city=users["home_city_id"].to_numpy(),
             fine_pref=dense_from_list(users["fine_pref"], C_FINE),
@@ -130,8 +129,7 @@ class WorldView:
             place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
             place_price=places["price_band"].to_numpy(),
             place_slot=places["typical_time_slot"].to_numpy(),
-            visited_ptr=np.concatenate([[0], np.cumsum(np.bincount(pu, minlength=n_users))]),
-            visited=pairs["place_id"].to_numpy(),
+            visited_keys=pairs["user_id"].to_numpy() * len(places) + pairs["place_id"].to_numpy(),
             block_keys=np.unique(keys),
         )
 
@@ -143,20 +141,45 @@ class WorldView:
     def n_places(self) -> int:
         return len(self.place_city)
 
-    def visited_by(self, user: int) -> np.ndarray:
-        return self.visited[self.visited_ptr[user] : self.visited_ptr[user + 1]]
+    def visited(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
+        """(b, m): whether ``users[i]`` has interacted with ``places[i, j]``."""
+        keys = users[:, None].astype(np.int64) * self.n_places + places
+        return _member(self.visited_keys, keys)
 
-    def blocked(self, user: int, others: np.ndarray) -> np.ndarray:
-        """Whether each of ``others`` blocked ``user`` or was blocked by them."""
-        if len(self.block_keys) == 0:
-            return np.zeros(len(others), dtype=bool)
-        q = user * self.n_users + others.astype(np.int64)
-        pos = np.minimum(np.searchsorted(self.block_keys, q), len(self.block_keys) - 1)
-        return self.block_keys[pos] == q
+    def visited_by(self, user: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.visited_keys, [user * self.n_places, (user + 1) * self.n_places])
+        return self.visited_keys[lo:hi] - user * self.n_places
+
+    def blocked(self, users: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """(b, m): whether ``others[i, j]`` blocked ``users[i]`` or was blocked by them."""
+        return _member(self.block_keys, users[:, None].astype(np.int64) * self.n_users + others)
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
+def _compact(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move each row's passing items to the front (in order) and drop the columns no row
+    needs, so the heads score survivors, not everything retrieved."""
+    width = int(mask.sum(1).max(initial=0))
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(mask, order, axis=1)
+
+
+def _block_rows(n: int, size: int = 64):
+    return (slice(s, min(s + size, n)) for s in range(0, n, size))
 
 
 class Recommender:
     """Answers place and people queries; see the module docstring for the two flows.
+
+    ``recommend_places`` / ``recommend_people`` answer one user; the ``*_batch`` methods
+    answer the same query for many users with one index search per city and the heads in
+    blocks of users, and return what the single calls would.
 
     Args:
         store: where the assets live.
@@ -181,6 +204,7 @@ class Recommender:
         self.alpha = self.model.cfg.alpha if alpha is None else float(alpha)
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], not {self.alpha}")
+        self.n_cities = int(max(self.world.user_city.max(), self.world.place_city.max())) + 1
         self.z_user = torch.from_numpy(np.array(self.emb.z_user))
         self.z_place = torch.from_numpy(np.array(self.emb.z_place))
         self.tag_categories = fine_tag_categories().astype(np.float32)
@@ -193,48 +217,92 @@ class Recommender:
                 f"alpha={self.alpha}, model={self.emb.model_sha256[:12]})")
 
     # -- shared steps ------------------------------------------------------------------
-    def _city(self, city_id: int | None, user: int) -> int:
-        if city_id is None:
-            return int(self.world.user_city[user])
-        n_cities = int(max(self.world.user_city.max(), self.world.place_city.max())) + 1
-        return check_id(city_id, n_cities, "city")
+    def _users(self, user_ids) -> np.ndarray:
+        users = np.atleast_1d(np.asarray(user_ids))
+        if users.dtype.kind not in "iu" or users.ndim != 1:
+            raise QueryError(f"user ids must be integers, not {user_ids!r}")
+        bad = users[(users < 0) | (users >= self.world.n_users)]
+        if len(bad):
+            raise QueryError(f"unknown user id {int(bad[0])}; ids are 0..{self.world.n_users - 1}"
+                             + (f" ({len(bad)} unknown ids)" if len(bad) > 1 else ""))
+        return users.astype(np.int64)
 
-    def _retrieve(self, kind: str, city: int, user: int, k: int, keep) -> np.ndarray:
-        """Ids of the ``M`` nearest items to ``z_u`` in the city's index that ``keep`` accepts,
-        widening the search until ``k`` pass or the city is exhausted (best first)."""
+    def _cities(self, city_id: int | None, users: np.ndarray) -> np.ndarray:
+        if city_id is None:
+            return self.world.user_city[users]
+        return np.full(len(users), check_id(city_id, self.n_cities, "city"))
+
+    def _retrieve(self, kind: str, city: int, users: np.ndarray, k: int, keep):
+        """Yield (rows, ids, mask): for each row of ``users``, the ``M`` nearest items to its
+        ``z_u`` in the city's index (``mask``: which pass ``keep``), best first. Rows with
+        fewer than ``k`` passing are searched again wider (4 M, ... the whole city)."""
         index = self.indexes.get(kind, city)
         if index is None:
             raise NoCandidatesError(f"city {city} has no {kind}s to recommend")
-        query = self.emb.z_user[user : user + 1]
-        m = self.candidates
-        while True:
-            ids = index.search(query, m)[0][0]
-            ids = ids[keep(ids)]
-            if len(ids) >= k or m >= len(index):
-                return ids
-            m = min(m * WIDEN, len(index))
+        rows, m = np.arange(len(users)), self.candidates
+        while len(rows):
+            ids = index.search(self.emb.z_user[users[rows]], m)[0]
+            mask = keep(users[rows], ids)
+            done = (mask.sum(1) >= k) | (m >= len(index))
+            yield rows[done], ids[done], mask[done]
+            rows, m = rows[~done], min(m * WIDEN, len(index))
+
+    def _rank(self, kind: str, users: np.ndarray, cities: np.ndarray, k: int, keep, score, build) -> list[list]:
+        """Retrieve, score (``score(users, ids) -> (b, m)`` ranking keys plus extras), keep the
+        top k that pass the filters, and ``build`` each user's result objects."""
+        results: list[list] = [[] for _ in users]
+        for city in np.unique(cities):
+            sel = np.flatnonzero(cities == city)
+            for rows, ids, mask in self._retrieve(kind, int(city), users[sel], k, keep):
+                ids, mask = _compact(ids, mask)
+                for block in _block_rows(len(rows)):
+                    key, extras = score(users[sel[rows[block]]], ids[block])
+                    key = np.where(mask[block], key, -np.inf)
+                    order = np.argsort(-key, axis=1, kind="stable")[:, :k]
+                    for i, row in enumerate(sel[rows[block]]):
+                        top = order[i][mask[block][i, order[i]]]
+                        results[row] = build(int(users[row]), ids[block][i, top], [e[i, top] for e in extras])
+        return results
 
     # -- places ------------------------------------------------------------------------
-    def place_filter(self, user: int, categories: np.ndarray, max_price: int | None):
+    def place_filter(self, categories: np.ndarray, max_price: int | None):
+        """keep(users (b,), places (b, m)) -> (b, m): unvisited and passing the hard filters."""
         w = self.world
-        seen = w.visited_by(user) if self.exclude_visited else np.zeros(0, np.int64)
 
-        def keep(ids: np.ndarray) -> np.ndarray:
-            ok = ~np.isin(ids, seen)
+        def keep(users: np.ndarray, ids: np.ndarray) -> np.ndarray:
+            ok = ~w.visited(users, ids) if self.exclude_visited else np.ones(ids.shape, dtype=bool)
             if len(categories):
-                ok &= w.place_categories[ids][:, categories].any(axis=1)
+                ok &= w.place_categories[ids][..., categories].any(axis=-1)
             if max_price is not None:
                 ok &= w.place_price[ids] <= max_price
             return ok
 
         return keep
 
-    @torch.inference_mode()
-    def place_scores(self, user: int, places: np.ndarray, ctx_raw: np.ndarray) -> np.ndarray:
-        """Place-head logits ``s_place(u, p | ctx)`` of one user for each of ``places``."""
-        p = torch.from_numpy(np.asarray(places, np.int64))
-        (score,) = self.place_heads(self.z_user[user], torch.from_numpy(ctx_raw), p, self.z_place[p])
+    def place_scores(self, users: np.ndarray, places: np.ndarray, ctx_raw: np.ndarray) -> np.ndarray:
+        """Place-head logits ``s_place(u, p | ctx)``, (b, m), of ``users[i]`` for ``places[i]``."""
+        (score,) = self.place_heads(self.z_user[torch.from_numpy(np.asarray(users, np.int64))],
+                                    torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(places, np.int64)))
         return score.numpy()
+
+    def intent_match(self, places: np.ndarray, slot: int, tag_ids: np.ndarray) -> np.ndarray:
+        """Per place, in [0, 2]: weight on the asked tags over its top tag weight (capped at
+        1), plus 1 if its typical time slot is the asked one."""
+        w = self.world
+        match = np.zeros(places.shape, np.float32)
+        if len(tag_ids):
+            tags = w.place_tags[places]
+            match += np.minimum(tags[..., tag_ids].sum(-1) / np.maximum(tags.max(-1), 1e-12), 1.0)
+        if slot >= 0:
+            match += w.place_slot[places] == slot
+        return match
+
+    def place_context(self, slot: int, cats: np.ndarray, tag_ids: np.ndarray) -> np.ndarray:
+        categories = np.zeros((1, C_COARSE), np.float32)
+        categories[0, cats] = 1.0
+        tags = np.zeros((1, C_FINE), np.float32)
+        tags[0, tag_ids] = 1.0
+        return context_raw(1, time_slot=np.array([slot]), categories=categories, tags=tags)[0]
 
     def recommend_places(
         self,
@@ -249,58 +317,61 @@ class Recommender:
         """Top-k places for ``user_id`` in ``city_id`` (default: home city). ``time_slot`` and
         ``tags`` are soft context for the place head; ``categories`` is context and a hard
         filter; ``max_price`` (price band 0-4) a hard filter."""
+        check_id(user_id, self.world.n_users, "user")
+        found = self.recommend_places_batch([user_id], k, city_id, time_slot, categories, tags, max_price)[0]
+        if not found:
+            city = self._cities(city_id, np.array([user_id]))[0]
+            raise NoCandidatesError(f"no place in city {city} passes the filters (categories, max_price, unvisited)")
+        return found
+
+    def recommend_places_batch(
+        self,
+        user_ids,
+        k: int = 10,
+        city_id: int | None = None,
+        time_slot: str | int | None = None,
+        categories: str | list[str] | None = None,
+        tags: str | list[str] | None = None,
+        max_price: int | None = None,
+    ) -> list[list[PlaceRecommendation]]:
+        """:meth:`recommend_places` for each of ``user_ids`` with the same query (an empty
+        list for a user with nothing eligible)."""
         w = self.world
-        user = check_id(user_id, w.n_users, "user")
+        users = self._users(user_ids)
         k = check_k(k, self.candidates)
-        city = self._city(city_id, user)
+        cities = self._cities(city_id, users)
         slot = parse_time_slot(time_slot)
         cats = parse_names(categories, COARSE_CATEGORIES, "category")
         tag_ids = parse_names(tags, FINE_TAGS, "tag")
         price = check_price(max_price)
-        ids = self._retrieve("place", city, user, k, self.place_filter(user, cats, price))
-        if len(ids) == 0:
-            raise NoCandidatesError(f"no place in city {city} passes the filters (categories, max_price, unvisited)")
         ctx = self.place_context(slot, cats, tag_ids)
-        scores = self.place_scores(user, ids, ctx) + self.context_boost * self.intent_match(ids, slot, tag_ids)
-        top = np.argsort(-scores, kind="stable")[:k]
-        ids, scores = ids[top], scores[top]
-        reasons = explain_places(w.fine_pref[user], w.cat_pref[user], w.area[user], int(w.user_city[user]),
-                                 w.place_tags[ids], w.place_categories[ids], w.place_city[ids],
-                                 w.place_neighborhood[ids], w.place_slot[ids], slot, tag_ids)
-        return [
-            PlaceRecommendation(
-                place_id=int(p), name=place_name(w.place_tags[p], int(p)), city_id=int(w.place_city[p]),
-                neighborhood=neighborhood_name(int(w.place_city[p]), int(w.place_neighborhood[p])),
-                categories=[COARSE_CATEGORIES[c] for c in np.flatnonzero(w.place_categories[p])],
-                price_band=int(w.place_price[p]), score=float(s),
-                explanations=[r.text for r in why], reasons=why,
-            )
-            for p, s, why in zip(ids, scores, reasons, strict=True)
-        ]
 
-    def intent_match(self, places: np.ndarray, slot: int, tag_ids: np.ndarray) -> np.ndarray:
-        """Per place, in [0, 2]: weight on the asked tags over its top tag weight (capped at
-        1), plus 1 if its typical time slot is the asked one."""
-        w = self.world
-        match = np.zeros(len(places), np.float32)
-        if len(tag_ids):
-            tags = w.place_tags[places]
-            match += np.minimum(tags[:, tag_ids].sum(1) / np.maximum(tags.max(1), 1e-12), 1.0)
-        if slot >= 0:
-            match += w.place_slot[places] == slot
-        return match
+        def score(batch_users: np.ndarray, ids: np.ndarray):
+            key = self.place_scores(batch_users, ids, ctx) + self.context_boost * self.intent_match(ids, slot, tag_ids)
+            return key, [key]
 
-    def place_context(self, slot: int, cats: np.ndarray, tag_ids: np.ndarray) -> np.ndarray:
-        categories = np.zeros((1, C_COARSE), np.float32)
-        categories[0, cats] = 1.0
-        tags = np.zeros((1, C_FINE), np.float32)
-        tags[0, tag_ids] = 1.0
-        return context_raw(1, time_slot=np.array([slot]), categories=categories, tags=tags)[0]
+        def build(user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list[PlaceRecommendation]:
+            reasons = explain_places(w.fine_pref[user], w.cat_pref[user], w.area[user], int(w.user_city[user]),
+                                     w.place_tags[ids], w.place_categories[ids], w.place_city[ids],
+                                     w.place_neighborhood[ids], w.place_slot[ids], slot, tag_ids)
+            return [
+                PlaceRecommendation(
+                    place_id=int(p), name=place_name(w.place_tags[p], int(p)), city_id=int(w.place_city[p]),
+                    neighborhood=neighborhood_name(int(w.place_city[p]), int(w.place_neighborhood[p])),
+                    categories=[COARSE_CATEGORIES[c] for c in np.flatnonzero(w.place_categories[p])],
+                    price_band=int(w.place_price[p]), score=float(sc), explanations=[r.text for r in why], reasons=why,
+                )
+                for p, sc, why in zip(ids, extras[0], reasons, strict=True)
+            ]
+
+        return self._rank("place", users, cities, k, self.place_filter(cats, price), score, build)
 
     # -- people ------------------------------------------------------------------------
-    def people_filter(self, user: int):
-        def keep(ids: np.ndarray) -> np.ndarray:
-            return (ids != user) & ~self.world.blocked(user, ids)
+    def people_filter(self):
+        """keep(users (b,), others (b, m)) -> (b, m): not the user, not blocked either way."""
+
+        def keep(users: np.ndarray, ids: np.ndarray) -> np.ndarray:
+            return (ids != users[:, None]) & ~self.world.blocked(users, ids)
 
         return keep
 
@@ -318,11 +389,10 @@ class Recommender:
             categories[0] = np.maximum(categories[0], self.tag_categories[tag_ids].max(axis=0))
         return context_raw(1, categories=categories, tags=tags)[0]
 
-    @torch.inference_mode()
-    def friend_scores(self, user: int, others: np.ndarray, ctx_raw: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(s_compat, p_attend, s_final) of one user with each of ``others``."""
-        v = torch.from_numpy(np.asarray(others, np.int64))
-        compat, attend = self.friend_heads(self.z_user[user], torch.from_numpy(ctx_raw), v, self.z_user[v])
+    def friend_scores(self, users: np.ndarray, others: np.ndarray, ctx_raw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(s_compat, p_attend, s_final), each (b, m), of ``users[i]`` with ``others[i]``."""
+        compat, attend = self.friend_heads(self.z_user[torch.from_numpy(np.asarray(users, np.int64))],
+                                           torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(others, np.int64)))
         s_compat, p_attend = torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()
         return s_compat, p_attend, self.alpha * s_compat + (1 - self.alpha) * p_attend
 
@@ -336,40 +406,60 @@ class Recommender:
     ) -> list[PersonRecommendation]:
         """Top-k people for ``user_id`` to go out with in ``city_id`` (default: home city),
         ranked by ``s_final``; never the user themself nor anyone blocked either way."""
+        check_id(user_id, self.world.n_users, "user")
+        found = self.recommend_people_batch([user_id], k, city_id, target_place_id, activity_tags)[0]
+        if not found:
+            raise NoCandidatesError(f"city {self._cities(city_id, np.array([user_id]))[0]} has no other users to recommend")
+        return found
+
+    def recommend_people_batch(
+        self,
+        user_ids,
+        k: int = 10,
+        city_id: int | None = None,
+        target_place_id: int | None = None,
+        activity_tags: str | list[str] | None = None,
+    ) -> list[list[PersonRecommendation]]:
+        """:meth:`recommend_people` for each of ``user_ids`` with the same query (an empty
+        list for a user with nobody eligible)."""
         w = self.world
-        user = check_id(user_id, w.n_users, "user")
+        users = self._users(user_ids)
         k = check_k(k, self.candidates)
-        city = self._city(city_id, user)
+        cities = self._cities(city_id, users)
         target = None if target_place_id is None else check_id(target_place_id, w.n_places, "place")
         tag_ids = parse_names(activity_tags, FINE_TAGS, "tag")
-        ids = self._retrieve("user", city, user, k, self.people_filter(user))
-        if len(ids) == 0:
-            raise NoCandidatesError(f"city {city} has no other users to recommend")
-        s_compat, p_attend, s_final = self.friend_scores(user, ids, self.friend_context(target, tag_ids))
-        top = np.argsort(-s_final, kind="stable")[:k]
-        ids = ids[top]
-        reasons = explain_people(w.fine_pref[user], w.vibe_pref[user], w.area[user], int(w.user_city[user]),
-                                 w.fine_pref[ids], w.vibe_pref[ids], w.area[ids], w.user_city[ids])
-        return [
-            PersonRecommendation(
-                user_id=int(v), city_id=int(w.user_city[v]), s_compat=float(s_compat[i]), p_attend=float(p_attend[i]),
-                s_final=float(s_final[i]), explanations=[r.text for r in why], reasons=why,
-            )
-            for v, i, why in zip(ids, top, reasons, strict=True)
-        ]
+        ctx = self.friend_context(target, tag_ids)
+        outing = tag_ids if target is None else np.union1d(tag_ids, np.flatnonzero(w.place_tags[target] > 0))
+
+        def score(batch_users: np.ndarray, ids: np.ndarray):
+            s_compat, p_attend, s_final = self.friend_scores(batch_users, ids, ctx)
+            return s_final, [s_compat, p_attend, s_final]
+
+        def build(user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list[PersonRecommendation]:
+            reasons = explain_people(w.fine_pref[user], w.vibe_pref[user], w.area[user], int(w.user_city[user]),
+                                     w.fine_pref[ids], w.vibe_pref[ids], w.area[ids], w.user_city[ids], outing)
+            return [
+                PersonRecommendation(
+                    user_id=int(v), city_id=int(w.user_city[v]), s_compat=float(c), p_attend=float(a),
+                    s_final=float(f), explanations=[r.text for r in why], reasons=why,
+                )
+                for v, c, a, f, why in zip(ids, *extras, reasons, strict=True)
+            ]
+
+        return self._rank("user", users, cities, k, self.people_filter(), score, build)
 
     def available(self, kind: str, user_id: int, city_id: int | None = None, categories=None,
                   max_price: int | None = None) -> int:
         """How many items of the city a query could return at most (for checks and tests)."""
-        user = check_id(user_id, self.world.n_users, "user")
-        city = self._city(city_id, user)
+        users = np.array([check_id(user_id, self.world.n_users, "user")])
+        city = int(self._cities(city_id, users)[0])
         if kind == "place":
             ids = np.flatnonzero(self.world.place_city == city)
-            keep = self.place_filter(user, parse_names(categories, COARSE_CATEGORIES, "category"), check_price(max_price))
+            keep = self.place_filter(parse_names(categories, COARSE_CATEGORIES, "category"), check_price(max_price))
         else:
             ids = np.flatnonzero(self.world.user_city == city)
-            keep = self.people_filter(user)
-        return int(keep(ids).sum())
+            keep = self.people_filter()
+        return int(keep(users, ids[None])[0].sum())
 
 
 def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]:
