@@ -119,7 +119,10 @@ def explain_people(
     activity = np.zeros(C_FINE, bool)
     if activity_tags is not None:
         activity[activity_tags] = True
-    into = _top_overlaps(other_fine, activity[None] & (other_fine >= INTEREST_MIN), TOP_TAGS)
+    if activity.any():
+        into = _top_overlaps(other_fine, activity[None] & (other_fine >= INTEREST_MIN), TOP_TAGS)
+    else:
+        into = [[] for _ in range(len(other_fine))]
     tags = _top_overlaps(fine_pref[None] * other_fine,
                          (fine_pref[None] >= INTEREST_MIN) & (other_fine >= INTEREST_MIN), TOP_TAGS)
     vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN), 2)

@@ -54,13 +54,13 @@ class PairHeads:
         of the item table, all under one raw context (112,). The heads' layers are Linear +
         ReLU (dropout is the identity at inference)."""
         b, m = items.shape
+        flat_items = items.reshape(-1)
         ctx = self.context(ctx_raw[None])[0]
-        z_b = self.items[items]  # (b, m, d)
-        hidden = self.item_part[items]  # (b, m, sum h)
-        hidden += (torch.addmm(self.e @ ctx + self.bias, z_a, self.a_t))[:, None, :]
-        flat = hidden.view(b * m, -1)
-        flat.addmm_((z_b * z_a[:, None, :]).view(b * m, -1), self.c_t)
-        flat.addmm_((z_b - z_a[:, None, :]).abs_().view(b * m, -1), self.d_t)
+        z_b = self.items.index_select(0, flat_items)  # (b m, d)
+        z_a_rows = z_a[:, None, :].expand(b, m, self.d).reshape(b * m, self.d)
+        flat = self.item_part.index_select(0, flat_items)  # (b m, sum h)
+        flat.view(b, m, -1).add_(torch.addmm(self.e @ ctx + self.bias, z_a, self.a_t)[:, None, :])
+        flat.addmm_(z_b * z_a_rows, self.c_t).addmm_(z_b.sub_(z_a_rows).abs_(), self.d_t)
         out = []
         for layers, h in zip(self.rests, flat.split(self.sizes, dim=1), strict=True):
             h = h.relu()

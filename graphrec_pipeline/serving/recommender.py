@@ -165,6 +165,8 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def _compact(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move each row's passing items to the front (in order) and drop the columns no row
     needs, so the heads score survivors, not everything retrieved."""
+    if mask.all():
+        return ids, mask
     width = int(mask.sum(1).max(initial=0))
     order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(mask, order, axis=1)
