@@ -331,6 +331,15 @@ def test_cli_bad_queries_exit_2_with_one_line(served, capsys, args, message):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_cli_lists_names_and_prints_people_tables(served, capsys):
+    assert main(["list", "time-slots"]) == 0
+    assert capsys.readouterr().out.split() == TIME_SLOTS
+    assert _cli(["recommend", "people", "--user-id", "8", "-k", "4"], served["store"].root) == 0
+    table = capsys.readouterr().out
+    for r in served["recommender"].recommend_people(8, k=4):
+        assert str(r.user_id) in table
+
+
 def test_cli_entry_point_is_installed(served):
     exe = shutil.which("graphrec") or str(__import__("pathlib").Path(sys.executable).parent / "graphrec")
     out = subprocess.run([exe, "--data-dir", str(served["store"].root), "recommend", "people", "--user-id", "3",

@@ -71,6 +71,7 @@ class RecommenderResource(dg.ConfigurableResource):
     alpha: float | None = Field(default=None, description="Weight of s_compat in s_final (default: the model's).")
     candidates: int = Field(default=200, description="M: candidates retrieved per query, and the largest k.")
     exclude_visited: bool = Field(default=True, description="Leave out places the user has already visited.")
+    context_boost: float = Field(default=1.0, description="Weight (head logits) of the query's tag and time-slot match.")
 
     _recommender = PrivateAttr(default=None)
 
@@ -79,7 +80,7 @@ class RecommenderResource(dg.ConfigurableResource):
         if self._recommender is None:
             self._recommender = Recommender(
                 self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
-                exclude_visited=self.exclude_visited,
+                exclude_visited=self.exclude_visited, context_boost=self.context_boost,
             )
         return self._recommender
 
@@ -90,3 +91,9 @@ class RecommenderResource(dg.ConfigurableResource):
     def recommend_people(self, user_id: int, **query) -> list[PersonRecommendation]:
         """See :meth:`Recommender.recommend_people` (k, city_id, target_place_id, activity_tags)."""
         return self.recommender().recommend_people(user_id, **query)
+
+    def recommend_places_batch(self, user_ids, **query) -> list[list[PlaceRecommendation]]:
+        return self.recommender().recommend_places_batch(user_ids, **query)
+
+    def recommend_people_batch(self, user_ids, **query) -> list[list[PersonRecommendation]]:
+        return self.recommender().recommend_people_batch(user_ids, **query)

@@ -489,4 +489,6 @@ def results_frame(results: list[PlaceRecommendation] | list[PersonRecommendation
     """Results as a table (one row each, explanations joined), for notebooks and metadata."""
     rows = [{k: v for k, v in asdict(r).items() if k != "reasons"} for r in results]
     frame = pl.DataFrame(rows)
-    return frame.with_columns(pl.col("explanations").list.join(" ")) if len(frame) else frame
+    if not len(frame):
+        return frame
+    return frame.with_columns(pl.col("explanations").list.join(" "), pl.col(pl.Float64).round(4))

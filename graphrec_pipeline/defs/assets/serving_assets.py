@@ -112,7 +112,7 @@ def ann_indexes_recall(storage: StorageResource) -> dg.AssetCheckResult:
     )
 
 
-def sample_queries(n_users: int, n: int, seed: int) -> list[tuple[str, dict]]:
+def sample_queries(n_users: int, n_places: int, n: int, seed: int) -> list[tuple[str, dict]]:
     """A fixed mix of place and people queries over random users, with and without context
     and filters, for the smoke check."""
     rng = np.random.default_rng(seed)
@@ -126,7 +126,7 @@ def sample_queries(n_users: int, n: int, seed: int) -> list[tuple[str, dict]]:
             ("places", {"user_id": u, "k": 10}),
             ("places", {"user_id": u, "k": 10, "time_slot": slot, "tags": [tag], "categories": [cat], "max_price": 2}),
             ("people", {"user_id": u, "k": 10}),
-            ("people", {"user_id": u, "k": 10, "activity_tags": [tag], "target_place_id": int(rng.integers(0, 10**9))}),
+            ("people", {"user_id": u, "k": 10, "activity_tags": [tag], "target_place_id": int(rng.integers(0, n_places))}),
         ]
     return queries
 
@@ -140,10 +140,8 @@ def sample_queries(n_users: int, n: int, seed: int) -> list[tuple[str, dict]]:
 def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommender: RecommenderResource) -> dg.AssetCheckResult:
     rec = recommender.recommender()
     failures, latencies = [], []
-    queries = sample_queries(rec.world.n_users, 25, seed=0)
+    queries = sample_queries(rec.world.n_users, rec.world.n_places, 25, seed=0)
     for kind, query in queries:
-        if "target_place_id" in query:
-            query["target_place_id"] %= rec.world.n_places
         try:
             start = time.perf_counter()
             if kind == "places":
