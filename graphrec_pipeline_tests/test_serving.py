@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import dagster as dg
 import numpy as np
 import pytest
 import torch
@@ -390,6 +391,29 @@ def test_resource_works_outside_dagster(served):
     got = resource.recommend_places(7, k=3, time_slot="night")
     assert [r.place_id for r in got] == [r.place_id for r in served["recommender"].recommend_places(7, k=3, time_slot="night")]
     assert resource.recommender() is resource.recommender()
+
+
+def test_smoke_check_fails_on_errors_and_short_answers(served, tmp_path, monkeypatch):
+    from graphrec_pipeline.defs.assets.serving_assets import recommender_answers_queries
+
+    def run_check(data_dir):
+        resource = RecommenderResource(storage=StorageResource(data_dir=str(data_dir)))
+        return recommender_answers_queries(dg.build_asset_check_context(), recommender=resource)
+
+    assert run_check(served["store"].root).passed
+    with monkeypatch.context() as patch:
+        single = Recommender.recommend_people
+        patch.setattr(Recommender, "recommend_people", lambda self, *a, **q: single(self, *a, **q)[:-1])
+        short = run_check(served["store"].root)
+    assert not short.passed and short.metadata["failures"].value == 50
+    shutil.copytree(served["store"].root, tmp_path / "d")
+    store = Storage(tmp_path / "d")
+    manifest_file = f"indexes/{store.read_json(CURRENT)['version']}/manifest.json"
+    manifest = store.read_json(manifest_file)
+    manifest["indexes"] = [r for r in manifest["indexes"] if (r["kind"], r["city_id"]) != ("place", 0)]
+    store.write_json(manifest_file, manifest)
+    broken = run_check(tmp_path / "d")
+    assert not broken.passed and "city 0 has no places" in broken.metadata["failed"].value
 
 
 def test_pipeline_materializes_serving_assets(small_world):

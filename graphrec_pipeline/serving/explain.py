@@ -89,7 +89,8 @@ def explain_places(
             names = _join([label(FINE_TAGS[j]) for j in matched])
             reasons.append(Explanation("query_tags", tuple(matched), f"Has the {names} you asked for."))
         if query_slot >= 0 and place_slot[i] == query_slot:
-            reasons.append(Explanation("time_slot", (query_slot,), f"At its busiest {SLOT_PHRASES[query_slot]}, when you asked for."))
+            text = f"At its busiest {SLOT_PHRASES[query_slot]}, the time you asked for."
+            reasons.append(Explanation("time_slot", (query_slot,), text))
         if t:
             names = _join([label(FINE_TAGS[j]) for j in t])
             reasons.append(Explanation("tags", tuple(t), f"Matches your interest in {names}."))

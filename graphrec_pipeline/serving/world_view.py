@@ -1,0 +1,89 @@
+"""The table columns serving reads, loaded once as dense arrays indexed by id, with the
+vectorized lookups the filters need (visited places, blocks in either direction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphrec_pipeline.columns import dense_from_area, dense_from_list
+from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
+from graphrec_pipeline.serving.query import AssetError
+from graphrec_pipeline.storage import Storage
+
+
+@dataclass
+class WorldView:
+    """The table columns serving reads, as dense arrays indexed by id."""
+
+    user_city: np.ndarray
+    fine_pref: np.ndarray
+    cat_pref: np.ndarray
+    vibe_pref: np.ndarray
+    area: np.ndarray  # (users, neighborhoods) area_freqs over the home city's neighborhoods
+    place_city: np.ndarray
+    place_neighborhood: np.ndarray
+    place_categories: np.ndarray
+    place_tags: np.ndarray
+    place_price: np.ndarray
+    place_slot: np.ndarray  # typical time slot
+    visited_keys: np.ndarray  # sorted user * n_places + place of every interaction
+    block_keys: np.ndarray  # sorted u * n_users + v, both directions
+
+    @classmethod
+    def load(cls, store: Storage) -> "WorldView":
+        try:
+            users = store.read_table("users").sort("user_id")
+            places = store.read_table("places").sort("place_id")
+            pairs = store.read_table("interactions", columns=["user_id", "place_id"]).unique().sort("user_id", "place_id")
+            blocks = store.read_table("user_blocks")
+        except FileNotFoundError as err:
+            raise AssetError(f"world tables missing ({err})", "published_tables") from err
+        n_users = len(users)
+        n_hoods = int(places["neighborhood_id"].max()) + 1 if len(places) else 1
+        bu, bv = blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()
+        keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
+        return cls(
+            user_city=users["home_city_id"].to_numpy(),
+            fine_pref=dense_from_list(users["fine_pref"], C_FINE),
+            cat_pref=dense_from_list(users["cat_pref"], C_COARSE),
+            vibe_pref=dense_from_list(users["vibe_pref"], C_VIBE),
+            area=dense_from_area(users["area_freqs"], n_hoods),
+            place_city=places["city_id"].to_numpy(),
+            place_neighborhood=places["neighborhood_id"].to_numpy(),
+            place_categories=dense_from_list(places["category_one_hot"], C_COARSE),
+            place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
+            place_price=places["price_band"].to_numpy(),
+            place_slot=places["typical_time_slot"].to_numpy(),
+            visited_keys=pairs["user_id"].to_numpy() * len(places) + pairs["place_id"].to_numpy(),
+            block_keys=np.unique(keys),
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_city)
+
+    @property
+    def n_places(self) -> int:
+        return len(self.place_city)
+
+    def visited(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
+        """(b, m): whether ``users[i]`` has interacted with ``places[i, j]``."""
+        keys = users[:, None].astype(np.int64) * self.n_places + places
+        return _member(self.visited_keys, keys)
+
+    def visited_by(self, user: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.visited_keys, [user * self.n_places, (user + 1) * self.n_places])
+        return self.visited_keys[lo:hi] - user * self.n_places
+
+    def blocked(self, users: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """(b, m): whether ``others[i, j]`` blocked ``users[i]`` or was blocked by them."""
+        return _member(self.block_keys, users[:, None].astype(np.int64) * self.n_users + others)
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
