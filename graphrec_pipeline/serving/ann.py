@@ -8,7 +8,8 @@ coordinate ``sqrt(R^2 - |x|^2)`` (``R`` the largest norm) and the query a zero, 
 product. Scores are reported as inner products for every backend.
 
 All backends answer ``search(queries, k) -> (ids, scores)``, best first, with the items'
-own ids; ``k`` larger than the index returns every item.
+own ids; ``k`` larger than the index returns every item; an id of -1 (score -inf) is a
+slot an approximate search could not fill.
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ class FaissHnswIndex:
         params = faiss.SearchParametersHNSW(efSearch=max(self.settings.ef_search, k))
         q = np.asarray(queries, np.float32)
         l2, pos = self.index.search(augment_queries(q), k, params=params)
-        return self.ids[pos], _inner_products(q, self.r2, l2).astype(np.float32)
+        found = pos >= 0  # faiss pads with -1 when the graph walk finds fewer than k
+        scores = np.where(found, _inner_products(q, self.r2, l2), -np.inf).astype(np.float32)
+        return np.where(found, self.ids[np.maximum(pos, 0)], -1), scores
 
     def save(self, store: Storage, name: str) -> None:
         store.write_bytes(name, faiss.serialize_index(self.index).tobytes())

@@ -169,7 +169,7 @@ class Recommender:
         rows, m = np.arange(len(users)), self.candidates
         while len(rows):
             ids = index.search(self.emb.z_user[users[rows]], m)[0]
-            mask = keep(users[rows], ids)
+            mask = keep(users[rows], ids) & (ids >= 0)
             done = (mask.sum(1) >= k) | (m >= len(index))
             yield rows[done], ids[done], mask[done]
             rows, m = rows[~done], min(m * WIDEN, len(index))
