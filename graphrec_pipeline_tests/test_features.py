@@ -54,3 +54,15 @@ def test_edge_columns():
     social = pl.DataFrame({"interest_overlap_score": [0.7], "co_attendance_count": [15], "same_neighborhood_freq": [0.2]})
     np.testing.assert_allclose(encode_social_edges(social), [[0.7, 1.0, 0.2]], rtol=1e-6)
     assert encode_social_edges(social).shape[1] == D_EDGE_UU
+
+
+def test_affinity_of_per_row_candidates_equals_the_block_form(tiny_world):
+    from graphrec_pipeline.world.affinity import WorldFeatures, affinity_block, affinity_pairs
+
+    f = WorldFeatures.from_tables(tiny_world["users"], tiny_world["places"], 15)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, len(f.user_city), 40)
+    places = rng.integers(0, len(f.place_city), (40, 25))
+    block = affinity_block(f, np.unique(users), np.arange(len(f.place_city)))
+    want = block[np.searchsorted(np.unique(users), users)[:, None], places]
+    np.testing.assert_allclose(affinity_pairs(f, users, places), want, rtol=1e-5, atol=1e-5)

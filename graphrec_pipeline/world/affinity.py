@@ -9,8 +9,9 @@
 
 It is computed from the ``users`` and ``places`` tables alone, so any stage can rebuild it.
 The generator samples interactions from ``softmax(affinity + taste noise)``; evaluation
-ranks by ``affinity`` as the oracle, the ceiling any model can reach on this world. Real
-data has no oracle: nothing downstream may require one.
+ranks by it as the ``oracle``. Joint outings are chosen by the pair's mean affinity, so
+evaluation also ranks by ``oracle_joint`` (``world/oracle.py``). Real data has no oracle:
+nothing downstream may require one.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class WorldFeatures:
     user_city: np.ndarray
     user_home: np.ndarray
     place_fine: np.ndarray  # (n_places, C_FINE), rows L2-normalized
+    place_tag_idx: np.ndarray  # (n_places, T): the place's nonzero tags, padded (places have few)
+    place_tag_w: np.ndarray  # (n_places, T): their weights in ``place_fine``, 0 for padding
     place_cat: np.ndarray  # (n_places, C_COARSE), rows sum to 1
     place_city: np.ndarray
     place_neighborhood: np.ndarray
@@ -59,13 +62,18 @@ class WorldFeatures:
         places = places.sort("place_id")
         cat = dense_from_list(places["category_one_hot"], C_COARSE)
         log_pop = np.log(places["base_popularity"].to_numpy().astype(np.float64))
+        place_fine = l2_normalize(dense_from_list(places["fine_tag_vector"], C_FINE))
+        n_tags = max(int((place_fine > 0).sum(axis=1).max(initial=0)), 1)
+        tag_idx = np.argsort(-place_fine, axis=1, kind="stable")[:, :n_tags]
         return cls(
             user_fine=l2_normalize(dense_from_list(users["fine_pref"], C_FINE)),
             user_cat=dense_from_list(users["cat_pref"], C_COARSE),
             user_area=dense_from_area(users["area_freqs"], n_neighborhoods),
             user_city=users["home_city_id"].to_numpy(),
             user_home=users["home_neighborhood_id"].to_numpy(),
-            place_fine=l2_normalize(dense_from_list(places["fine_tag_vector"], C_FINE)),
+            place_fine=place_fine,
+            place_tag_idx=tag_idx,
+            place_tag_w=np.take_along_axis(place_fine, tag_idx, axis=1),
             place_cat=cat / np.maximum(cat.sum(axis=1, keepdims=True), 1e-12),
             place_city=places["city_id"].to_numpy(),
             place_neighborhood=places["neighborhood_id"].to_numpy(),
@@ -90,3 +98,29 @@ def affinity_block(
     score += np.where(same_city, local, w.away)
     score += w.popularity * f.place_pop[places][None, :]
     return score.astype(np.float32, copy=False)
+
+
+PAIRS_PER_CHUNK = 262_144
+
+
+def affinity_pairs(
+    f: WorldFeatures, users: np.ndarray, places: np.ndarray, w: AffinityWeights = AffinityWeights()
+) -> np.ndarray:
+    """(n, m) float32 affinity of ``users[i]`` (n,) for each of its own ``places[i]`` (n, m):
+    the same function as :func:`affinity_block` for per-row candidate sets. The interest
+    term reads only each place's few nonzero tags (gathers are the cost here)."""
+    n, m = places.shape
+    out = np.empty((n, m), dtype=np.float32)
+    rows = max(1, PAIRS_PER_CHUNK // max(m, 1))
+    for s in range(0, n, rows):
+        u, p = users[s : s + rows], places[s : s + rows]
+        tags = f.place_tag_idx[p].reshape(len(u), -1)
+        fine = np.take_along_axis(f.user_fine[u], tags, axis=1).reshape(f.place_tag_w[p].shape)
+        score = w.interest * (fine * f.place_tag_w[p]).sum(axis=-1)
+        score += w.category * np.einsum("nd,nmd->nm", f.user_cat[u], f.place_cat[p])
+        nb = f.place_neighborhood[p]
+        local = w.area * np.take_along_axis(f.user_area[u], nb, axis=1) + w.home * (f.user_home[u][:, None] == nb)
+        score += np.where(f.user_city[u][:, None] == f.place_city[p], local, w.away)
+        score += w.popularity * f.place_pop[p]
+        out[s : s + rows] = score
+    return out

@@ -24,7 +24,7 @@ def generate_world(cfg: WorldConfig, log=lambda msg: None) -> dict[str, pl.DataF
     log(f"similar-user candidates {len(candidates):,}")
     interactions = generate_interactions(cfg, users, places, candidates)
     log(f"interactions {len(interactions):,}")
-    edges = social.build_user_user_edges(cfg, users, candidates, interactions)
+    edges = social.build_user_user_edges(cfg.neighborhoods_per_city, users, candidates, interactions)
     log(f"edges {len(edges):,}")
     labels = social.build_friend_labels(cfg, users, edges, interactions)
     blocks = social.build_user_blocks(cfg, users, candidates)

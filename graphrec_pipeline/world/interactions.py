@@ -1,11 +1,24 @@
 """Synthetic user-place interactions (§7.4).
 
-Each user draws a number of interactions from their behaviour statistics; most are
-sampled from ``softmax(affinity + taste noise)`` over the places of their home city, a few
-(``travel_rate``) from popularity-drawn candidates in other cities, and friends add joint
-outings (both attend the same place at the same time). Engagement grows with the
-experienced score, the implicit rating follows §2.4 with noise, and timestamps fall
-mostly in the place's typical time slot so that time-of-day context carries signal.
+Every choice comes from the world's affinity (``world/affinity.py``) plus per-pair taste
+noise, so no place gets traffic that no one's taste explains:
+
+* Home visits: each user draws a number of interactions from their behaviour statistics
+  and samples them from ``softmax(affinity + taste noise)`` over the places of their home
+  city (a random exposure window of at most ``exposure_size`` places in large cities).
+* Travel (``travel_rate`` of a user's visits): a destination city ∝ its size, then a
+  Gumbel-max pick by the traveller's own ``affinity + taste noise`` among
+  ``TRAVEL_WINDOW`` places of that city drawn uniformly for that one visit.
+* Joint outings (§7.5): similar-user pairs who are friends go out ``Poisson`` times. Each
+  pair draws its own ``OUTING_WINDOW`` places of the city uniformly and chooses among them
+  by ``softmax(mean(affinity_u, affinity_v) + taste noise)``, the noise drawn once per pair
+  and place (a pair has lasting joint tastes); both attend at the same time. A softmax
+  over a uniform sample estimates the softmax over the whole city without favouring any
+  place, and costs ``OUTING_WINDOW`` scores per pair instead of the city's size.
+
+Engagement grows with the experienced score, the implicit rating follows §2.4 with noise,
+and timestamps fall mostly in the place's typical time slot so that time-of-day context
+carries signal.
 """
 
 from __future__ import annotations
@@ -16,13 +29,13 @@ import numpy as np
 import polars as pl
 
 from graphrec_pipeline.timeslots import BUCKET_HOURS, day_of_week_expr, slot_buckets, time_of_day_expr
-from graphrec_pipeline.world.affinity import AffinityWeights, WorldFeatures, affinity_block
+from graphrec_pipeline.world.affinity import AffinityWeights, WorldFeatures, affinity_block, affinity_pairs
 from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.layout import city_layout, sample_rows
 
 TYPICAL_SLOT_RATE = 0.75  # share of visits in the place's typical time slot
-WINDOW_SIZE = 32  # popularity-drawn places a batch of travel visits or outings chooses among
-WINDOW_BATCH = 2048  # rows sharing one window
+OUTING_WINDOW = 128  # places of the city, drawn uniformly per pair, a pair of friends chooses among
+TRAVEL_WINDOW = 64  # places of the destination, drawn uniformly per visit, a traveller chooses among
 FRIEND_MIN_OVERLAP = 0.45  # similar-user pairs at least this close may go out together
 FRIEND_RATE = 0.5  # share of those pairs who do
 OUTINGS_PER_OVERLAP = 3.0  # Poisson rate of outings per unit of interest overlap
@@ -78,7 +91,7 @@ def sample_home_visits(cfg, f: WorldFeatures, counts: np.ndarray, rng, w: Affini
     """
     out_u, out_p, out_s = [], [], []
     for city in range(cfg.n_cities):
-        city_users = rng.permutation(np.flatnonzero((f.user_city == city) & (counts > 0)))
+        city_users = rng.permutation(np.flatnonzero(f.user_city == city))
         city_places = np.flatnonzero(f.place_city == city)
         if len(city_users) == 0 or len(city_places) == 0:
             continue
@@ -96,18 +109,15 @@ def sample_home_visits(cfg, f: WorldFeatures, counts: np.ndarray, rng, w: Affini
     return np.concatenate(out_u), np.concatenate(out_p), np.concatenate(out_s)
 
 
-def popularity_sampler(f: WorldFeatures, popularity: np.ndarray, n_cities: int):
-    """Returns ``draw(city, rng) -> place`` sampling each city's places ∝ popularity."""
-    order = np.argsort(f.place_city, kind="stable")
-    city_sorted = f.place_city[order]
-    w = popularity[order].astype(np.float64)
-    totals = np.bincount(city_sorted, weights=w, minlength=n_cities)
-    cdf = np.cumsum(w) - np.concatenate([[0.0], np.cumsum(totals)[:-1]])[city_sorted]
-    cdf = cdf / totals[city_sorted] + city_sorted
+def uniform_city_sampler(place_city: np.ndarray, n_cities: int):
+    """Returns ``draw(city (n,), size, rng) -> (n, size)``: places drawn uniformly, with
+    replacement, from each row's city (every city has places)."""
+    order = np.argsort(place_city, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(place_city, minlength=n_cities))])
 
-    def draw(city: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        idx = np.searchsorted(cdf, city + rng.random(len(city)) * (1 - 1e-12), side="right")
-        return order[np.minimum(idx, len(order) - 1)]
+    def draw(city: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+        lo, n = offsets[city][:, None], (offsets[city + 1] - offsets[city])[:, None]
+        return order[lo + (rng.random((len(city), size)) * n).astype(np.int64)]
 
     return draw
 
@@ -117,58 +127,38 @@ def choose_among(rng, scores: np.ndarray) -> np.ndarray:
     return np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)
 
 
-def choose_in_windows(f, users, city, draw, rng, w: AffinityWeights, partners=None, noise: bool = True):
-    """For each row, a place of ``city[row]`` picked by softmax over a shared window.
-
-    Rows of a city are shuffled into batches of ``WINDOW_BATCH``; each batch scores one
-    popularity-drawn window of ``WINDOW_SIZE`` places with a matmul (``affinity_block``),
-    adding the ``partners``' affinity when given (joint outings). Returns (place, score).
-    """
-    place = np.empty(len(users), dtype=np.int64)
-    score = np.empty(len(users), dtype=np.float32)
-    order = rng.permutation(len(users))
-    order = order[np.argsort(city[order], kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(city, minlength=city.max() + 1 if len(city) else 0))])
-    for c in range(len(bounds) - 1):
-        rows_c = order[bounds[c] : bounds[c + 1]]
-        for start in range(0, len(rows_c), WINDOW_BATCH):
-            rows = rows_c[start : start + WINDOW_BATCH]
-            window = draw(np.full(WINDOW_SIZE, c), rng)
-            s = affinity_block(f, users[rows], window, w)
-            if partners is not None:
-                s += affinity_block(f, partners[rows], window, w)
-            if noise:
-                s += rng.normal(0.0, w.taste_noise, size=s.shape).astype(np.float32)
-            pick = choose_among(rng, s)
-            place[rows] = window[pick]
-            score[rows] = s[np.arange(len(rows)), pick]
-    return place, score
-
-
-def sample_travel_visits(cfg, f, counts, draw, layout, rng, w: AffinityWeights):
-    """Visits to other cities: a destination ∝ city size, then a pick in its window."""
+def sample_travel_visits(cfg, f, counts, layout, draw, rng, w: AffinityWeights):
+    """Visits to other cities: a destination ∝ city size, then the traveller's own pick."""
     users = np.repeat(np.arange(len(counts)), counts)
     if len(users) == 0 or cfg.n_cities < 2:
         return (np.empty(0, np.int64),) * 2 + (np.empty(0, np.float32),)
     dest_p = np.tile(layout.city_weights, (cfg.n_cities, 1))
     np.fill_diagonal(dest_p, 0.0)
     dest = sample_rows(rng, dest_p[f.user_city[users]])
-    place, score = choose_in_windows(f, users, dest, draw, rng, w)
-    return users, place, score
+    window = draw(dest, TRAVEL_WINDOW, rng)
+    scores = affinity_pairs(f, users, window, w)
+    scores += rng.normal(0.0, w.taste_noise, size=scores.shape).astype(np.float32)
+    pick = choose_among(rng, scores)
+    rows = np.arange(len(users))
+    return users, window[rows, pick], scores[rows, pick]
 
 
 def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
-    """Friends' outings: (user_u, user_v, place) per outing, both attend together; the
-    place is a softmax draw by their joint affinity within a window of their city."""
+    """Friends' outings: (user_u, user_v, place, joint score) per outing, both attend
+    together; the place is a softmax draw by the pair's joint taste over the pair's own
+    uniform sample of their city."""
     overlap = pairs["interest_overlap_score"].to_numpy()
     friends = (overlap >= FRIEND_MIN_OVERLAP) & (rng.random(len(overlap)) < FRIEND_RATE)
     n_out = np.where(friends, rng.poisson(OUTINGS_PER_OVERLAP * overlap), 0)
-    u = np.repeat(pairs["user_u"].to_numpy(), n_out)
-    v = np.repeat(pairs["user_v"].to_numpy(), n_out)
+    going = n_out > 0
+    u, v, n_out = pairs["user_u"].to_numpy()[going], pairs["user_v"].to_numpy()[going], n_out[going]
     if len(u) == 0:
-        return u, v, np.empty(0, np.int64)
-    place, _ = choose_in_windows(f, u, f.user_city[u], draw, rng, w, partners=v)
-    return u, v, place
+        return u, v, np.empty(0, np.int64), np.empty(0, np.float32)
+    cand = draw(f.user_city[u], OUTING_WINDOW, rng)
+    joint = 0.5 * (affinity_pairs(f, u, cand, w) + affinity_pairs(f, v, cand, w))
+    joint += rng.normal(0.0, w.taste_noise, size=joint.shape).astype(np.float32)
+    row, col = sample_from_logits(rng, joint, n_out)
+    return u[row], v[row], cand[row, col], joint[row, col]
 
 
 def sample_timestamps(cfg: WorldConfig, slot: np.ndarray, rng) -> np.ndarray:
@@ -225,33 +215,27 @@ def generate_interactions(
     users = users.sort("user_id")
     f = WorldFeatures.from_tables(users, places, cfg.neighborhoods_per_city)
     layout = city_layout(cfg)
-    draw = popularity_sampler(f, places.sort("place_id")["base_popularity"].to_numpy(), cfg.n_cities)
 
     counts = interaction_counts(cfg, users, rng)
     n_travel = rng.binomial(counts, cfg.travel_rate if cfg.n_cities > 1 else 0.0)
     hu, hp, hs = sample_home_visits(cfg, f, counts - n_travel, rng, weights)
-    tu, tp, ts = sample_travel_visits(cfg, f, n_travel, draw, layout, rng, weights)
+    draw = uniform_city_sampler(f.place_city, cfg.n_cities)
+    tu, tp, ts = sample_travel_visits(cfg, f, n_travel, layout, draw, rng, weights)
     solo_u, solo_p, solo_s = np.concatenate([hu, tu]), np.concatenate([hp, tp]), np.concatenate([hs, ts])
-    ev = engagement(users, solo_u, solo_s, rng)
-
     typical = places.sort("place_id")["typical_time_slot"].to_numpy()
     slot = np.where(rng.random(len(solo_p)) < TYPICAL_SLOT_RATE, typical[solo_p], rng.integers(0, 6, len(solo_p)))
     solo_ts = sample_timestamps(cfg, slot, rng)
 
-    # Joint outings: one event per outing, recorded for both friends with the same time.
-    # Their window is uniform over the city, so the pair's joint affinity decides.
-    uniform = popularity_sampler(f, np.ones(len(f.place_city)), cfg.n_cities)
-    ou, ov, op = sample_joint_outings(f, similar_pairs, uniform, rng, weights)
+    # Joint outings: one event per outing, recorded for both friends with the same time;
+    # both experience the pair's joint score, on the same scale as a solo visit's.
+    ou, ov, op, o_score = sample_joint_outings(f, similar_pairs, draw, rng, weights)
     out_ts = sample_timestamps(cfg, typical[op], rng)
-    out_user = np.concatenate([ou, ov])
-    out_place = np.concatenate([op, op])
-    out_ev = engagement(users, out_user, np.full(len(out_user), np.percentile(solo_s, 90)), rng)
-    out_ev["attended"] = np.ones(len(out_user), dtype=bool)
 
-    user = np.concatenate([solo_u, out_user])
-    place = np.concatenate([solo_p, out_place])
+    user = np.concatenate([solo_u, ou, ov])
+    place = np.concatenate([solo_p, op, op])
     stamp = np.concatenate([solo_ts, out_ts, out_ts])
-    cols = {k: np.concatenate([ev[k], out_ev[k]]) for k in ev}
+    cols = engagement(users, user, np.concatenate([solo_s, o_score, o_score]), rng)
+    cols["attended"][len(solo_u):] = True
     rating = compute_implicit_rating(**cols) + rng.normal(0.0, 0.3, size=len(user)).astype(np.float32)
 
     frame = pl.DataFrame(

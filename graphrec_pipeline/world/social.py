@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline.coattendance import co_attendance
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_FINE
 from graphrec_pipeline.world.affinity import l2_normalize
@@ -72,26 +73,6 @@ def similar_user_candidates(users: pl.DataFrame, k: int) -> pl.DataFrame:
     return pairs.with_columns(interest_overlap_score=pl.Series(overlap))
 
 
-def co_attendance(interactions: pl.DataFrame) -> pl.DataFrame:
-    """Distinct places each pair attended in the same hour: (user_u, user_v, co_attendance_count)."""
-    visits = (
-        interactions.lazy()
-        .filter(pl.col("attended"))
-        .select("user_id", "place_id", hour=pl.col("timestamp").dt.truncate("1h"))
-        .unique()
-    )
-    return (
-        visits.join(visits, on=["place_id", "hour"], suffix="_v")
-        .filter(pl.col("user_id") < pl.col("user_id_v"))
-        .select(user_u="user_id", user_v="user_id_v", place_id="place_id")
-        .unique()
-        .group_by("user_u", "user_v")
-        .agg(co_attendance_count=pl.len().cast(pl.Int32))
-        .sort("user_u", "user_v")
-        .collect()
-    )
-
-
 def neighborhood_overlap(users: pl.DataFrame, n_neighborhoods: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Σ_n min(area_u[n], area_v[n]) for same-city pairs (0 across cities), in [0, 1]."""
     users = users.sort("user_id")
@@ -102,9 +83,10 @@ def neighborhood_overlap(users: pl.DataFrame, n_neighborhoods: int, u: np.ndarra
 
 
 def build_user_user_edges(
-    cfg: WorldConfig, users: pl.DataFrame, candidates: pl.DataFrame, interactions: pl.DataFrame
+    n_neighborhoods: int, users: pl.DataFrame, candidates: pl.DataFrame, interactions: pl.DataFrame
 ) -> pl.DataFrame:
-    """The ``user_user_edges`` table of §2.5 (one row per pair, user_u < user_v)."""
+    """The ``user_user_edges`` table of §2.5 (one row per pair, user_u < user_v) from the
+    given interactions (the world's: all of them; the training graph's: training ones)."""
     coatt = co_attendance(interactions)
     close = candidates.filter(pl.col("interest_overlap_score") >= EDGE_MIN_OVERLAP).select("user_u", "user_v")
     repeat = coatt.filter(pl.col("co_attendance_count") >= POSITIVE_COATTENDANCE).select("user_u", "user_v")
@@ -118,7 +100,7 @@ def build_user_user_edges(
         "user_v",
         interest_overlap_score=pl.Series(pair_overlap(fine_pref_unit(users), u, v)),
         co_attendance_count=pl.col("co_attendance_count").cast(pl.Int32),
-        same_neighborhood_freq=pl.Series(neighborhood_overlap(users, cfg.neighborhoods_per_city, u, v)),
+        same_neighborhood_freq=pl.Series(neighborhood_overlap(users, n_neighborhoods, u, v)),
     )
 
 

@@ -122,7 +122,7 @@ def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource,
         world,
         "user_user_edges",
         lambda: social.build_user_user_edges(
-            world.world_config(),
+            world.neighborhoods_per_city,
             _read(storage, "users"),
             _read(storage, "similar_user_candidates"),
             _read(storage, "interactions"),

@@ -1,0 +1,79 @@
+"""Metric definitions against values worked out by hand, and the shared helpers."""
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from graphrec_pipeline import coattendance
+from graphrec_pipeline.evaluation.people import outing_partners
+from graphrec_pipeline.metrics import average_precision, metrics_by_group, pair_keys, ranking_metrics, roc_auc
+
+
+def test_ranking_metrics_by_hand():
+    # user 0: relevant {1, 2, 3}; ranked [1, 9, 2] -> hits at ranks 1 and 3
+    # user 1: relevant {5}; ranked [7, 8, -1] -> no hit (the -1 pad is never a hit)
+    n_items = 10
+    ranked = np.array([[1, 9, 2], [7, 8, -1]])
+    users = np.array([0, 1])
+    relevant = np.sort(pair_keys(np.array([0, 0, 0, 1]), np.array([1, 2, 3, 5]), n_items))
+    m = ranking_metrics(ranked, users, relevant, np.array([3, 1]), n_items, k=3)
+    dcg0 = 1.0 + 1.0 / math.log2(4)
+    idcg0 = 1.0 + 1.0 / math.log2(3) + 1.0 / math.log2(4)
+    assert m["recall"] == pytest.approx((2 / 3 + 0) / 2)
+    assert m["ndcg"] == pytest.approx((dcg0 / idcg0 + 0) / 2)
+    assert m["hit_rate"] == pytest.approx(0.5)
+    # k=2 sees only [1, 9]: recall is hits / |relevant| (PyG's LinkPredRecall), not / min(k, |relevant|)
+    m2 = ranking_metrics(ranked, users, relevant, np.array([3, 1]), n_items, k=2)
+    assert m2["recall"] == pytest.approx((1 / 3) / 2)
+    assert m2["ndcg"] == pytest.approx((1.0 / (1.0 + 1.0 / math.log2(3))) / 2)
+
+
+def test_a_pad_is_never_a_hit_even_where_its_key_collides():
+    # user 1's pad (-1) has key 1 * 10 - 1 = 9, the key of (user 0, item 9)
+    relevant = np.sort(pair_keys(np.array([0, 1]), np.array([9, 4]), 10))
+    m = ranking_metrics(np.array([[-1]]), np.array([1]), relevant, np.array([1]), 10, k=1)
+    assert m["hit_rate"] == 0.0
+
+
+def test_roc_auc_and_average_precision_by_hand():
+    labels = np.array([1, 0, 1, 0])
+    scores = np.array([0.9, 0.8, 0.3, 0.1])
+    # positive/negative pairs: (0.9 > 0.8), (0.9 > 0.1), (0.3 < 0.8), (0.3 > 0.1): 3 of 4
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
+    # ranked 1, 0, 1, 0: precision at the positives 1/1 and 2/3
+    assert average_precision(labels, scores) == pytest.approx((1.0 + 2 / 3) / 2)
+    # a tie between a positive and a negative counts one half
+    assert roc_auc(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert math.isnan(roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))
+
+
+def test_metrics_by_group_scores_each_group_over_its_own_users():
+    ranked = np.array([[1, 2], [3, 4]])
+    users = np.array([0, 1])
+    groups = {"a": (np.array([0]), np.array([1])), "b": (np.array([1]), np.array([9]))}
+    rows = {(r["group"], r["metric"]): r for r in metrics_by_group(ranked, users, groups, 10, (2,))}
+    assert rows[("a", "hit_rate")]["value"] == 1.0 and rows[("a", "hit_rate")]["users"] == 1
+    assert rows[("b", "hit_rate")]["value"] == 0.0 and rows[("b", "hit_rate")]["users"] == 1
+
+
+def _visits(rows):
+    return pl.DataFrame(rows, schema={"user_id": pl.Int64, "place_id": pl.Int64, "attended": pl.Boolean,
+                                      "timestamp": pl.Datetime("us")}, orient="row")
+
+
+def test_outings_and_partners_come_from_attended_visits_in_the_same_hour():
+    from datetime import datetime as dt
+    inter = _visits([
+        (0, 5, True, dt(2026, 1, 5, 20, 10)), (1, 5, True, dt(2026, 1, 5, 20, 50)),  # together
+        (2, 5, True, dt(2026, 1, 5, 21, 5)),  # next hour: alone
+        (3, 5, False, dt(2026, 1, 5, 20, 30)),  # viewed, not attended
+        (0, 6, True, dt(2026, 1, 6, 19, 0)), (1, 6, True, dt(2026, 1, 6, 19, 1)),  # together again
+    ])
+    assert coattendance.outing_mask(inter).tolist() == [True, True, False, False, True, True]
+    assert coattendance.co_attendance(inter).rows() == [(0, 1, 2)]
+    later = _visits([(0, 7, True, dt(2026, 3, 1, 20, 0)), (1, 7, True, dt(2026, 3, 1, 20, 0)),
+                     (0, 8, True, dt(2026, 3, 2, 20, 0)), (2, 8, True, dt(2026, 3, 2, 20, 0))])
+    partners = outing_partners(inter, later).sort("user_id", "partner_id")
+    assert partners.rows() == [(0, 1, False), (0, 2, True), (1, 0, False), (2, 0, True)]
