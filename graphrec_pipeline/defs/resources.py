@@ -78,11 +78,16 @@ class RecommenderResource(dg.ConfigurableResource):
     def recommender(self) -> Recommender:
         """The loaded :class:`Recommender` (loaded on first call, then reused)."""
         if self._recommender is None:
-            self._recommender = Recommender(
-                self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
-                exclude_visited=self.exclude_visited, context_boost=self.context_boost,
-            )
+            self._recommender = self.build()
         return self._recommender
+
+    def build(self, visited_keys=None) -> Recommender:
+        """A fresh :class:`Recommender` with these settings; ``visited_keys`` replaces what
+        counts as visited (evaluation: the visits before the test period)."""
+        return Recommender(
+            self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
+            exclude_visited=self.exclude_visited, context_boost=self.context_boost, visited_keys=visited_keys,
+        )
 
     def recommend_places(self, user_id: int, **query) -> list[PlaceRecommendation]:
         """See :meth:`Recommender.recommend_places` (k, city_id, time_slot, categories, tags, max_price)."""

@@ -1,11 +1,8 @@
-"""Baseline scorers the GNN is measured against, all trained on training data only.
+"""Learned baselines the GNN is measured against, trained on training data only (the
+taste-free and content ones are in ``simple_rankers.py``).
 
-* ``popularity``: training interactions per place (ranking within the user's city).
-* ``content``: cosine of the user's ``fine_pref`` and the place's ``fine_tag_vector``
-  (and, for friends, of the two users' ``fine_pref``).
 * ``lightgcn``: PyG's :class:`~torch_geometric.nn.models.LightGCN` trained with BPR on the
   training interaction edges, negatives from the positive's city.
-* ``random``; and ``oracle``, the world's affinity, for generated worlds only.
 """
 
 from __future__ import annotations
@@ -17,20 +14,6 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
 from graphrec_pipeline.train.data import TrainingData, sample_same_city
-
-
-def popularity_scorer(train_places: np.ndarray, n_places: int):
-    counts = np.bincount(train_places, minlength=n_places).astype(np.float32)
-    return lambda u, p: np.broadcast_to(counts[p], (len(u), len(p)))
-
-
-def content_scorer(user_unit: np.ndarray, place_unit: np.ndarray):
-    return lambda u, p: user_unit[u] @ place_unit[p].T
-
-
-def random_scorer(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    return lambda u, p: rng.random((len(u), len(p)), dtype=np.float32)
 
 
 def train_lightgcn(

@@ -1,9 +1,13 @@
-"""Test-split evaluation of place ranking and friend prediction for any set of scorers.
+"""Test-split evaluation of place ranking and friend prediction for any set of rankers.
 
-Places: for each test user (a seeded sample), every place of the home city (or every
-place, for the ``all_places`` variant) is ranked, training places excluded; positives are
-the test split's high-rated interactions at places new to the user (``graph/split.py``).
-Friends: ROC-AUC and average precision on the test label pairs.
+Places: for each test user (a seeded sample), the places of the home city (or every
+place, for ``place_all``) are ranked with the places the user visited in training or
+validation left out: a positive can only be new to the user, so those can never be hits.
+Positives are the test split's high-rated visits at new places (``graph/split.py``);
+``place_solo`` and ``place_outing`` restrict them to solo visits and joint outings.
+Friends: ROC-AUC and average precision on the test label pairs, and attendance among
+the compatible pairs only (``friend_attend_within_compat``), where interest similarity
+alone no longer separates the labels.
 
 Results are long-format rows ``(model, task, metric, k, value)``, the ``eval_metrics``
 table's shape.
@@ -16,49 +20,54 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from graphrec_pipeline.evaluation.classification import average_precision, roc_auc
-from graphrec_pipeline.evaluation.ranking import Scorer, pair_keys, ranking_metrics, top_k
+from graphrec_pipeline.metrics import (
+    BLOCK_ELEMENTS,
+    Scorer,
+    average_precision,
+    metrics_by_group,
+    rank_in_cities,
+    roc_auc,
+)
 
 KS = (10, 20)
 PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Ranker = Callable[[np.ndarray], np.ndarray]  # users -> (len(users), k) ranked item ids, -1 pads
+
+
+def scored(score: Scorer, user_city: np.ndarray, place_city: np.ndarray, seen_keys: np.ndarray,
+           block: int = BLOCK_ELEMENTS, all_places: bool = False, k: int = max(KS)) -> Ranker:
+    """A ranker from a score function: top k of the user's city (or every city), seen last."""
+    return lambda users: rank_in_cities(score, users, user_city, place_city, seen_keys, k, block, all_places)
+
+
+def sample_users(users: np.ndarray, max_users: int, seed: int) -> np.ndarray:
+    if len(users) > max_users:
+        return np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    return users
 
 
 def evaluate_places(
-    scorers: dict[str, tuple[Scorer, int]],
-    user_city: np.ndarray,
-    place_city: np.ndarray,
-    train_pairs: pl.DataFrame,
+    rankers: dict[str, Ranker],
     positives: pl.DataFrame,
+    n_places: int,
     max_users: int = 2000,
-    all_places: bool = False,
+    task: str = "place",
     seed: int = 0,
 ) -> list[dict]:
-    """``scorers``: name -> (score(users, places), pairs scored per block)."""
-    n_places = len(place_city)
-    seen = np.sort(pair_keys(train_pairs["user_id"].to_numpy(), train_pairs["place_id"].to_numpy(), n_places))
-    pu, pp = positives["user_id"].to_numpy(), positives["place_id"].to_numpy()
-    if not all_places:
-        keep = user_city[pu] == place_city[pp]
-        pu, pp = pu[keep], pp[keep]
-    relevant = np.sort(pair_keys(pu, pp, n_places))
-    n_rel = np.bincount(pu, minlength=len(user_city))
-    users = np.flatnonzero(n_rel > 0)
-    rng = np.random.default_rng(seed)
-    if len(users) > max_users:
-        users = np.sort(rng.choice(users, max_users, replace=False))
-    k = max(KS)
+    """``positives``: (user_id, place_id, outing) rows; every ranker answers the same users.
+    Tasks ``{task}``, ``{task}_solo`` and ``{task}_outing``."""
+    pu, pp, po = (positives[c].to_numpy() for c in ("user_id", "place_id", "outing"))
+    groups = {task: (pu, pp), f"{task}_solo": (pu[~po], pp[~po]), f"{task}_outing": (pu[po], pp[po])}
+    return evaluate_rankers(rankers, groups, sample_users(np.unique(pu), max_users, seed), n_places, KS)
+
+
+def evaluate_rankers(rankers: dict[str, Ranker], groups: dict[str, tuple[np.ndarray, np.ndarray]],
+                     users: np.ndarray, n_items: int, ks: tuple[int, ...]) -> list[dict]:
+    """Every ranker answers ``users`` once; each group of relevant pairs is a task."""
     rows = []
-    for name, (score, block) in scorers.items():
-        ranked = np.full((len(users), k), -1, dtype=np.int64)
-        groups = [(np.ones(len(users), bool), np.arange(n_places))] if all_places else [
-            (user_city[users] == c, np.flatnonzero(place_city == c)) for c in np.unique(user_city[users])
-        ]
-        for sel, cands in groups:
-            r = top_k(score, users[sel], cands, k, n_places, seen, block_elements=block)
-            ranked[sel, : r.shape[1]] = r
-        for kk in KS:
-            m = ranking_metrics(ranked, users, relevant, n_rel[users], n_places, kk)
-            rows += [{"model": name, "task": "place", "metric": metric, "k": kk, "value": v} for metric, v in m.items()]
+    for name, rank in rankers.items():
+        for r in metrics_by_group(rank(users), users, groups, n_items, ks):
+            rows.append({"model": name, "task": r["group"], "metric": r["metric"], "k": r["k"], "value": r["value"]})
     return rows
 
 
@@ -68,12 +77,16 @@ def evaluate_friends(
 ) -> list[dict]:
     """``scorers``: name -> (compat score, attend score); either may be None."""
     u, v = test_labels["user_u"].to_numpy(), test_labels["user_v"].to_numpy()
+    compatible = test_labels["label_compat"].to_numpy() == 1
     rows = []
     for name, (compat, attend) in scorers.items():
-        for task, fn, label in (("friend_compat", compat, "label_compat"), ("friend_attend", attend, "label_attend")):
+        parts = [("friend_compat", compat, "label_compat", slice(None)),
+                 ("friend_attend", attend, "label_attend", slice(None)),
+                 ("friend_attend_within_compat", attend, "label_attend", compatible)]
+        for task, fn, label, sel in parts:
             if fn is None:
                 continue
-            y, s = test_labels[label].to_numpy(), fn(u, v)
+            y, s = test_labels[label].to_numpy()[sel], fn(u[sel], v[sel])
             rows.append({"model": name, "task": task, "metric": "auc", "k": None, "value": roc_auc(y, s)})
             rows.append({"model": name, "task": task, "metric": "ap", "k": None, "value": average_precision(y, s)})
     return rows

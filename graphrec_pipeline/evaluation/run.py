@@ -1,29 +1,76 @@
-"""One evaluation run: every model and baseline on the test split (see ``evaluate.py``)."""
+"""One evaluation run: every model and baseline on every task of the test split.
+
+Tasks (``evaluate.py``, ``context.py``, ``people.py``): ``place`` with its ``_solo`` and
+``_outing`` parts and ``place_all``; ``place_context``; ``people`` and ``people_new``;
+``friend_compat``, ``friend_attend`` and ``friend_attend_within_compat``.
+
+Place rankers: ``graphrec`` (the place head over the whole city), ``graphrec_dot``
+(``z_u . z_p``), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
+filters, head and intent boost, with the pre-test visits as "visited"), ``lightgcn``,
+``content``, ``popularity``, ``random`` and, for generated worlds, ``oracle`` and
+``oracle_joint`` (``world/oracle.py``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_FINE
-from graphrec_pipeline.evaluation.baselines import (
-    content_scorer,
-    dot_scorer,
-    popularity_scorer,
-    random_scorer,
-    train_lightgcn,
+from graphrec_pipeline.evaluation.baselines import dot_scorer, train_lightgcn
+from graphrec_pipeline.evaluation.context import evaluate_context
+from graphrec_pipeline.evaluation.evaluate import evaluate_friends, evaluate_places, scored
+from graphrec_pipeline.evaluation.people import (
+    candidate_ranker,
+    evaluate_people,
+    excluded_keys,
+    outing_partners,
+    partner_popularity,
 )
-from graphrec_pipeline.evaluation.evaluate import evaluate_friends, evaluate_places
-from graphrec_pipeline.evaluation.ranking import BLOCK_ELEMENTS as DENSE_BLOCK
-from graphrec_pipeline.graph.split import heldout_positives
+from graphrec_pipeline.graph.split import heldout_visits
+from graphrec_pipeline.metrics import BLOCK_ELEMENTS as DENSE_BLOCK
+from graphrec_pipeline.metrics import pair_keys
+from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.scoring import Scorer
+from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, random_scorer
 from graphrec_pipeline.train.fit import Inputs
-from graphrec_pipeline.world.affinity import WorldFeatures, affinity_block, l2_normalize
+from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
+from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, slot_log_prior
 from graphrec_pipeline.world.social import POSITIVE_COATTENDANCE, POSITIVE_OVERLAP
 
 HEAD_BLOCK = 262_144  # (user, place) pairs the place head scores at once
+K = 20
+
+
+def served_places(recommender, k: int = K):
+    """(users, slot or None) -> (n, k) place ids exactly as ``recommend_places_batch`` answers."""
+
+    def rank(users: np.ndarray, slot: int | None = None) -> np.ndarray:
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        for i, recs in enumerate(recommender.recommend_places_batch(users, k=k, time_slot=slot)):
+            out[i, : len(recs)] = [r.place_id for r in recs]
+        return out
+
+    return rank
+
+
+def served_people(recommender, k: int = 10):
+    def rank(users: np.ndarray) -> np.ndarray:
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        for i, recs in enumerate(recommender.recommend_people_batch(users, k=k)):
+            out[i, : len(recs)] = [r.user_id for r in recs]
+        return out
+
+    return rank
+
+
+def pre_test_keys(inputs: Inputs) -> np.ndarray:
+    """Sorted ``user * n_places + place`` keys of every training and validation visit."""
+    before = inputs.interactions.filter(inputs.split["split"] != "test").select("user_id", "place_id").unique()
+    return np.sort(pair_keys(before["user_id"].to_numpy(), before["place_id"].to_numpy(), len(inputs.places)))
 
 
 def evaluate_all(
@@ -35,50 +82,105 @@ def evaluate_all(
     max_users: int = 2000,
     lightgcn_steps: int = 150,
     seed: int = 0,
+    recommender=None,
     log=print,
 ) -> pl.DataFrame:
+    """``recommender``: a :class:`Recommender` over this model's served assets, built with
+    ``visited_keys=pre_test_keys(inputs)``; without one the served flow is not evaluated."""
     data = inputs.training_data(positive_rating)
     scorer = Scorer.from_graph(model, inputs.graph)
     users = inputs.users.sort("user_id")
     places = inputs.places.sort("place_id")
+    n_users, n_places = len(users), len(places)
     user_unit = l2_normalize(dense_from_list(users["fine_pref"], C_FINE))
     place_unit = l2_normalize(dense_from_list(places["fine_tag_vector"], C_FINE))
+    seen = pre_test_keys(inputs)
+    train = inputs.interactions.filter(inputs.split["split"] == "train")
+    feats = WorldFeatures.from_tables(users, places, n_neighborhoods) if with_oracle else None
 
     log("training the LightGCN baseline")
     lg_user, lg_place = train_lightgcn(data, steps=lightgcn_steps, seed=seed, log=log)
-    place_scorers = {
+    scores = {
         "graphrec": (scorer.head, HEAD_BLOCK),
         "graphrec_dot": (scorer.dot, DENSE_BLOCK),
-        "popularity": (popularity_scorer(data.edge_place, data.n_places), DENSE_BLOCK),
-        "content": (content_scorer(user_unit, place_unit), DENSE_BLOCK),
         "lightgcn": (dot_scorer(lg_user, lg_place), DENSE_BLOCK),
+        "content": (content_scorer(user_unit, place_unit), DENSE_BLOCK),
+        "popularity": (popularity_scorer(data.edge_place, n_places), DENSE_BLOCK),
         "random": (random_scorer(seed), DENSE_BLOCK),
     }
     if with_oracle:
-        feats = WorldFeatures.from_tables(users, places, n_neighborhoods)
-        place_scorers["oracle"] = (lambda u, p: affinity_block(feats, u, p), DENSE_BLOCK)
+        scores["oracle"] = (oracle_scorer(feats), DENSE_BLOCK)
+        scores["oracle_joint"] = (joint_oracle_scorer(feats, coattendance.partners(train)), DENSE_BLOCK)
 
-    positives = heldout_positives(inputs.interactions, inputs.split, "test", positive_rating)
-    train_pairs = inputs.train_pairs()
-    log(f"ranking {len(place_scorers)} models over home-city places")
-    rows = evaluate_places(place_scorers, data.user_city, data.place_city, train_pairs, positives,
-                           max_users=max_users, seed=seed)
+    visits = heldout_visits(inputs.interactions, inputs.split, "test", positive_rating)
+    home = visits.filter(pl.Series(data.user_city[visits["user_id"].to_numpy()] == data.place_city[visits["place_id"].to_numpy()]))
+    positives = visits.group_by("user_id", "place_id").agg(pl.col("outing").any()).sort("user_id", "place_id")
+    home_positives = home.group_by("user_id", "place_id").agg(pl.col("outing").any()).sort("user_id", "place_id")
+
+    rankers = {name: scored(fn, data.user_city, data.place_city, seen, block) for name, (fn, block) in scores.items()}
+    if recommender is not None:
+        rankers["graphrec_served"] = served_places(recommender)
+    log(f"ranking {len(rankers)} models over home-city places")
+    rows = evaluate_places(rankers, home_positives, n_places, max_users=max_users, seed=seed)
     log("ranking over all places (smaller user sample)")
-    for r in evaluate_places(place_scorers, data.user_city, data.place_city, train_pairs, positives,
-                             max_users=max(max_users // 4, 1), all_places=True, seed=seed):
-        rows.append({**r, "task": "place_all"})
+    everywhere = {name: scored(fn, data.user_city, data.place_city, seen, block, all_places=True)
+                  for name, (fn, block) in scores.items()}
+    rows += [r for r in evaluate_places(everywhere, positives, n_places, max_users=max(max_users // 4, 1),
+                                        task="place_all", seed=seed) if r["task"] == "place_all"]
 
-    test = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") == "test")
-    cos = lambda u, v: np.einsum("ij,ij->i", user_unit[u], user_unit[v])  # noqa: E731
+    log("context task: each test visit's own time slot")
+    place_slot = places["typical_time_slot"].to_numpy()
+    rows += evaluate_context(context_rankers(scorer, data, seen, feats, place_slot, recommender), home, n_places,
+                             max_queries=max_users, seed=seed)
+
+    log("people task: test-period outing partners")
+    test = inputs.interactions.filter(inputs.split["split"] == "test")
+    excluded = excluded_keys(n_users, inputs.blocks)
+    cos = lambda u, v: user_unit[u] @ user_unit[v].T  # noqa: E731
+    people = {
+        "content": candidate_ranker(cos, data.user_city, excluded),
+        "popularity": candidate_ranker(partner_popularity(train, n_users), data.user_city, excluded),
+        "random": candidate_ranker(random_scorer(seed), data.user_city, excluded),
+    }
+    if recommender is not None:
+        people = {"graphrec_served": served_people(recommender), **people}
+    rows += evaluate_people(people, outing_partners(train, test), n_users, max_users=max_users, seed=seed)
+
+    labels = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") == "test")
+    pair_cos = lambda u, v: np.einsum("ij,ij->i", user_unit[u], user_unit[v])  # noqa: E731
     friend_scorers = {
         "graphrec": (lambda u, v: scorer.friend(u, v)[0], lambda u, v: scorer.friend(u, v)[1]),
-        "content": (cos, cos),
+        "content": (pair_cos, pair_cos),
     }
     if with_oracle:
         friend_scorers["oracle"] = oracle_friend_scorers(inputs.edges, user_unit)
-    rows += evaluate_friends(friend_scorers, test)
+    rows += evaluate_friends(friend_scorers, labels)
     return pl.DataFrame(rows, schema={"model": pl.String, "task": pl.String, "metric": pl.String,
                                       "k": pl.Int32, "value": pl.Float64})
+
+
+def context_rankers(scorer: Scorer, data, seen: np.ndarray, feats: WorldFeatures | None, place_slot: np.ndarray,
+                    recommender) -> dict:
+    """(users, slot or None) -> ranked ids for graphrec's head, the served flow and the oracle."""
+
+    def head(users: np.ndarray, slot: int | None) -> np.ndarray:
+        ctx = None if slot is None else context_raw(1, time_slot=np.array([slot]))[0]
+        score = lambda u, p: scorer.head(u, p, ctx)  # noqa: E731
+        return scored(score, data.user_city, data.place_city, seen, HEAD_BLOCK)(users)
+
+    rankers = {"graphrec": head}
+    if recommender is not None:
+        rankers["graphrec_served"] = served_places(recommender)
+    if feats is not None:
+        base = oracle_scorer(feats)
+
+        def oracle_slot(users: np.ndarray, slot: int | None) -> np.ndarray:
+            prior = None if slot is None else slot_log_prior(place_slot, slot)
+            score = base if prior is None else (lambda u, p: base(u, p) + prior[p])
+            return scored(score, data.user_city, data.place_city, seen)(users)
+
+        rankers["oracle_slot"] = oracle_slot
+    return rankers
 
 
 def oracle_friend_scorers(edges: pl.DataFrame, user_unit: np.ndarray):
@@ -107,3 +209,22 @@ def oracle_friend_scorers(edges: pl.DataFrame, user_unit: np.ndarray):
         return np.where(compatible, np.minimum(1.0, overlap * (1.0 + coatt / 10.0)), 0.0)
 
     return compat, attend
+
+
+def summary_tables(metrics: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The evaluation as the tables people read: one row per model, one column per
+    (task, metric), baselines and oracles beside the model."""
+
+    def wide(tasks: list[str], metrics_: list[str], k: int | None) -> pl.DataFrame:
+        sel = metrics.filter(pl.col("task").is_in(tasks) & pl.col("metric").is_in(metrics_)
+                             & (pl.col("k").is_null() if k is None else pl.col("k") == k))
+        named = sel.with_columns(name=pl.col("task") + " " + pl.col("metric") + ("" if k is None else f"@{k}"))
+        return named.pivot(on="name", index="model", values="value").with_columns(pl.selectors.float().round(4))
+
+    return {
+        "places": wide(["place", "place_solo", "place_outing", "place_all"], ["ndcg"], 20)
+        .join(wide(["place"], ["recall", "hit_rate"], 20), on="model", how="left"),
+        "context": wide(["place_context"], ["ndcg_context", "ndcg_empty", "lift"], 20),
+        "people": wide(["people", "people_new"], ["recall", "ndcg", "hit_rate"], 10),
+        "friends": wide(["friend_compat", "friend_attend", "friend_attend_within_compat"], ["auc", "ap"], None),
+    }

@@ -1,12 +1,15 @@
 """The serving flow's ranking (§6.3) as an evaluator: top-M places of the user's city by
-``z_u . z_p``, re-scored by the place head, top-k kept. Training validates on it."""
+``z_u . z_p``, re-scored by the place head (with a query context or none), top-k kept.
+Training validates on it, with and without each visit's own time slot as the context."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from graphrec_pipeline.evaluation.ranking import pair_keys, ranking_metrics, top_k
+from graphrec_pipeline.evaluation.context import context_queries
+from graphrec_pipeline.metrics import pair_keys, ranking_metrics, top_k
+from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.scoring import Scorer
 
 
@@ -18,6 +21,7 @@ def two_stage_top_k(
     seen_keys: np.ndarray,
     m: int = 200,
     k: int = 20,
+    ctx_raw: np.ndarray | None = None,
 ) -> np.ndarray:
     n_places = len(place_city)
     ranked = np.full((len(users), k), -1, dtype=np.int64)
@@ -25,7 +29,7 @@ def two_stage_top_k(
         sel = user_city[users] == city
         cands = np.flatnonzero(place_city == city)
         shortlist = top_k(scorer.dot, users[sel], cands, m, n_places, seen_keys)
-        head = scorer.head_candidates(users[sel], shortlist)
+        head = scorer.head_candidates(users[sel], shortlist, ctx_raw)
         order = np.argsort(-head, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(shortlist, order, axis=1)
         ranked[sel, : best.shape[1]] = best
@@ -33,23 +37,41 @@ def two_stage_top_k(
 
 
 class TwoStageValidator:
-    """NDCG@k of the two-stage ranking on held-out positives, for a fixed user sample."""
+    """Mean of two NDCG@k of the two-stage ranking on held-out visits, for fixed samples:
+    per user with an empty context, and per (user, time slot) query with that slot."""
 
-    def __init__(self, graph, user_city, place_city, train_pairs: pl.DataFrame, positives: pl.DataFrame,
+    def __init__(self, graph, user_city, place_city, train_pairs: pl.DataFrame, visits: pl.DataFrame,
                  max_users: int = 2000, m: int = 200, k: int = 20, seed: int = 0):
         n_places = len(place_city)
         self.graph, self.user_city, self.place_city, self.m, self.k = graph, user_city, place_city, m, k
         self.seen = np.sort(pair_keys(train_pairs["user_id"].to_numpy(), train_pairs["place_id"].to_numpy(), n_places))
-        pu, pp = positives["user_id"].to_numpy(), positives["place_id"].to_numpy()
-        keep = user_city[pu] == place_city[pp]
-        self.relevant = np.sort(pair_keys(pu[keep], pp[keep], n_places))
-        self.n_rel = np.bincount(pu[keep], minlength=len(user_city))
-        users = np.flatnonzero(self.n_rel > 0)
+        home = visits.filter(pl.Series(user_city[visits["user_id"].to_numpy()] == place_city[visits["place_id"].to_numpy()]))
+        pairs = home.select("user_id", "place_id").unique()
+        pu, pp = pairs["user_id"].to_numpy(), pairs["place_id"].to_numpy()
+        self.relevant = np.sort(pair_keys(pu, pp, n_places))
+        self.n_rel = np.bincount(pu, minlength=len(user_city))
+        users = np.unique(pu)
         if len(users) > max_users:
             users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
         self.users = users
+        queries = context_queries(home, max_users, seed)
+        rel = home.join(queries, on=["user_id", "slot"]).select("query", "place_id").unique()
+        self.q_id, self.q_user, self.q_slot = (queries[c].to_numpy() for c in ("query", "user_id", "slot"))
+        self.q_relevant = np.sort(pair_keys(rel["query"].to_numpy(), rel["place_id"].to_numpy(), n_places))
+        self.q_n_rel = np.bincount(rel["query"].to_numpy(), minlength=len(queries))
+        self.last: dict[str, float] = {}
 
     def __call__(self, model) -> float:
         scorer = Scorer.from_graph(model, self.graph)
+        n_places = len(self.place_city)
         ranked = two_stage_top_k(scorer, self.users, self.user_city, self.place_city, self.seen, self.m, self.k)
-        return ranking_metrics(ranked, self.users, self.relevant, self.n_rel[self.users], len(self.place_city), self.k)["ndcg"]
+        empty = ranking_metrics(ranked, self.users, self.relevant, self.n_rel[self.users], n_places, self.k)["ndcg"]
+        with_slot = np.full((len(self.q_id), self.k), -1, dtype=np.int64)
+        for s in np.unique(self.q_slot):
+            sel = self.q_slot == s
+            ctx = context_raw(1, time_slot=np.array([s]))[0]
+            with_slot[sel] = two_stage_top_k(scorer, self.q_user[sel], self.user_city, self.place_city, self.seen,
+                                             self.m, self.k, ctx)
+        slot = ranking_metrics(with_slot, self.q_id, self.q_relevant, self.q_n_rel, n_places, self.k)["ndcg"]
+        self.last = {"val_ndcg20_empty": empty, "val_ndcg20_slot": slot}
+        return 0.5 * (empty + slot)

@@ -3,9 +3,12 @@
 Nodes: ``user`` (148 features) and ``place`` (114). Edges: ``interacts`` and
 ``rev_interacts`` (12 features) from **training** interactions only, one edge per
 user-place pair with the mean of its interactions' features (a distribution over time
-buckets, mean rating and engagement); ``social`` (3 features, both directions) from
-``user_user_edges`` minus every validation or test friend-label pair. Ids are dense, so
-node index == id; the mapping is still persisted (``id_map_*``) for serving.
+buckets, mean rating and engagement); ``social`` (3 features, both directions): the pairs of
+``user_user_edges`` that the edge rule (``world/social.py``: similar users, or at least
+two co-attendances) supports on **training** interactions alone, with their
+co-attendance counted there too, minus every validation or test friend-label pair. No
+edge exists, and no feature has a value, because of held-out time. Ids are dense, so node
+index == id; the mapping is still persisted (``id_map_*``) for serving.
 
 The graph serializes to a flat dict of tensors (safetensors), so it loads without pickle.
 """
@@ -18,6 +21,8 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec_pipeline.constants import D_EDGE_UP
+from graphrec_pipeline.world import social
+from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.graph.features import (
     encode_interaction_edges,
     encode_places,
@@ -26,6 +31,7 @@ from graphrec_pipeline.graph.features import (
 )
 
 GRAPH_FILE = "graph/training_graph.safetensors"
+SIMILAR_USERS_K = WorldConfig.similar_users_k
 
 UP = ("user", "interacts", "place")
 PU = ("place", "rev_interacts", "user")
@@ -45,10 +51,26 @@ def training_interaction_edges(interactions: pl.DataFrame, split: pl.DataFrame) 
     return index, pairs.select(f"f{i}" for i in range(D_EDGE_UP)).to_numpy().astype(np.float32)
 
 
-def training_social_edges(edges: pl.DataFrame, friend_split: pl.DataFrame) -> pl.DataFrame:
-    """Social edges that are not validation or test friend-label pairs."""
+def training_social_edges(
+    users: pl.DataFrame,
+    interactions: pl.DataFrame,
+    split: pl.DataFrame,
+    edges: pl.DataFrame,
+    friend_split: pl.DataFrame,
+    n_neighborhoods: int,
+    similar_users_k: int,
+) -> pl.DataFrame:
+    """The world's social edges as the training period alone supports them (§2.5 columns):
+    the edge rule re-applied to training interactions, kept where the world has the pair,
+    minus validation and test friend-label pairs."""
+    train = interactions.filter(split["split"] == "train")
+    candidates = social.similar_user_candidates(users, similar_users_k)
+    rebuilt = social.build_user_user_edges(n_neighborhoods, users, candidates, train)
     held_out = friend_split.filter(pl.col("split") != "train").select("user_u", "user_v")
-    return edges.join(held_out, on=["user_u", "user_v"], how="anti", maintain_order="left")
+    return (
+        rebuilt.join(edges.select("user_u", "user_v"), on=["user_u", "user_v"], how="semi", maintain_order="left")
+        .join(held_out, on=["user_u", "user_v"], how="anti", maintain_order="left")
+    )
 
 
 def build_graph(
@@ -59,6 +81,7 @@ def build_graph(
     edges: pl.DataFrame,
     friend_split: pl.DataFrame,
     n_neighborhoods: int,
+    similar_users_k: int = SIMILAR_USERS_K,
 ) -> HeteroData:
     data = HeteroData()
     data["user"].x = torch.from_numpy(encode_users(users, n_neighborhoods))
@@ -68,9 +91,9 @@ def build_graph(
     data[UP].edge_attr = torch.from_numpy(attr)
     data[PU].edge_index = data[UP].edge_index.flip(0)
     data[PU].edge_attr = data[UP].edge_attr.clone()
-    social = training_social_edges(edges, friend_split)
-    u, v = social["user_u"].to_numpy(), social["user_v"].to_numpy()
-    feats = torch.from_numpy(encode_social_edges(social))
+    pairs = training_social_edges(users, interactions, split, edges, friend_split, n_neighborhoods, similar_users_k)
+    u, v = pairs["user_u"].to_numpy(), pairs["user_v"].to_numpy()
+    feats = torch.from_numpy(encode_social_edges(pairs))
     data[UU].edge_index = torch.from_numpy(np.stack([np.concatenate([u, v]), np.concatenate([v, u])])).long()
     data[UU].edge_attr = torch.cat([feats, feats])
     return data

@@ -5,7 +5,9 @@
   become edges of the graph the model embeds.
 * Friend labels split by pair (seeded): a ``val`` or ``test`` pair is never a social edge.
 * Ranking positives of a held-out split are its interactions with a high implicit rating
-  at places the user had not interacted with before the split began.
+  at places the user had not interacted with before the split began. Each carries the
+  time slot it happened in (the context task queries with it) and whether it was a
+  joint outing (co-attended, ``coattendance.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
+from graphrec_pipeline import coattendance
+from graphrec_pipeline.timeslots import time_slot
 
 SPLITS = ("train", "val", "test")
 
@@ -64,17 +69,34 @@ def friend_label_split(labels: pl.DataFrame, cfg: SplitConfig) -> pl.DataFrame:
     return labels.select("user_u", "user_v").with_columns(split=pl.Series(split))
 
 
+def heldout_visits(
+    interactions: pl.DataFrame, split: pl.DataFrame, which: str, positive_rating: float
+) -> pl.DataFrame:
+    """Positive visits of split ``which`` ('val' or 'test'): (user_id, place_id, slot,
+    outing) rows, one per visit, at places new to the user before the split."""
+    order = SPLITS.index(which)
+    tagged = interactions.select("user_id", "place_id", "implicit_rating").with_columns(
+        split=split["split"],
+        slot=pl.Series(time_slot(interactions["time_of_day_bucket"].to_numpy(), interactions["day_of_week_bucket"].to_numpy())),
+    )
+    before = tagged.filter(pl.col("split").is_in(list(SPLITS[:order]))).select("user_id", "place_id").unique()
+    mask = (tagged["split"] == which) & (tagged["implicit_rating"] >= positive_rating)
+    outing = pl.Series("outing", coattendance.outing_mask(interactions.filter(split["split"] == which)))
+    visits = tagged.filter(mask).with_columns(outing=outing.filter(mask.filter(split["split"] == which)))
+    return (
+        visits.select("user_id", "place_id", "slot", "outing")
+        .join(before, on=["user_id", "place_id"], how="anti", maintain_order="left")
+        .sort("user_id", "place_id", "slot")
+    )
+
+
 def heldout_positives(
     interactions: pl.DataFrame, split: pl.DataFrame, which: str, positive_rating: float
 ) -> pl.DataFrame:
-    """Distinct (user_id, place_id) positives of split ``which`` ('val' or 'test')."""
-    order = SPLITS.index(which)
-    tagged = interactions.select("user_id", "place_id", "implicit_rating").with_columns(split=split["split"])
-    before = tagged.filter(pl.col("split").is_in(list(SPLITS[:order]))).select("user_id", "place_id").unique()
+    """Distinct (user_id, place_id, outing) positives of split ``which`` ('val' or 'test');
+    ``outing``: one of the visits was a joint outing."""
     return (
-        tagged.filter((pl.col("split") == which) & (pl.col("implicit_rating") >= positive_rating))
-        .select("user_id", "place_id")
-        .unique()
-        .join(before, on=["user_id", "place_id"], how="anti")
+        heldout_visits(interactions, split, which, positive_rating)
+        .group_by("user_id", "place_id").agg(pl.col("outing").any())
         .sort("user_id", "place_id")
     )

@@ -114,14 +114,19 @@ class Recommender:
         candidates: ``M``, the candidates retrieved per query (and the largest ``k``).
         exclude_visited: leave out places the user has already interacted with.
         context_boost: weight (in head logits) of the query's tag and time-slot match.
+        visited_keys: sorted ``user * n_places + place`` keys of what counts as visited
+            (default: every interaction); evaluation passes the pre-test visits.
     """
 
     def __init__(self, store: Storage, alpha: float | None = None, candidates: int = CANDIDATES,
-                 exclude_visited: bool = True, context_boost: float = CONTEXT_BOOST):
+                 exclude_visited: bool = True, context_boost: float = CONTEXT_BOOST,
+                 visited_keys: np.ndarray | None = None):
         self.store, self.candidates, self.exclude_visited = store, candidates, exclude_visited
         self.context_boost = float(context_boost)
         self.model, self.emb, self.indexes = _load_consistent(store)
         self.world = WorldView.load(store)
+        if visited_keys is not None:
+            self.world.visited_keys = np.asarray(visited_keys, dtype=np.int64)
         if (self.world.n_users, self.world.n_places) != (len(self.emb.z_user), len(self.emb.z_place)):
             raise AssetError(
                 f"the tables have {self.world.n_users} users and {self.world.n_places} places but the "

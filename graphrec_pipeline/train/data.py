@@ -3,6 +3,12 @@
 Training edges are the unique (user, place) pairs of the training interactions, in the
 same order as the graph's ``interacts`` edges. Each carries its best rating (positive when
 >= the threshold) and the time slot of its latest interaction (the example's context).
+
+Friend labels: the training split's pairs, except positives that only the §2.6
+co-attendance rule makes positive and whose co-attendance needs held-out visits (interest
+overlap below the rule and fewer than two co-attendances in training). Their label says
+"these two will go out together later": training on it would teach the model the test
+period's outing partners. The label tables stay as the world made them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.graph.build import UP, UU, pair_key
 from graphrec_pipeline.timeslots import time_slot
+from graphrec_pipeline.world import social
 
 
 @dataclass
@@ -73,7 +80,7 @@ def prepare(
     assert np.array_equal(edge_index[0], pairs["user_id"].to_numpy()) and np.array_equal(
         edge_index[1], pairs["place_id"].to_numpy()
     ), "training pairs must align with the graph's interacts edges"
-    train_labels = labels.with_columns(split=friend_split["split"]).filter(pl.col("split") == "train")
+    train_labels = visible_training_labels(labels, friend_split, users, graph)
     place_city = places["city_id"].to_numpy()
     order = np.argsort(place_city, kind="stable")
     offsets = np.concatenate([[0], np.cumsum(np.bincount(place_city, minlength=place_city.max() + 1))])
@@ -96,6 +103,22 @@ def prepare(
         city_offsets=offsets,
         places_by_city=order,
     )
+
+
+def visible_training_labels(labels: pl.DataFrame, friend_split: pl.DataFrame, users: pl.DataFrame, graph) -> pl.DataFrame:
+    """Training-split friend labels whose label the training period explains (module doc)."""
+    train = labels.with_columns(split=friend_split["split"]).filter(pl.col("split") == "train")
+    u, v = train["user_u"].to_numpy(), train["user_v"].to_numpy()
+    overlap = social.pair_overlap(social.fine_pref_unit(users), u, v)
+    social_index = graph[UU].edge_index.numpy()
+    coatt = np.rint(graph[UU].edge_attr[:, 1].numpy() * 10.0)  # clipped at 10, enough for the >= 2 rule
+    keys = pair_key(social_index[0], social_index[1], len(users))
+    order = np.argsort(keys)
+    wanted = pair_key(u, v, len(users))
+    pos = order[np.minimum(np.searchsorted(keys, wanted, sorter=order), max(len(keys) - 1, 0))] if len(keys) else None
+    train_coatt = np.where(keys[pos] == wanted, coatt[pos], 0.0) if len(keys) else np.zeros(len(u))
+    explained = (overlap >= social.POSITIVE_OVERLAP) | (train_coatt >= social.POSITIVE_COATTENDANCE)
+    return train.filter(pl.Series((train["label_compat"].to_numpy() == 0) | explained))
 
 
 def sample_same_city(data: TrainingData, places: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -6,13 +6,13 @@ The saved model is two files: ``model/graphrec.safetensors`` (the state dict) an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from graphrec_pipeline.evaluation.two_stage import TwoStageValidator
 from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
-from graphrec_pipeline.graph.split import heldout_positives
+from graphrec_pipeline.graph.split import heldout_visits
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.storage import Storage
@@ -35,6 +35,7 @@ class Inputs:
     friend_split: pl.DataFrame
     edges: pl.DataFrame
     graph: object
+    blocks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"user_id": pl.Int64, "blocked_user_id": pl.Int64}))
 
     @classmethod
     def load(cls, store: Storage) -> "Inputs":
@@ -47,6 +48,7 @@ class Inputs:
             friend_split=store.read_table("friend_label_split"),
             edges=store.read_table("user_user_edges"),
             graph=graph_from_tensors(store.read_tensors(GRAPH_FILE)),
+            blocks=store.read_table("user_blocks"),
         )
 
     def training_data(self, positive_rating: float) -> TrainingData:
@@ -61,7 +63,7 @@ def fit(inputs: Inputs, model_cfg: ModelConfig, train_cfg: TrainConfig, positive
     data = inputs.training_data(positive_rating)
     validator = TwoStageValidator(
         inputs.graph, data.user_city, data.place_city, inputs.train_pairs(),
-        heldout_positives(inputs.interactions, inputs.split, "val", positive_rating),
+        heldout_visits(inputs.interactions, inputs.split, "val", positive_rating),
         max_users=train_cfg.eval_users, m=train_cfg.retrieval_candidates, seed=train_cfg.seed,
     )
     return train(model_cfg, data, train_cfg, validate=validator, log=log)

@@ -172,7 +172,8 @@ def train(
         mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
         ndcg = validate(model)
         elapsed = time.perf_counter() - start
-        result.history.append({"epoch": epoch, "val_ndcg20": ndcg, "seconds": elapsed, **mean})
+        result.history.append({"epoch": epoch, "val_ndcg20": ndcg, **getattr(validate, "last", {}),
+                               "seconds": elapsed, **mean})
         parts_text = ", ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "total")
         log(f"epoch {epoch}: loss {mean['total']:.4f} ({parts_text}) val NDCG@20 {ndcg:.4f} [{elapsed:.0f}s]")
         if ndcg > result.best_val_ndcg:

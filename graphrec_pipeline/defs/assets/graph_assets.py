@@ -71,6 +71,7 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
         store.read_table("user_user_edges"),
         store.read_table("friend_label_split"),
         world.neighborhoods_per_city,
+        world.world_config().similar_users_k,
     )
     path = store.write_tensors(GRAPH_FILE, graph_to_tensors(data))
     for kind, key in (("user", "user_id"), ("place", "place_id")):
@@ -95,14 +96,19 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
 
 
 @dg.asset_check(asset=training_graph, blocking=True, description="No validation or test interaction is an "
-                "edge of the training graph, and no validation or test friend pair is a social edge.")
-def training_graph_has_no_leakage(storage: StorageResource) -> dg.AssetCheckResult:
+                "edge of the training graph, no validation or test friend pair is a social edge, and every edge "
+                "and edge feature is what training data alone gives (co-attendance counted on training visits).")
+def training_graph_has_no_leakage(storage: StorageResource, world: WorldResource) -> dg.AssetCheckResult:
     store = storage.storage()
     report = leakage_report(
         store.read_tensors(GRAPH_FILE),
+        store.read_table("users"),
         store.read_table("interactions"),
         store.read_table("interaction_split"),
         store.read_table("friend_labels"),
+        store.read_table("user_user_edges"),
         store.read_table("friend_label_split"),
+        world.neighborhoods_per_city,
+        world.world_config().similar_users_k,
     )
     return dg.AssetCheckResult(passed=sum(report.values()) == 0, metadata=report)

@@ -5,10 +5,9 @@ import datetime as dt
 
 import dagster as dg
 import polars as pl
-import polars.selectors as cs
 
-from graphrec_pipeline.defs.resources import StorageResource, WorldResource
-from graphrec_pipeline.evaluation.run import evaluate_all
+from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
+from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.train.fit import Inputs, fit, load_model, save_model
@@ -96,19 +95,25 @@ class EvaluationSettings(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name="evaluation", deps=[graphrec_model], kinds={"duckdb", "parquet"})
+@dg.asset(group_name="evaluation", deps=[graphrec_model, "ann_indexes"], kinds={"duckdb", "parquet"})
 def eval_metrics(
-    context: dg.AssetExecutionContext, config: EvaluationSettings, storage: StorageResource, world: WorldResource
+    context: dg.AssetExecutionContext,
+    config: EvaluationSettings,
+    storage: StorageResource,
+    world: WorldResource,
+    recommender: RecommenderResource,
 ) -> dg.MaterializeResult:
-    """Test-split metrics of graphrec, graphrec_dot, oracle, popularity, content, lightgcn and
-    random (places: Recall/NDCG@10,20, HitRate; friends: AUC, AP), appended to the DuckDB
-    table ``eval_metrics`` one part per run."""
+    """Test-split metrics (``evaluation/run.py``): places (all, solo, outing positives, all
+    cities), the served flow, the time-slot context task, the people task and friend
+    classification, for the model, LightGCN, content, popularity, random and the oracles.
+    Appended to the DuckDB table ``eval_metrics`` one part per run."""
     store = storage.storage()
     inputs = Inputs.load(store)
     metrics = evaluate_all(
         inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
         n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users,
-        lightgcn_steps=config.lightgcn_steps, seed=config.seed, log=context.log.info,
+        lightgcn_steps=config.lightgcn_steps, seed=config.seed,
+        recommender=recommender.build(visited_keys=pre_test_keys(inputs)), log=context.log.info,
     )
     table = metrics.select(
         pl.lit(context.run_id).alias("run_id"),
@@ -117,20 +122,9 @@ def eval_metrics(
     )
     store.append_table("eval_metrics", context.run_id, table.to_arrow())
     store.refresh_duckdb()
-    wide = (
-        metrics.filter(pl.col("task") == "place")
-        .with_columns(name=pl.col("metric") + "@" + pl.col("k").cast(pl.String))
-        .pivot(on="name", index="model", values="value")
-    )
-    friends = metrics.filter(pl.col("task").str.starts_with("friend"))
     numeric = {
         f"{r['model']}_{r['task']}_{r['metric']}{'' if r['k'] is None else r['k']}": float(r["value"])
         for r in metrics.iter_rows(named=True)
     }
-    return dg.MaterializeResult(
-        metadata={
-            "places": dg.MetadataValue.md(markdown_table(wide.with_columns(cs.float().round(4)))),
-            "friends": dg.MetadataValue.md(markdown_table(friends.with_columns(cs.float().round(4)))),
-            **numeric,
-        }
-    )
+    tables = {name: dg.MetadataValue.md(markdown_table(frame)) for name, frame in summary_tables(metrics).items()}
+    return dg.MaterializeResult(metadata={**tables, **numeric})
