@@ -66,3 +66,17 @@ def test_affinity_of_per_row_candidates_equals_the_block_form(tiny_world):
     block = affinity_block(f, np.unique(users), np.arange(len(f.place_city)))
     want = block[np.searchsorted(np.unique(users), users)[:, None], places]
     np.testing.assert_allclose(affinity_pairs(f, users, places), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_pairs_virtual_user_scores_the_mean_of_both_partners(tiny_world):
+    from graphrec_pipeline.world.affinity import AffinityWeights, WorldFeatures, affinity_block
+    from graphrec_pipeline.world.social import similar_user_candidates
+
+    f = WorldFeatures.from_tables(tiny_world["users"], tiny_world["places"], 15)
+    pairs = similar_user_candidates(tiny_world["users"], 5).head(30)
+    u, v = pairs["user_u"].to_numpy(), pairs["user_v"].to_numpy()
+    places = np.arange(len(f.place_city))
+    w = AffinityWeights()
+    mean = 0.5 * (affinity_block(f, u, places, w) + affinity_block(f, v, places, w))
+    np.testing.assert_allclose(affinity_block(f.pair_means(u, v, w), np.arange(len(u)), places, w), mean,
+                               rtol=1e-5, atol=1e-5)

@@ -117,7 +117,8 @@ def uniform_city_sampler(place_city: np.ndarray, n_cities: int):
 
     def draw(city: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
         lo, n = offsets[city][:, None], (offsets[city + 1] - offsets[city])[:, None]
-        return order[lo + (rng.random((len(city), size)) * n).astype(np.int64)]
+        pick = (rng.random((len(city), size), dtype=np.float32) * n).astype(np.int64)
+        return order[lo + np.minimum(pick, n - 1)]  # float32 rounding can reach n
 
     return draw
 
@@ -155,7 +156,7 @@ def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
     if len(u) == 0:
         return u, v, np.empty(0, np.int64), np.empty(0, np.float32)
     cand = draw(f.user_city[u], OUTING_WINDOW, rng)
-    joint = 0.5 * (affinity_pairs(f, u, cand, w) + affinity_pairs(f, v, cand, w))
+    joint = affinity_pairs(f.pair_means(u, v, w), np.arange(len(u)), cand, w)
     joint += rng.normal(0.0, w.taste_noise, size=joint.shape).astype(np.float32)
     row, col = sample_from_logits(rng, joint, n_out)
     return u[row], v[row], cand[row, col], joint[row, col]
