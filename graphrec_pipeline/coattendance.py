@@ -23,16 +23,11 @@ def _attended_visits(interactions: pl.DataFrame) -> pl.LazyFrame:
 
 def co_attendance(interactions: pl.DataFrame) -> pl.DataFrame:
     """Distinct places each pair attended in the same hour: (user_u, user_v, co_attendance_count), u < v."""
-    visits = _attended_visits(interactions)
     return (
-        visits.join(visits, on=["place_id", "hour"], suffix="_v")
-        .filter(pl.col("user_id") < pl.col("user_id_v"))
-        .select(user_u="user_id", user_v="user_id_v", place_id="place_id")
-        .unique()
+        co_attended_places(interactions)
         .group_by("user_u", "user_v")
         .agg(co_attendance_count=pl.len().cast(pl.Int32))
         .sort("user_u", "user_v")
-        .collect()
     )
 
 
@@ -59,4 +54,17 @@ def partners(interactions: pl.DataFrame) -> pl.DataFrame:
             pairs.select(user_id="user_v", partner_id="user_u", co_attendance_count="co_attendance_count"),
         ])
         .sort("user_id", "partner_id")
+    )
+
+
+def co_attended_places(interactions: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (user_u, user_v, place_id), u < v: the places each pair went to together."""
+    visits = _attended_visits(interactions)
+    return (
+        visits.join(visits, on=["place_id", "hour"], suffix="_v")
+        .filter(pl.col("user_id") < pl.col("user_id_v"))
+        .select(user_u="user_id", user_v="user_id_v", place_id="place_id")
+        .unique()
+        .sort("user_u", "user_v", "place_id")
+        .collect()
     )

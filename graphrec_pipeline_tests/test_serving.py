@@ -40,8 +40,17 @@ def rec(served) -> Recommender:
     return served["recommender"]
 
 
-def test_blockwise_inference_equals_full_forward(trained):
-    model, graph = trained["result"].model, trained["inputs"].graph
+@pytest.mark.parametrize("aggr", ["trained", "attention"])
+def test_blockwise_inference_equals_full_forward(trained, aggr):
+    from graphrec_pipeline.model.config import ModelConfig
+    from graphrec_pipeline.model.graphrec import GraphRec
+
+    graph = trained["inputs"].graph
+    if aggr == "trained":
+        model = trained["result"].model
+    else:  # attention normalizes over a node's whole neighbourhood: blocks must not split it
+        torch.manual_seed(0)
+        model = GraphRec(ModelConfig(n_cities=8, gnn_aggr="attention"))
     model.eval()
     with torch.no_grad():
         zu, zp = model.embed(graph)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from graphrec_pipeline import constants as K
@@ -20,6 +20,8 @@ class ModelConfig:
         alpha: weight of the compatibility probability in ``s_final`` (§4.3.2).
         lambda_dot: weight of the auxiliary BPR on ``z_u . z_p`` that trains the embeddings
             for ANN retrieval.
+        lambda_context: weight of the in-context BPR: the same (user, place) scored under
+            its own context above a mismatching one, so only the context separates them.
     """
 
     n_cities: int = K.N_CITIES
@@ -40,14 +42,12 @@ class ModelConfig:
     d_ctx_friend: int = 16
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
-    batch_size_place: int = 512
-    batch_size_friend: int = 512
     lambda_place: float = 1.0
     lambda_friend: float = 0.5
     lambda_attend: float = 0.3
     lambda_dot: float = 0.5
+    lambda_context: float = 0.5
     alpha: float = 0.7
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.gnn_aggr not in ("mean", "sum", "attention"):
@@ -65,4 +65,5 @@ class ModelConfig:
         raw = json.loads(text)
         for key in ("place_head_hidden", "friend_head_hidden"):
             raw[key] = tuple(raw[key])
-        return cls(**raw)
+        known = {f.name for f in fields(cls)}  # older files may carry fields since removed
+        return cls(**{k: v for k, v in raw.items() if k in known})

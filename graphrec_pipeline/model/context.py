@@ -6,8 +6,10 @@ learned linear map turns it into the head's 16 dims.
 
 Training fills it from real signal: for a place example, the interaction's own time slot
 and the positive place's categories and top tags (each part dropped at random so that
-queries without context rank well too); for a friend pair, a place the pair co-attended
-or one of the user's places, as the target of the outing.
+queries without context rank well too), and a mismatching context for the in-context
+loss; for a friend pair, a place the pair went to together in training, as the target of
+the outing (no context for pairs that never did). The place score also reads the raw
+context directly through a learned bilinear match with the place embedding.
 """
 
 from __future__ import annotations

@@ -3,15 +3,20 @@
 .. math::
     f_{ab} = [z_a, z_b, z_a \\odot z_b, |z_a - z_b|, c]
 
-    s_{place} = \\mathrm{MLP}_{place}(f_{up}), \\quad
+    s_{place} = \\mathrm{MLP}_{place}(f_{up}) + \\tfrac{1}{\\sqrt{d}} (M c_{raw})^\\top z_p, \\quad
     s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}), \\quad
     p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}))
 
     s_{final} = \\alpha \\, \\sigma(s_{compat}) + (1 - \\alpha) \\, p_{attend}
 
 (the compatibility logit goes through a sigmoid so that both terms of ``s_final`` are
-probabilities). Losses (§5): BPR on the place head, BCE on compatibility and attendance,
-and an auxiliary BPR on ``z_u . z_p`` so that the retrieval dot product ranks well too.
+probabilities). The place score adds a learned bilinear match ``M`` between the raw query
+context (tags, categories, time slot) and the place embedding: the 16 context dimensions
+inside the MLP are few beside 512 pair features, and a context that shifts every place's
+logit alike cancels in a ranking. Losses (§5): BPR on the place head, an in-context BPR
+(the same user and place under their own context above a mismatching one), BCE on
+compatibility and attendance, and an auxiliary BPR on ``z_u . z_p`` so that the retrieval
+dot product ranks well too.
 
 Which edges do what: :meth:`embed` propagates messages over the edges it is given (the
 training graph, minus the edges supervised in the current step); the heads score pairs
@@ -27,7 +32,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec_pipeline.model.backbone import GraphRecBackbone
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.model.context import ContextEncoder
+from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder
 from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
 
 
@@ -55,6 +60,8 @@ class GraphRec(nn.Module):
         self.friend_context = ContextEncoder(cfg.d_ctx_friend)
         d_pair = 4 * cfg.d_model
         self.place_head = mlp(d_pair + cfg.d_ctx_place, cfg.place_head_hidden, cfg.head_dropout)
+        self.place_match = nn.Linear(D_CONTEXT_RAW, cfg.d_model, bias=False)
+        nn.init.zeros_(self.place_match.weight)
         self.compat_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
         self.attend_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
 
@@ -66,7 +73,12 @@ class GraphRec(nn.Module):
 
     def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor) -> Tensor:
         """Relevance logit ``s_place(u, p | ctx)`` for aligned rows."""
-        return self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
+        head = self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
+        return head + self.context_match(z_p, ctx_raw)
+
+    def context_match(self, z_p: Tensor, ctx_raw: Tensor) -> Tensor:
+        """The bilinear term ``(M c) . z_p / sqrt(d)``: how well the place fits the context."""
+        return (self.place_match(ctx_raw) * z_p).sum(-1) * self.cfg.d_model**-0.5
 
     def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor) -> tuple[Tensor, Tensor]:
         """(compatibility logit, attendance logit) for aligned rows."""
@@ -89,13 +101,18 @@ class GraphRec(nn.Module):
         place_batch: dict[str, Tensor],
         friend_batch: dict[str, Tensor],
     ) -> dict[str, Tensor]:
-        """Joint loss of §5.3 with its parts. ``place_batch``: user, pos, neg, ctx;
+        """Joint loss of §5.3 with its parts. ``place_batch``: user, pos, neg, ctx, ctx_wrong
+        (a mismatching context for the positive) and has_ctx (rows whose ctx says anything);
         ``friend_batch``: u, v, compat, attend, ctx."""
         cfg = self.cfg
         zu = z_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
         ctx = place_batch["ctx"]
-        place = self.bpr_loss(self.place_score(zu, zp, ctx), self.place_score(zu, zn, ctx))
+        pos_score = self.place_score(zu, zp, ctx)
+        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx))
+        has = place_batch["has_ctx"]
+        context = (self.bpr_loss(pos_score[has], self.place_score(zu[has], zp[has], place_batch["ctx_wrong"][has]))
+                   if bool(has.any()) else pos_score.new_zeros(()))
         scale = cfg.d_model**-0.5  # keeps the dot-product logits O(1); ranking is unchanged
         dot = self.bpr_loss(scale * (zu * zp).sum(-1), scale * (zu * zn).sum(-1))
         compat_logit, attend_logit = self.friend_scores(
@@ -103,9 +120,9 @@ class GraphRec(nn.Module):
         )
         compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])
         attend = F.binary_cross_entropy_with_logits(attend_logit, friend_batch["attend"])
-        total = (cfg.lambda_place * place + cfg.lambda_dot * dot + cfg.lambda_friend * compat
-                 + cfg.lambda_attend * attend)
-        return {"total": total, "place": place, "dot": dot, "compat": compat, "attend": attend}
+        total = (cfg.lambda_place * place + cfg.lambda_context * context + cfg.lambda_dot * dot
+                 + cfg.lambda_friend * compat + cfg.lambda_attend * attend)
+        return {"total": total, "place": place, "context": context, "dot": dot, "compat": compat, "attend": attend}
 
     def __repr__(self) -> str:
         c = self.cfg

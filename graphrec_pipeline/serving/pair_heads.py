@@ -9,8 +9,9 @@ A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first l
             + [C \\operatorname{diag}(z_a) \\;|\\; D] \\, [z_b ; |z_a - z_b|]
 
 so a query multiplies a (m, 2d) matrix instead of a (m, 4d + c) one, and heads that share
-their input (compatibility and attendance) run as one matrix product. The output equals
-the model's heads (tested to float tolerance); the model itself stays the reference.
+their input (compatibility and attendance) run as one matrix product. A context match
+``(M c) . z_b / sqrt(d)`` (the place score's) is one product per query. The output equals
+the model's scores (tested to float tolerance); the model itself stays the reference.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ class PairHeads:
         heads: the MLPs (``nn.Sequential`` starting with a ``Linear`` on ``4 d + c`` inputs).
         context: the context encoder whose output is the ``ctx`` block.
         items: (n, d) embeddings of everything that can be a ``z_b``.
+        match: the bilinear context match ``M`` added to every head's logit, if any.
     """
 
-    def __init__(self, heads: list[nn.Sequential], context: ContextEncoder, items: Tensor):
+    def __init__(self, heads: list[nn.Sequential], context: ContextEncoder, items: Tensor,
+                 match: nn.Linear | None = None):
         d = items.shape[1]
-        self.d, self.context, self.items = d, context, items
+        self.d, self.context, self.items, self.match = d, context, items, match
         firsts = [h[0] for h in heads]
         weight = torch.cat([f.weight.detach() for f in firsts])  # (sum h, 4d + c)
         self.sizes = [f.out_features for f in firsts]
@@ -57,6 +60,7 @@ class PairHeads:
         flat_items = items.reshape(-1)
         ctx = self.context(ctx_raw[None])[0]
         z_b = self.items.index_select(0, flat_items)  # (b m, d)
+        bonus = (z_b @ (self.match(ctx_raw) * self.d**-0.5)).view(b, m) if self.match is not None else 0.0
         z_a_rows = z_a[:, None, :].expand(b, m, self.d).reshape(b * m, self.d)
         flat = self.item_part.index_select(0, flat_items)  # (b m, sum h)
         flat.view(b, m, -1).add_(torch.addmm(self.e @ ctx + self.bias, z_a, self.a_t)[:, None, :])
@@ -68,5 +72,5 @@ class PairHeads:
                 h = torch.addmm(bias, h, w_t)
                 if i < len(layers) - 1:
                     h = h.relu_()
-            out.append(h.view(b, m))
+            out.append(h.view(b, m) + bonus)
         return out

@@ -140,7 +140,8 @@ class Recommender:
         self.z_user = torch.from_numpy(np.array(self.emb.z_user))
         self.z_place = torch.from_numpy(np.array(self.emb.z_place))
         self.tag_categories = fine_tag_categories().astype(np.float32)
-        self.place_heads = PairHeads([self.model.place_head], self.model.place_context, self.z_place)
+        self.place_heads = PairHeads([self.model.place_head], self.model.place_context, self.z_place,
+                                     self.model.place_match)
         self.friend_heads = PairHeads([self.model.compat_head, self.model.attend_head], self.model.friend_context,
                                       self.z_user)
 

@@ -14,14 +14,17 @@ period's outing partners. The label tables stay as the world made them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
 import torch
 
+from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.graph.build import UP, UU, pair_key
+from graphrec_pipeline.metrics import contains, pair_keys
 from graphrec_pipeline.timeslots import time_slot
 from graphrec_pipeline.world import social
 
@@ -44,6 +47,8 @@ class TrainingData:
     label_attend: np.ndarray
     city_offsets: np.ndarray  # places sorted by city: places_by_city[offsets[c]:offsets[c+1]]
     places_by_city: np.ndarray
+    outing_keys: np.ndarray  # sorted canonical pair keys of training-period co-attendances, one per place
+    outing_places: np.ndarray  # the place of each key: where the pair went together
 
     @property
     def n_users(self) -> int:
@@ -52,6 +57,11 @@ class TrainingData:
     @property
     def n_places(self) -> int:
         return len(self.place_city)
+
+    @cached_property
+    def edge_keys(self) -> np.ndarray:
+        """Sorted ``user * n_places + place`` of the training edges (they are sorted by user, place)."""
+        return pair_keys(self.edge_user, self.edge_place, self.n_places)
 
 
 def prepare(
@@ -85,6 +95,8 @@ def prepare(
     order = np.argsort(place_city, kind="stable")
     offsets = np.concatenate([[0], np.cumsum(np.bincount(place_city, minlength=place_city.max() + 1))])
     social = graph[UU].edge_index.numpy()
+    outings = coattendance.co_attended_places(train)
+    user_city = users["home_city_id"].to_numpy()
     return TrainingData(
         graph=graph,
         edge_user=edge_index[0],
@@ -94,7 +106,7 @@ def prepare(
         place_city=place_city,
         place_category=dense_from_list(places["category_one_hot"], C_COARSE),
         place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
-        user_city=users["home_city_id"].to_numpy(),
+        user_city=user_city,
         social_keys=pair_key(social[0], social[1], len(users)),
         label_u=train_labels["user_u"].to_numpy(),
         label_v=train_labels["user_v"].to_numpy(),
@@ -102,6 +114,8 @@ def prepare(
         label_attend=train_labels["label_attend"].to_numpy().astype(np.float32),
         city_offsets=offsets,
         places_by_city=order,
+        outing_keys=pair_key(outings["user_u"].to_numpy(), outings["user_v"].to_numpy(), len(users)),
+        outing_places=outings["place_id"].to_numpy(),
     )
 
 
@@ -119,6 +133,32 @@ def visible_training_labels(labels: pl.DataFrame, friend_split: pl.DataFrame, us
     train_coatt = np.where(keys[pos] == wanted, coatt[pos], 0.0) if len(keys) else np.zeros(len(u))
     explained = (overlap >= social.POSITIVE_OVERLAP) | (train_coatt >= social.POSITIVE_COATTENDANCE)
     return train.filter(pl.Series((train["label_compat"].to_numpy() == 0) | explained))
+
+
+def sample_negatives(data: TrainingData, users: np.ndarray, positives: np.ndarray, rng: np.random.Generator,
+                     cross_city_rate: float = 0.0, rounds: int = 4) -> np.ndarray:
+    """A negative place per (user, positive): mostly from the positive's city, a
+    ``cross_city_rate`` share from anywhere, and never a place the user has a training
+    edge to (those are false negatives, §5.1; rows still unlucky after ``rounds`` redraws
+    keep their draw)."""
+    neg = sample_same_city(data, positives, rng)
+    cross = rng.random(len(neg)) < cross_city_rate
+    neg[cross] = rng.integers(0, data.n_places, int(cross.sum()))
+    for _ in range(rounds):
+        bad = np.flatnonzero(contains(data.edge_keys, pair_keys(users, neg, data.n_places)))
+        if len(bad) == 0:
+            break
+        neg[bad] = sample_same_city(data, positives[bad], rng)
+    return neg
+
+
+def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random place each pair went to together in training, or -1 for pairs that did not."""
+    keys = pair_key(u, v, data.n_users)
+    lo = np.searchsorted(data.outing_keys, keys)
+    n = np.searchsorted(data.outing_keys, keys, side="right") - lo
+    pick = lo + (rng.random(len(keys)) * n).astype(np.int64)
+    return np.where(n > 0, data.outing_places[np.minimum(pick, max(len(data.outing_places) - 1, 0))], -1)
 
 
 def sample_same_city(data: TrainingData, places: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -8,10 +8,15 @@ the remaining edges a step propagates over a random ``message_keep`` share (Drop
 half the cost of a full-graph step, and a regularizer.
 
 Place examples are BPR triples (user, positive, negative) with the negative drawn from
-the positive's city (optionally of the same coarse category); the query context is the
-interaction's time slot and the positive's categories and tags, each part dropped with
-``context_dropout`` so queries without context are trained too. Early stopping watches
-validation NDCG@20 of the serving flow (top-M by ``z_u . z_p``, re-scored by the head).
+the positive's city (optionally of the same coarse category, and a ``cross_city_rate``
+share from anywhere so that other cities rank low too), never a place the user has a
+training edge to. The query context is the interaction's time slot and the positive's
+categories and tags, each part dropped with ``context_dropout`` so queries without
+context are trained too; the mismatching context of the in-context loss replaces each
+part given by another slot or the negative's categories and tags. Friend examples take
+as context a place the pair went to together in training (none if they never did).
+Early stopping watches validation NDCG@20 of the serving flow (top-M by ``z_u . z_p``,
+re-scored by the head), with and without each visit's time slot.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from graphrec_pipeline.graph.build import PU, UP, UU
+from graphrec_pipeline.constants import N_TIME_SLOTS
+from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
-from graphrec_pipeline.graph.build import pair_key
-from graphrec_pipeline.train.data import TrainingData, as_tensor, sample_same_city
+from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives
 from graphrec_pipeline.train.sampler import NeighborSampler
 
 
@@ -43,14 +48,15 @@ class TrainConfig:
     supervision_fraction: float = 0.2
     message_keep: float = 0.3  # share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
+    cross_city_rate: float = 0.1  # share of negatives from any city
     context_dropout: float = 0.5
     max_grad_norm: float = 5.0
     mode: Literal["full", "minibatch"] = "full"  # minibatch: 2-hop neighbour-sampled subgraphs
     fanouts: tuple[int, ...] = (15, 10)
-    eval_users: int = 2_000
+    eval_users: int = 1_000
     retrieval_candidates: int = 200
-    patience: int = 4
-    max_minutes: float = 20.0
+    patience: int = 3
+    max_minutes: float = 9.0
     seed: int = 0
 
 
@@ -78,29 +84,30 @@ def _drop_edges(graph, keep_up: torch.Tensor, keep_uu: torch.Tensor):
 
 def place_examples(data: TrainingData, edges: np.ndarray, cfg: TrainConfig, rng) -> dict[str, torch.Tensor]:
     user, pos = data.edge_user[edges], data.edge_place[edges]
-    neg = sample_same_city(data, pos, rng)
+    neg = sample_negatives(data, user, pos, rng, cfg.cross_city_rate)
     if cfg.hard_negative_rate > 0:
         hard = rng.random(len(pos)) < cfg.hard_negative_rate
-        tries = sample_same_city(data, pos[hard], rng)
+        tries = sample_negatives(data, user[hard], pos[hard], rng)
         same_cat = (data.place_category[tries] * data.place_category[pos[hard]]).sum(1) > 0
         neg[np.flatnonzero(hard)[same_cat]] = tries[same_cat]
     n = len(edges)
-    keep = lambda: rng.random(n) >= cfg.context_dropout  # noqa: E731
-    slot = np.where(keep(), data.edge_slot[edges], -1)
-    categories = data.place_category[pos] * keep()[:, None]
-    tags = data.place_tags[pos] * keep()[:, None]
-    ctx = context_raw(n, time_slot=slot, categories=categories, tags=tags)
-    return {"user": as_tensor(user), "pos": as_tensor(pos), "neg": as_tensor(neg), "ctx": as_tensor(ctx, torch.float32)}
+    keep = [rng.random(n) >= cfg.context_dropout for _ in range(3)]  # slot, categories, tags
+    slot = np.where(keep[0], data.edge_slot[edges], -1)
+    other = (data.edge_slot[edges] + rng.integers(1, N_TIME_SLOTS, n)) % N_TIME_SLOTS
+    ctx = context_raw(n, time_slot=slot, categories=data.place_category[pos] * keep[1][:, None],
+                      tags=data.place_tags[pos] * keep[2][:, None])
+    wrong = context_raw(n, time_slot=np.where(keep[0], other, -1),
+                        categories=data.place_category[neg] * keep[1][:, None], tags=data.place_tags[neg] * keep[2][:, None])
+    return {"user": as_tensor(user), "pos": as_tensor(pos), "neg": as_tensor(neg), "ctx": as_tensor(ctx, torch.float32),
+            "ctx_wrong": as_tensor(wrong, torch.float32), "has_ctx": torch.from_numpy(keep[0] | keep[1] | keep[2])}
 
 
 def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng) -> dict[str, torch.Tensor]:
-    """Context: a place the user interacted with in training, as the outing's target."""
+    """Context: a place the pair went to together in training, as the outing's target."""
     u, v = data.label_u[rows], data.label_v[rows]
-    first = np.searchsorted(data.edge_user, u)
-    count = np.searchsorted(data.edge_user, u, side="right") - first
-    pick = first + (rng.random(len(u)) * np.maximum(count, 1)).astype(np.int64)
-    target = data.edge_place[np.minimum(pick, len(data.edge_place) - 1)]
-    has = (count > 0) & (rng.random(len(u)) >= cfg.context_dropout)
+    target = pair_places(data, u, v, rng)
+    has = (target >= 0) & (rng.random(len(u)) >= cfg.context_dropout)
+    target = np.maximum(target, 0)
     ctx = context_raw(len(u), categories=data.place_category[target] * has[:, None],
                       tags=data.place_tags[target] * has[:, None])
     return {

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
+from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.profiles import markdown_table
@@ -16,28 +17,14 @@ from graphrec_pipeline.train.trainer import TrainConfig
 HISTORY = "model/history"
 
 
-class TrainingSettings(dg.Config):
-    """Model and training knobs (§4.1, §5); defaults fit the 10-minute CPU budget."""
-
-    gnn_aggr: str = "mean"
-    learning_rate: float = 1e-3
-    lambda_place: float = 1.0
-    lambda_friend: float = 0.5
-    lambda_attend: float = 0.3
-    lambda_dot: float = 0.5
-    alpha: float = 0.7
-    max_epochs: int = 40
-    steps_per_epoch: int = 10
-    place_examples: int = 16_384
-    friend_examples: int = 4_096
-    hard_negative_rate: float = 0.0
-    mode: str = "full"  # "full" graph per step, or "minibatch" (2-hop sampled subgraphs, for large worlds)
-    fanouts: list[int] = [15, 10]
-    patience: int = 3
-    max_minutes: float = 9.0
-    eval_users: int = 1_000
-    positive_rating: float = 3.0
-    seed: int = 0
+TrainingSettings = config_from(
+    "TrainingSettings",
+    "Model (§4.1, ``ModelConfig``) and training (§5, ``TrainConfig``) knobs; the defaults are theirs.",
+    ModelConfig,
+    TrainConfig,
+    exclude=frozenset({"n_cities", "neighborhoods_per_city"}),  # from the world resource
+    positive_rating=(float, 3.0),
+)
 
 
 def sparkline(values: list[float]) -> str:
@@ -55,17 +42,8 @@ def graphrec_model(
     BPR on ``z_u . z_p``) and friends (BCE compatibility and attendance), early-stopped on
     validation NDCG@20 of the serving flow. Saved as safetensors + JSON config."""
     store = storage.storage()
-    model_cfg = ModelConfig(
-        n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city, gnn_aggr=config.gnn_aggr,
-        learning_rate=config.learning_rate, lambda_place=config.lambda_place, lambda_friend=config.lambda_friend,
-        lambda_attend=config.lambda_attend, lambda_dot=config.lambda_dot, alpha=config.alpha,
-    )
-    train_cfg = TrainConfig(
-        max_epochs=config.max_epochs, steps_per_epoch=config.steps_per_epoch, place_examples=config.place_examples,
-        friend_examples=config.friend_examples, hard_negative_rate=config.hard_negative_rate,
-        mode=config.mode, fanouts=tuple(config.fanouts),
-        patience=config.patience, max_minutes=config.max_minutes, eval_users=config.eval_users, seed=config.seed,
-    )
+    model_cfg = build(ModelConfig, config, n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city)
+    train_cfg = build(TrainConfig, config)
     result = fit(Inputs.load(store), model_cfg, train_cfg, config.positive_rating, log=context.log.info)
     save_model(store, result.model)
     history = pl.DataFrame(result.history)

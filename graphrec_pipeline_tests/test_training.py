@@ -1,0 +1,105 @@
+"""Training mechanics: no supervised edge carries a message in its own step, early stopping
+restores the best state, the time cap stops, settings come from one place."""
+
+import copy
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+
+from graphrec_pipeline.graph.build import PU, UP, UU, build_graph, pair_key
+from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
+from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.train.data import prepare
+from graphrec_pipeline.train.sampler import NeighborSampler
+from graphrec_pipeline.train.trainer import TrainConfig, train, train_step
+from graphrec_pipeline_tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny_world):
+    w = tiny_world
+    split = interaction_split(w["interactions"], SplitConfig())
+    fsplit = friend_label_split(w["friend_labels"], SplitConfig())
+    graph = build_graph(w["users"], w["places"], w["interactions"], split, w["user_user_edges"], fsplit,
+                        TINY.neighborhoods_per_city)
+    return prepare(graph, w["users"], w["places"], w["interactions"], split, w["friend_labels"], fsplit, 3.0)
+
+
+def _model() -> GraphRec:
+    torch.manual_seed(0)
+    return GraphRec(ModelConfig(n_cities=TINY.n_cities))
+
+
+@pytest.mark.parametrize("mode", ["full", "minibatch"])
+def test_supervised_edges_carry_no_message_in_their_step(tiny_data, mode):
+    cfg = TrainConfig(place_examples=512, friend_examples=256, mode=mode, fanouts=(10, 5))
+    model = _model()
+    seen = {}
+    embed, loss = model.embed, model.loss
+    model.embed = lambda g: (seen.__setitem__("graph", g), embed(g))[1]
+    model.loss = lambda zu, zp, places, friends: (seen.update(places=places, friends=friends), loss(zu, zp, places, friends))[1]
+    sampler = NeighborSampler(tiny_data.graph, cfg.fanouts) if mode == "minibatch" else None
+    opt = torch.optim.AdamW(model.parameters())
+    for _ in range(3):
+        train_step(model, opt, tiny_data, cfg, np.random.default_rng(0), sampler)
+        g, places, friends = seen["graph"], seen["places"], seen["friends"]
+        n_u, n_p = g["user"].num_nodes, g["place"].num_nodes
+        up = g[UP].edge_index.numpy()
+        message = up[0].astype(np.int64) * n_p + up[1]
+        supervised = places["user"].numpy().astype(np.int64) * n_p + places["pos"].numpy()
+        assert len(supervised) > 0 and not np.isin(supervised, message).any()
+        pu = g[PU].edge_index.numpy()
+        assert not np.isin(supervised, pu[1].astype(np.int64) * n_p + pu[0]).any()
+        uu = g[UU].edge_index.numpy()
+        pairs = pair_key(friends["u"].numpy(), friends["v"].numpy(), n_u)
+        assert len(pairs) > 0 and not np.isin(pair_key(uu[0], uu[1], n_u), pairs).any()
+
+
+def test_early_stopping_restores_the_best_state(tiny_data):
+    scores = iter([0.1, 0.3, 0.2, 0.15, 0.9])
+    states = []
+
+    def validate(model):
+        states.append(copy.deepcopy(model.state_dict()))
+        return next(scores)
+
+    cfg = TrainConfig(max_epochs=5, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=2)
+    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, validate, log=lambda m: None)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]  # two epochs without gain, then stop
+    assert result.best_epoch == 2 and result.best_val_ndcg == pytest.approx(0.3)
+    best, last = states[1], states[3]
+    final = result.model.state_dict()
+    assert all(torch.equal(final[k], best[k]) for k in best)
+    assert any(not torch.equal(final[k], last[k]) for k in last)
+
+
+def test_the_time_cap_stops_training(tiny_data):
+    cfg = TrainConfig(max_epochs=50, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=50,
+                      max_minutes=1e-6)
+    ticks = iter(np.linspace(0.1, 0.9, 50))
+    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(ticks), log=lambda m: None)
+    assert len(result.history) == 1
+
+
+def test_a_mistyped_mode_is_rejected_before_anything_runs():
+    from graphrec_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("full_pipeline")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="minbatch"):
+        dg.validate_run_config(job, {"ops": {"graphrec_model": {"config": {"mode": "minbatch"}}}})
+    dg.validate_run_config(job, {"ops": {"graphrec_model": {"config": {"mode": "minibatch", "fanouts": [5, 5]}}}})
+
+
+def test_training_settings_defaults_are_the_dataclasses_own():
+    from graphrec_pipeline.defs.assets.model_assets import TrainingSettings
+    from graphrec_pipeline.defs.settings import build
+
+    settings = TrainingSettings()
+    assert build(TrainConfig, settings) == TrainConfig()
+    assert build(ModelConfig, settings) == ModelConfig()
+    changed = TrainingSettings(fanouts=[4, 3], gnn_aggr="sum", patience=7)
+    assert build(TrainConfig, changed).fanouts == (4, 3) and build(TrainConfig, changed).patience == 7
+    assert build(ModelConfig, changed).gnn_aggr == "sum"
