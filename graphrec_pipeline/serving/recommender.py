@@ -13,9 +13,8 @@ few table columns it needs once, then answers a single query in 2-4 ms on one CP
 When filters leave fewer than ``k`` of the ``M`` candidates, the search widens (``4 M``, ...
 up to the whole city) so a query gets ``k`` results whenever the city has them.
 
-Intent boost: the trained head barely reacts to its context input (asking for a tag did
-not change the share of the default model's top-10 that has it, docs/benchmarks.md), so
-the place score adds
+Intent boost: the model reacts to a time slot by itself but only weakly to a tag
+(docs/benchmarks.md), so the place score adds a hand-written
 ``context_boost * (tag match + time-slot match)``: the share of the place's tag weight on
 the asked tags relative to its strongest tag, and 1 when its typical slot is the asked one.
 A query without context is ranked by the head alone.
