@@ -81,3 +81,15 @@ def test_eval_metrics_table_is_appended_per_run(small_world):
     people = {r[1] for r in rows if r[2] == "people"}
     assert people == {"graphrec_served", "content", "popularity", "random"}
     assert set(splits) == {"train", "val", "test"} and splits["train"] > splits["test"] > 0
+
+
+def test_training_curves_are_a_picture_and_a_table(small_world):
+    import base64
+
+    _, result = small_world
+    meta = next(m.materialization.metadata for m in result.get_asset_materialization_events()
+                if m.asset_key.path[-1] == "graphrec_model")
+    text = meta["loss_curve"].value
+    png = base64.b64decode(text.split("data:image/png;base64,", 1)[1].split(")", 1)[0])
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+    assert "val_ndcg20" in text and "| epoch" in text  # the table under the picture

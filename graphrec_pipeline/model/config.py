@@ -40,7 +40,7 @@ class ModelConfig:
     head_dropout: float = 0.2
     d_ctx_place: int = 16
     d_ctx_friend: int = 16
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     lambda_place: float = 1.0
     lambda_friend: float = 0.5

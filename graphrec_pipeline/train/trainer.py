@@ -42,9 +42,9 @@ from graphrec_pipeline.train.sampler import NeighborSampler
 @dataclass(frozen=True)
 class TrainConfig:
     max_epochs: int = 40
-    steps_per_epoch: int = 10
-    place_examples: int = 16_384  # BPR triples per step
-    friend_examples: int = 4_096  # labelled pairs per step
+    steps_per_epoch: int = 20
+    place_examples: int = 8_192  # BPR triples per step
+    friend_examples: int = 2_048  # labelled pairs per step
     supervision_fraction: float = 0.2
     message_keep: float = 0.3  # share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category

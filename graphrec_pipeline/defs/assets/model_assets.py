@@ -10,6 +10,7 @@ from graphrec_pipeline.defs.resources import RecommenderResource, StorageResourc
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
 from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.plots import training_curves
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.train.fit import Inputs, fit, load_model, save_model
 from graphrec_pipeline.train.trainer import TrainConfig
@@ -56,6 +57,7 @@ def graphrec_model(
             "train_seconds": round(result.seconds, 1),
             "parameters": sum(p.numel() for p in result.model.parameters()),
             "loss_curve": dg.MetadataValue.md(
+                training_curves(result.history) + "\n\n"
                 f"total loss `{sparkline(history['total'].to_list())}`\n\n"
                 f"val NDCG@20 `{sparkline(history['val_ndcg20'].to_list())}`\n\n"
                 + markdown_table(history.select(pl.all().round(4)))
