@@ -101,8 +101,9 @@ def test_tags_and_time_slot_shift_ranking_toward_matching_places(rec):
         slot = i % len(TIME_SLOTS)
         timed = rec.recommend_places(int(u), k=10, time_slot=TIME_SLOTS[slot])
         slot_gain.append((place_slot[_ids(timed)] == slot).mean() - (place_slot[_ids(base)] == slot).mean())
-    # Measured with the default boost on this 1k model: tag +0.08, slot +0.34. Another CPU
-    # rounds differently (a 0.03 bar once failed at 0.028), so assert a quarter of each.
+    # Measured with the default boost on this 1k model: tag +0.155, slot +0.54 (+0.08 and
+    # +0.34 before the learned context match). Another CPU rounds differently (a 0.03 bar
+    # once failed at 0.028), so assert a quarter of the lower measurement, or less.
     assert np.mean(tag_gain) > 0.02
     assert np.mean(slot_gain) > 0.08
 
