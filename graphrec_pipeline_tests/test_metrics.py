@@ -75,5 +75,5 @@ def test_outings_and_partners_come_from_attended_visits_in_the_same_hour():
     assert coattendance.co_attendance(inter).rows() == [(0, 1, 2)]
     later = _visits([(0, 7, True, dt(2026, 3, 1, 20, 0)), (1, 7, True, dt(2026, 3, 1, 20, 0)),
                      (0, 8, True, dt(2026, 3, 2, 20, 0)), (2, 8, True, dt(2026, 3, 2, 20, 0))])
-    partners = outing_partners(inter, later).sort("user_id", "partner_id")
+    partners = outing_partners(coattendance.partners(inter), later).sort("user_id", "partner_id")
     assert partners.rows() == [(0, 1, False), (0, 2, True), (1, 0, False), (2, 0, True)]

@@ -21,9 +21,10 @@ from graphrec_pipeline.metrics import pair_keys, rank_in_cities
 KS = (10,)
 
 
-def outing_partners(train: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
-    """(user_id, partner_id, new) from training- and test-period interactions."""
-    before = coattendance.partners(train).select("user_id", "partner_id")
+def outing_partners(before: pl.DataFrame, test: pl.DataFrame) -> pl.DataFrame:
+    """(user_id, partner_id, new): test-period partners from the test interactions;
+    ``before``: the training period's ``coattendance.partners``."""
+    before = before.select("user_id", "partner_id")
     return coattendance.partners(test).select("user_id", "partner_id").join(
         before.with_columns(new=pl.lit(False)), on=["user_id", "partner_id"], how="left"
     ).with_columns(pl.col("new").fill_null(True))
@@ -41,8 +42,9 @@ def candidate_ranker(score, user_city: np.ndarray, excluded: np.ndarray) -> Rank
     return lambda users: rank_in_cities(score, users, user_city, user_city, excluded, max(KS))
 
 
-def partner_popularity(train: pl.DataFrame, n_users: int):
-    degree = np.bincount(coattendance.partners(train)["user_id"].to_numpy(), minlength=n_users).astype(np.float32)
+def partner_popularity(before: pl.DataFrame, n_users: int):
+    """How many partners each person had in training (``before``: ``coattendance.partners``)."""
+    degree = np.bincount(before["user_id"].to_numpy(), minlength=n_users).astype(np.float32)
     return lambda u, v: np.broadcast_to(degree[v], (len(u), len(v)))
 
 

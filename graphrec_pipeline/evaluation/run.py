@@ -97,6 +97,7 @@ def evaluate_all(
     seen = pre_test_keys(inputs)
     train = inputs.interactions.filter(inputs.split["split"] == "train")
     feats = WorldFeatures.from_tables(users, places, n_neighborhoods) if with_oracle else None
+    train_partners = coattendance.partners(train)
 
     log("training the LightGCN baseline")
     lg_user, lg_place = train_lightgcn(data, steps=lightgcn_steps, seed=seed, log=log)
@@ -110,7 +111,7 @@ def evaluate_all(
     }
     if with_oracle:
         scores["oracle"] = (oracle_scorer(feats), DENSE_BLOCK)
-        scores["oracle_joint"] = (joint_oracle_scorer(feats, coattendance.partners(train)), DENSE_BLOCK)
+        scores["oracle_joint"] = (joint_oracle_scorer(feats, train_partners), DENSE_BLOCK)
 
     visits = heldout_visits(inputs.interactions, inputs.split, "test", positive_rating)
     home = visits.filter(pl.Series(data.user_city[visits["user_id"].to_numpy()] == data.place_city[visits["place_id"].to_numpy()]))
@@ -139,12 +140,12 @@ def evaluate_all(
     cos = lambda u, v: user_unit[u] @ user_unit[v].T  # noqa: E731
     people = {
         "content": candidate_ranker(cos, data.user_city, excluded),
-        "popularity": candidate_ranker(partner_popularity(train, n_users), data.user_city, excluded),
+        "popularity": candidate_ranker(partner_popularity(train_partners, n_users), data.user_city, excluded),
         "random": candidate_ranker(random_scorer(seed), data.user_city, excluded),
     }
     if recommender is not None:
         people = {"graphrec_served": served_people(recommender), **people}
-    rows += evaluate_people(people, outing_partners(train, test), n_users, max_users=max_users, seed=seed)
+    rows += evaluate_people(people, outing_partners(train_partners, test), n_users, max_users=max_users, seed=seed)
 
     labels = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") == "test")
     pair_cos = lambda u, v: np.einsum("ij,ij->i", user_unit[u], user_unit[v])  # noqa: E731
