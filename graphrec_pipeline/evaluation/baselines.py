@@ -3,9 +3,18 @@ taste-free and content ones are in ``simple_rankers.py``).
 
 * ``lightgcn``: PyG's :class:`~torch_geometric.nn.models.LightGCN` trained with BPR on the
   training interaction edges, negatives from the positive's city.
+
+Fair tuning: LightGCN gets the GNN's stopping rule and budget: validation NDCG@20 (of
+``z_u . z_p`` over the home city, the same validation visits and seen places) every
+``eval_every`` steps, early stopping with the same patience, the best state kept, and at
+most the GNN's wall-time cap. Its learning rate was picked on that validation at the
+default scale (``benchmarks/lightgcn_tuning.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,17 +25,26 @@ from torch_geometric.utils import to_torch_csr_tensor
 from graphrec_pipeline.train.data import TrainingData, sample_same_city
 
 
+LIGHTGCN_LR = 1e-2
+
+
 def train_lightgcn(
     data: TrainingData,
     embedding_dim: int = 64,
     num_layers: int = 2,
-    steps: int = 150,
+    steps: int = 3_000,
     batch: int = 16_384,
-    lr: float = 5e-3,
+    lr: float = LIGHTGCN_LR,
     seed: int = 0,
+    validate: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    eval_every: int = 25,
+    patience: int = 3,
+    max_seconds: float = float("inf"),
     log=lambda msg: None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final (user, place) LightGCN embeddings after ``steps`` BPR steps on positive edges."""
+    """(user, place) LightGCN embeddings after BPR steps on positive edges: the best on
+    ``validate(user_emb, place_emb)`` (checked every ``eval_every`` steps, stopping after
+    ``patience`` checks without a gain), or the last after ``steps`` steps without it."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_users = data.n_users
@@ -40,7 +58,8 @@ def train_lightgcn(
     model = LightGCN(n, embedding_dim, num_layers, normalize=False)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     positives = np.flatnonzero(data.edge_positive)
-    for step in range(steps):
+    start, best, best_emb, since = time.perf_counter(), -np.inf, None, 0
+    for step in range(1, steps + 1):
         pick = rng.choice(positives, size=min(batch, len(positives)), replace=False)
         users = torch.from_numpy(data.edge_user[pick])
         pos = torch.from_numpy(data.edge_place[pick]) + n_users
@@ -52,11 +71,21 @@ def train_lightgcn(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 50 == 0:
-            log(f"lightgcn step {step}: loss {float(loss.detach()):.4f}")
-    with torch.no_grad():
-        emb = model.get_embedding(adj).numpy()
-    return emb[:n_users], emb[n_users:]
+        if validate is not None and (step % eval_every == 0 or step == steps):
+            with torch.no_grad():
+                emb = model.get_embedding(adj).numpy()
+            ndcg = validate(emb[:n_users], emb[n_users:])
+            log(f"lightgcn step {step}: loss {float(loss.detach()):.4f} val NDCG@20 {ndcg:.4f}")
+            if ndcg > best:
+                best, best_emb, since = ndcg, emb, 0
+            else:
+                since += 1
+            if since >= patience or time.perf_counter() - start > max_seconds:
+                break
+    if best_emb is None:
+        with torch.no_grad():
+            best_emb = model.get_embedding(adj).numpy()
+    return best_emb[:n_users], best_emb[n_users:]
 
 
 def dot_scorer(user_emb: np.ndarray, place_emb: np.ndarray):

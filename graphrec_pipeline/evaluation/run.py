@@ -1,12 +1,13 @@
 """One evaluation run: every model and baseline on every task of the test split.
 
 Tasks (``evaluate.py``, ``context.py``, ``people.py``): ``place`` with its ``_solo`` and
-``_outing`` parts and ``place_all``; ``place_context``; ``people`` and ``people_new``;
+``_outing`` parts, ``place_cold`` (positives at places without training edges: new
+places) and ``place_all``; ``place_context``; ``people`` and ``people_new``;
 ``friend_compat``, ``friend_attend`` and ``friend_attend_within_compat``.
 
 Place rankers: ``graphrec`` (the place head over the whole city), ``graphrec_dot``
 (``z_u . z_p``), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
-filters, head and intent boost, with the pre-test visits as "visited"), ``lightgcn``,
+filters and the place score, with the pre-test visits as "visited"), ``lightgcn``,
 ``content``, ``popularity``, ``random`` and, for generated worlds, ``oracle`` and
 ``oracle_joint`` (``world/oracle.py``).
 """
@@ -19,7 +20,7 @@ import polars as pl
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_FINE
-from graphrec_pipeline.evaluation.baselines import dot_scorer, train_lightgcn
+from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR, dot_scorer, train_lightgcn
 from graphrec_pipeline.evaluation.context import evaluate_context
 from graphrec_pipeline.evaluation.evaluate import evaluate_friends, evaluate_places, scored
 from graphrec_pipeline.evaluation.people import (
@@ -36,7 +37,8 @@ from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, random_scorer
-from graphrec_pipeline.train.fit import Inputs
+from graphrec_pipeline.train.fit import Inputs, validator
+from graphrec_pipeline.train.trainer import TrainConfig
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, slot_log_prior
 from graphrec_pipeline.world.social import POSITIVE_COATTENDANCE, POSITIVE_OVERLAP
@@ -80,13 +82,15 @@ def evaluate_all(
     with_oracle: bool,
     n_neighborhoods: int,
     max_users: int = 2000,
-    lightgcn_steps: int = 150,
+    lightgcn_lr: float = LIGHTGCN_LR,
+    train_cfg: TrainConfig = TrainConfig(),
     seed: int = 0,
     recommender=None,
     log=print,
 ) -> pl.DataFrame:
     """``recommender``: a :class:`Recommender` over this model's served assets, built with
-    ``visited_keys=pre_test_keys(inputs)``; without one the served flow is not evaluated."""
+    ``visited_keys=pre_test_keys(inputs)``; without one the served flow is not evaluated.
+    LightGCN trains under ``train_cfg``'s validation, patience and time cap (the GNN's)."""
     data = inputs.training_data(positive_rating)
     scorer = Scorer.from_graph(model, inputs.graph)
     users = inputs.users.sort("user_id")
@@ -100,7 +104,9 @@ def evaluate_all(
     train_partners = coattendance.partners(train)
 
     log("training the LightGCN baseline")
-    lg_user, lg_place = train_lightgcn(data, steps=lightgcn_steps, seed=seed, log=log)
+    val = validator(inputs, data, train_cfg, positive_rating)
+    lg_user, lg_place = train_lightgcn(data, lr=lightgcn_lr, seed=seed, validate=val.dot_ndcg,
+                                       patience=train_cfg.patience, max_seconds=60 * train_cfg.max_minutes, log=log)
     scores = {
         "graphrec": (scorer.head, HEAD_BLOCK),
         "graphrec_dot": (scorer.dot, DENSE_BLOCK),
@@ -123,6 +129,12 @@ def evaluate_all(
         rankers["graphrec_served"] = served_places(recommender)
     log(f"ranking {len(rankers)} models over home-city places")
     rows = evaluate_places(rankers, home_positives, n_places, max_users=max_users, seed=seed)
+    cold = np.bincount(data.edge_place, minlength=n_places) == 0
+    cold_positives = home_positives.filter(pl.Series(cold[home_positives["place_id"].to_numpy()]))
+    if len(cold_positives):
+        log(f"cold start: {len(cold_positives)} test positives at {int(cold.sum())} places without training edges")
+        rows += [r for r in evaluate_places(rankers, cold_positives, n_places, max_users=max_users, task="place_cold",
+                                            seed=seed) if r["task"] == "place_cold"]
     log("ranking over all places (smaller user sample)")
     everywhere = {name: scored(fn, data.user_city, data.place_city, seen, block, all_places=True)
                   for name, (fn, block) in scores.items()}
@@ -223,7 +235,7 @@ def summary_tables(metrics: pl.DataFrame) -> dict[str, pl.DataFrame]:
         return named.pivot(on="name", index="model", values="value").with_columns(pl.selectors.float().round(4))
 
     return {
-        "places": wide(["place", "place_solo", "place_outing", "place_all"], ["ndcg"], 20)
+        "places": wide(["place", "place_solo", "place_outing", "place_cold", "place_all"], ["ndcg"], 20)
         .join(wide(["place"], ["recall", "hit_rate"], 20), on="model", how="left"),
         "context": wide(["place_context"], ["ndcg_context", "ndcg_empty", "lift"], 20),
         "people": wide(["people", "people_new"], ["recall", "ndcg", "hit_rate"], 10),

@@ -61,6 +61,18 @@ class TwoStageValidator:
         self.q_n_rel = np.bincount(rel["query"].to_numpy(), minlength=len(queries))
         self.last: dict[str, float] = {}
 
+    def dot_ndcg(self, user_emb: np.ndarray, place_emb: np.ndarray) -> float:
+        """NDCG@k of ``user_emb . place_emb`` over the home city on the same visits and
+        users (empty context): how a retrieval-only model such as LightGCN is validated."""
+        n_places = len(self.place_city)
+        score = lambda u, p: user_emb[u] @ place_emb[p].T  # noqa: E731
+        ranked = np.full((len(self.users), self.k), -1, dtype=np.int64)
+        for city in np.unique(self.user_city[self.users]):
+            sel = self.user_city[self.users] == city
+            best = top_k(score, self.users[sel], np.flatnonzero(self.place_city == city), self.k, n_places, self.seen)
+            ranked[sel, : best.shape[1]] = best
+        return ranking_metrics(ranked, self.users, self.relevant, self.n_rel[self.users], n_places, self.k)["ndcg"]
+
     def __call__(self, model) -> float:
         scorer = Scorer.from_graph(model, self.graph)
         n_places = len(self.place_city)

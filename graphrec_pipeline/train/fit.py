@@ -59,14 +59,18 @@ class Inputs:
         return self.interactions.filter(self.split["split"] == "train").select("user_id", "place_id").unique()
 
 
-def fit(inputs: Inputs, model_cfg: ModelConfig, train_cfg: TrainConfig, positive_rating: float, log=print) -> TrainResult:
-    data = inputs.training_data(positive_rating)
-    validator = TwoStageValidator(
+def validator(inputs: Inputs, data: TrainingData, train_cfg: TrainConfig, positive_rating: float) -> TwoStageValidator:
+    """Validation NDCG@20 on the validation visits, as training (and LightGCN) early-stop on."""
+    return TwoStageValidator(
         inputs.graph, data.user_city, data.place_city, inputs.train_pairs(),
         heldout_visits(inputs.interactions, inputs.split, "val", positive_rating),
         max_users=train_cfg.eval_users, m=train_cfg.retrieval_candidates, seed=train_cfg.seed,
     )
-    return train(model_cfg, data, train_cfg, validate=validator, log=log)
+
+
+def fit(inputs: Inputs, model_cfg: ModelConfig, train_cfg: TrainConfig, positive_rating: float, log=print) -> TrainResult:
+    data = inputs.training_data(positive_rating)
+    return train(model_cfg, data, train_cfg, validate=validator(inputs, data, train_cfg, positive_rating), log=log)
 
 
 def save_model(store: Storage, model: GraphRec) -> None:

@@ -8,6 +8,7 @@ import polars as pl
 
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
+from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.plots import training_curves
@@ -23,7 +24,7 @@ TrainingSettings = config_from(
     "Model (§4.1, ``ModelConfig``) and training (§5, ``TrainConfig``) knobs; the defaults are theirs.",
     ModelConfig,
     TrainConfig,
-    exclude=frozenset({"n_cities", "neighborhoods_per_city"}),  # from the world resource
+    exclude=frozenset({"n_cities", "neighborhoods_per_city", "n_users", "n_places"}),  # from the world / the data
     positive_rating=(float, 3.0),
 )
 
@@ -55,6 +56,7 @@ def graphrec_model(
             "best_val_ndcg20": result.best_val_ndcg,
             "epochs_run": len(result.history),
             "train_seconds": round(result.seconds, 1),
+            "stopped_by": result.stopped_by,
             "parameters": sum(p.numel() for p in result.model.parameters()),
             "loss_curve": dg.MetadataValue.md(
                 training_curves(result.history) + "\n\n"
@@ -70,7 +72,8 @@ def graphrec_model(
 
 class EvaluationSettings(dg.Config):
     max_users: int = 2_000
-    lightgcn_steps: int = 150
+    lightgcn_lr: float = LIGHTGCN_LR
+    lightgcn_max_minutes: float = TrainConfig.max_minutes  # the GNN's wall-time budget
     positive_rating: float = 3.0
     seed: int = 0
 
@@ -92,7 +95,8 @@ def eval_metrics(
     metrics = evaluate_all(
         inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
         n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users,
-        lightgcn_steps=config.lightgcn_steps, seed=config.seed,
+        lightgcn_lr=config.lightgcn_lr, train_cfg=TrainConfig(max_minutes=config.lightgcn_max_minutes, seed=config.seed),
+        seed=config.seed,
         recommender=recommender.build(visited_keys=pre_test_keys(inputs)), log=context.log.info,
     )
     table = metrics.select(
