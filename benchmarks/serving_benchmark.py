@@ -11,7 +11,7 @@ Reports, per backend and flow: p50 / p99 / mean latency of single queries end to
 queries per second, and queries per second of the batch methods (one call for all users); two-stage recall@10 (the share of the head's exhaustive top-10 over
 every eligible item of the city that the served top-10 keeps); search latency of each
 backend by index size (where exact search stops being the fastest); the effect of query
-context on the ranking, with and without the intent boost.
+context on the ranking (the model alone; there is no hand-written boost).
 """
 
 from __future__ import annotations
@@ -130,23 +130,18 @@ def search_latency_by_size(z: np.ndarray, sizes: list[int], seed: int, k: int = 
 
 
 def context_effect(rec: Recommender, users: np.ndarray) -> dict:
-    """Share of the top-10 that has the asked tag / the asked slot, minus the same share
-    without context; with the intent boost and with the head's context alone."""
+    """Share of the served top-10 that has the asked tag / the asked slot, minus the same
+    share without context (the model alone: serving adds no hand-written boost)."""
     w = rec.world
-    out = {}
-    for boost in (0.0, rec.context_boost):
-        saved, rec.context_boost = rec.context_boost, boost
-        tag_gain, slot_gain = [], []
-        for i, u in enumerate(users.tolist()):
-            tag, slot = (7 * i) % 100, i % 6
-            base = np.array([r.place_id for r in rec.recommend_places(u)])
-            tagged = np.array([r.place_id for r in rec.recommend_places(u, tags=[FINE_TAGS[tag]])])
-            timed = np.array([r.place_id for r in rec.recommend_places(u, time_slot=slot)])
-            tag_gain.append((w.place_tags[tagged, tag] > 0).mean() - (w.place_tags[base, tag] > 0).mean())
-            slot_gain.append((w.place_slot[timed] == slot).mean() - (w.place_slot[base] == slot).mean())
-        rec.context_boost = saved
-        out[f"boost={boost}"] = {"tag_share_gain": float(np.mean(tag_gain)), "slot_share_gain": float(np.mean(slot_gain))}
-    return out
+    tag_gain, slot_gain = [], []
+    for i, u in enumerate(users.tolist()):
+        tag, slot = (7 * i) % 100, i % 6
+        base = np.array([r.place_id for r in rec.recommend_places(u)])
+        tagged = np.array([r.place_id for r in rec.recommend_places(u, tags=[FINE_TAGS[tag]])])
+        timed = np.array([r.place_id for r in rec.recommend_places(u, time_slot=slot)])
+        tag_gain.append((w.place_tags[tagged, tag] > 0).mean() - (w.place_tags[base, tag] > 0).mean())
+        slot_gain.append((w.place_slot[timed] == slot).mean() - (w.place_slot[base] == slot).mean())
+    return {"tag_share_gain": float(np.mean(tag_gain)), "slot_share_gain": float(np.mean(slot_gain))}
 
 
 def main() -> None:

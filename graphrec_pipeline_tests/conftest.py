@@ -65,7 +65,7 @@ def trained(tmp_path_factory):
     inputs = Inputs(world["users"], world["places"], world["interactions"], split, world["friend_labels"],
                     fsplit, world["user_user_edges"], graph)
     train_cfg = TrainConfig(max_epochs=12, steps_per_epoch=10, place_examples=4096, friend_examples=2048,
-                            eval_users=300, patience=12)
+                            eval_users=300, patience=12, warmup_steps=10, decay_steps=120)
     result = fit(inputs, ModelConfig(n_cities=cfg.n_cities), train_cfg, sc.positive_rating, log=lambda m: None)
     val = heldout_positives(world["interactions"], split, "val", sc.positive_rating)
     return {"cfg": cfg, "world": world, "inputs": inputs, "result": result, "val": val, "split_cfg": sc}

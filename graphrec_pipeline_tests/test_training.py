@@ -103,3 +103,40 @@ def test_training_settings_defaults_are_the_dataclasses_own():
     changed = TrainingSettings(fanouts=[4, 3], gnn_aggr="sum", patience=7)
     assert build(TrainConfig, changed).fanouts == (4, 3) and build(TrainConfig, changed).patience == 7
     assert build(ModelConfig, changed).gnn_aggr == "sum"
+
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    from graphrec_pipeline.train.trainer import lr_factor
+
+    cfg = TrainConfig(warmup_steps=10, decay_steps=50, min_lr_ratio=0.1)
+    rates = np.array([lr_factor(s, cfg) for s in range(80)])
+    assert np.all(np.diff(rates[:10]) > 0) and rates[9] == pytest.approx(1.0)
+    assert np.all(np.diff(rates[10:51]) < 0)
+    assert rates[50:] == pytest.approx(np.full(30, 0.1))
+
+
+def test_id_embeddings_shape_known_nodes_and_new_nodes_take_the_feature_path(tiny_data):
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_cities=TINY.n_cities, id_embeddings=True, n_users=tiny_data.n_users,
+                      n_places=tiny_data.n_places)
+    model = GraphRec(cfg).eval()
+    new, old = 3, 4
+    model.user_known.fill_(True)
+    model.place_known.fill_(True)
+    model.place_known[new] = False  # as if place 3 had no training edges
+    with torch.no_grad():
+        before = model.encode(tiny_data.graph)["place"]
+        model.place_id.weight[[new, old]] += 1.0
+        after = model.encode(tiny_data.graph)["place"]
+    assert torch.equal(before[new], after[new])  # a place without training edges: features only
+    assert not torch.allclose(before[old], after[old])
+
+
+def test_a_sampled_subgraph_carries_its_global_ids(tiny_data):
+    sampler = NeighborSampler(tiny_data.graph, (4, 2))
+    seeds = {"user": np.array([3, 5]), "place": np.array([7])}
+    allowed = {rel: np.ones(tiny_data.graph[rel].num_edges, bool) for rel in (UP, PU, UU)}
+    sub, nodes = sampler.subgraph(seeds, allowed, np.random.default_rng(0))
+    for t in ("user", "place"):
+        assert torch.equal(sub[t].n_id, torch.from_numpy(nodes[t]))
+        assert torch.equal(sub[t].x, tiny_data.graph[t].x[sub[t].n_id])

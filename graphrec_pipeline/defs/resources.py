@@ -71,7 +71,6 @@ class RecommenderResource(dg.ConfigurableResource):
     alpha: float | None = Field(default=None, description="Weight of s_compat in s_final (default: the model's).")
     candidates: int = Field(default=200, description="M: candidates retrieved per query, and the largest k.")
     exclude_visited: bool = Field(default=True, description="Leave out places the user has already visited.")
-    context_boost: float = Field(default=1.0, description="Weight (head logits) of the query's tag and time-slot match.")
 
     _recommender = PrivateAttr(default=None)
 
@@ -86,7 +85,7 @@ class RecommenderResource(dg.ConfigurableResource):
         counts as visited (evaluation: the visits before the test period)."""
         return Recommender(
             self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
-            exclude_visited=self.exclude_visited, context_boost=self.context_boost, visited_keys=visited_keys,
+            exclude_visited=self.exclude_visited, visited_keys=visited_keys,
         )
 
     def recommend_places(self, user_id: int, **query) -> list[PlaceRecommendation]:

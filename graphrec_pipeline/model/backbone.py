@@ -21,6 +21,20 @@ NODE_TYPES = ("user", "place")
 
 
 class GraphRecBackbone(nn.Module):
+    r"""``L`` layers of heterogeneous, edge-aware message passing with residuals:
+
+    .. math::
+        h^{(l+1)}_i = h^{(l)}_i + \mathrm{Dropout}\Big(\mathrm{LN}\big(\mathrm{ReLU}\big(
+            \textstyle\sum_{r \in R(i)} \mathrm{Conv}_r^{(l)}(h^{(l)}, E_r)_i\big)\big)\Big)
+
+    where ``R(i)`` are the relations into node ``i``'s type (a place: interacts; a user:
+    rev_interacts and social) and each ``Conv_r`` is an :class:`EdgeAwareConv` whose
+    messages depend on the edge features of ``E_r``.
+
+    Args:
+        cfg: uses ``d_model``, ``num_gnn_layers``, ``gnn_aggr`` and ``gnn_dropout``.
+    """
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.d_model

@@ -22,6 +22,10 @@ class ModelConfig:
             for ANN retrieval.
         lambda_context: weight of the in-context BPR: the same (user, place) scored under
             its own context above a mismatching one, so only the context separates them.
+        id_embeddings: add a learned per-node embedding to the encoded features of every
+            user and place with training edges (``n_users`` / ``n_places`` set by training).
+            Nodes without training edges take the feature-only path (their ID embedding is
+            zero), which training also practises by zeroing a random ``id_dropout`` share.
     """
 
     n_cities: int = K.N_CITIES
@@ -40,7 +44,7 @@ class ModelConfig:
     head_dropout: float = 0.2
     d_ctx_place: int = 16
     d_ctx_friend: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-5
     lambda_place: float = 1.0
     lambda_friend: float = 0.5
@@ -48,6 +52,10 @@ class ModelConfig:
     lambda_dot: float = 0.5
     lambda_context: float = 0.5
     alpha: float = 0.7
+    id_embeddings: bool = True
+    id_dropout: float = 0.2
+    n_users: int = 0
+    n_places: int = 0
 
     def __post_init__(self) -> None:
         if self.gnn_aggr not in ("mean", "sum", "attention"):

@@ -3,17 +3,20 @@
 .. math::
     f_{ab} = [z_a, z_b, z_a \\odot z_b, |z_a - z_b|, c]
 
-    s_{place} = \\mathrm{MLP}_{place}(f_{up}) + \\tfrac{1}{\\sqrt{d}} (M c_{raw})^\\top z_p, \\quad
+    s_{place} = \\mathrm{MLP}_{place}(f_{up}) + \\tfrac{1}{\\sqrt{d}} (M c_{raw})^\\top z_p
+              + \\textstyle\\sum_i w_i \\, c_{raw,i} \\, d_{p,i}, \\quad
     s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}), \\quad
     p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}))
 
     s_{final} = \\alpha \\, \\sigma(s_{compat}) + (1 - \\alpha) \\, p_{attend}
 
 (the compatibility logit goes through a sigmoid so that both terms of ``s_final`` are
-probabilities). The place score adds a learned bilinear match ``M`` between the raw query
-context (tags, categories, time slot) and the place embedding: the 16 context dimensions
-inside the MLP are few beside 512 pair features, and a context that shifts every place's
-logit alike cancels in a ranking. Losses (§5): BPR on the place head, an in-context BPR
+probabilities). The place score adds two learned context terms: a bilinear match ``M``
+between the raw query context (tags, categories, time slot) and the place embedding, and
+a weight ``w_i`` per context dimension on what the place offers in the same layout
+(``d_p``: its tags, categories and typical slot; :class:`~graphrec_pipeline.model.context.ContextMatch`).
+The 16 context dimensions inside the MLP are few beside 512 pair features, and a context
+that shifts every place's logit alike cancels in a ranking. Losses (§5): BPR on the place head, an in-context BPR
 (the same user and place under their own context above a mismatching one), BCE on
 compatibility and attendance, and an auxiliary BPR on ``z_u . z_p`` so that the retrieval
 dot product ranks well too.
@@ -32,7 +35,8 @@ from torch_geometric.data import HeteroData
 
 from graphrec_pipeline.model.backbone import GraphRecBackbone
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder
+from graphrec_pipeline.graph.features import PLACE_CATEGORY, PLACE_FINE, PLACE_SLOT
+from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder, ContextMatch, place_descriptors
 from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
 
 
@@ -50,6 +54,34 @@ def pair_features(a: Tensor, b: Tensor, ctx: Tensor) -> Tensor:
 
 
 class GraphRec(nn.Module):
+    r"""The GraphRec-style heterogeneous GNN with a place head and a friend head (§4).
+
+    Raw features are encoded to ``d`` dims, then :class:`GraphRecBackbone` propagates
+    ``L`` layers over interacts, rev_interacts and social edges:
+
+    .. math::
+        h^{(0)}_u = \mathrm{Enc}_{user}(x_u), \quad h^{(0)}_p = \mathrm{Enc}_{place}(x_p),
+        \quad z = h^{(L)}
+
+    and pairs are scored from ``f_{ab} = [z_a, z_b, z_a \odot z_b, |z_a - z_b|, c]``:
+
+    .. math::
+        s_{place}(u, p \mid c) = \mathrm{MLP}_{place}(f_{up})
+            + 	frac{1}{\sqrt{d}} (M c)^	op z_p + 	extstyle\sum_i w_i c_i d_{p,i}
+
+        s_{final}(u, v \mid c) = lpha \, \sigma(\mathrm{MLP}_{compat}(f_{uv}))
+            + (1 - lpha) \, \sigma(\mathrm{MLP}_{attend}(f_{uv}))
+
+    with ``c`` the raw query context (tags, categories, time slot; the MLPs see it through
+    a learned 16-dim encoding) and ``d_p`` what the place offers in the same layout.
+    Retrieval ranks by ``z_u . z_p`` (places) and ``z_u . z_v`` (people).
+
+    Args:
+        cfg: the hyperparameters (:class:`~graphrec_pipeline.model.config.ModelConfig`):
+            widths, layers, aggregation (mean, sum or attention), head sizes, dropout,
+            loss weights and ``alpha``.
+    """
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -62,23 +94,47 @@ class GraphRec(nn.Module):
         self.place_head = mlp(d_pair + cfg.d_ctx_place, cfg.place_head_hidden, cfg.head_dropout)
         self.place_match = nn.Linear(D_CONTEXT_RAW, cfg.d_model, bias=False)
         nn.init.zeros_(self.place_match.weight)
+        self.context_match = ContextMatch()
+        self.has_ids = cfg.id_embeddings and cfg.n_users > 0 and cfg.n_places > 0  # sizes come from training
+        if self.has_ids:
+            self.user_id = nn.Embedding(cfg.n_users, cfg.d_model)
+            self.place_id = nn.Embedding(cfg.n_places, cfg.d_model)
+            for table in (self.user_id, self.place_id):
+                nn.init.normal_(table.weight, std=0.1)
+            self.register_buffer("user_known", torch.zeros(cfg.n_users, dtype=torch.bool))
+            self.register_buffer("place_known", torch.zeros(cfg.n_places, dtype=torch.bool))
         self.compat_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
         self.attend_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
 
+    def encode(self, data: HeteroData) -> dict[str, Tensor]:
+        """Layer-0 states: encoded features, plus the ID embedding of nodes with training
+        edges when ``id_embeddings`` (``data[t].n_id``: global ids of a sampled subgraph)."""
+        h = {"user": self.user_encoder(data["user"].x), "place": self.place_encoder(data["place"].x)}
+        if self.has_ids:
+            for t, table, known in (("user", self.user_id, self.user_known), ("place", self.place_id, self.place_known)):
+                ids = data[t].n_id if "n_id" in data[t] else torch.arange(h[t].size(0))
+                keep = known[ids]
+                if self.training:
+                    keep = keep & (torch.rand(len(ids)) >= self.cfg.id_dropout)
+                h[t] = h[t] + table(ids) * keep[:, None]
+        return h
+
     def embed(self, data: HeteroData) -> tuple[Tensor, Tensor]:
         """(z_user, z_place) after message passing over ``data``'s edges."""
-        x = {"user": self.user_encoder(data["user"].x), "place": self.place_encoder(data["place"].x)}
-        h = self.backbone(x, data.edge_index_dict, data.edge_attr_dict)
+        h = self.backbone(self.encode(data), data.edge_index_dict, data.edge_attr_dict)
         return h["user"], h["place"]
 
-    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor) -> Tensor:
-        """Relevance logit ``s_place(u, p | ctx)`` for aligned rows."""
-        head = self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
-        return head + self.context_match(z_p, ctx_raw)
+    @staticmethod
+    def describe(x_place: Tensor) -> Tensor:
+        """(n, 112) place descriptors ``d_p`` from raw place features (§3.2 layout)."""
+        return place_descriptors(x_place[:, PLACE_FINE], x_place[:, PLACE_CATEGORY], x_place[:, PLACE_SLOT])
 
-    def context_match(self, z_p: Tensor, ctx_raw: Tensor) -> Tensor:
-        """The bilinear term ``(M c) . z_p / sqrt(d)``: how well the place fits the context."""
-        return (self.place_match(ctx_raw) * z_p).sum(-1) * self.cfg.d_model**-0.5
+    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor) -> Tensor:
+        """Relevance logit ``s_place(u, p | ctx)`` for aligned rows; ``d_p``: the places'
+        descriptors (:meth:`describe`)."""
+        head = self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
+        bilinear = (self.place_match(ctx_raw) * z_p).sum(-1) * self.cfg.d_model**-0.5
+        return head + bilinear + self.context_match(ctx_raw, d_p)
 
     def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor) -> tuple[Tensor, Tensor]:
         """(compatibility logit, attendance logit) for aligned rows."""
@@ -101,17 +157,18 @@ class GraphRec(nn.Module):
         place_batch: dict[str, Tensor],
         friend_batch: dict[str, Tensor],
     ) -> dict[str, Tensor]:
-        """Joint loss of §5.3 with its parts. ``place_batch``: user, pos, neg, ctx, ctx_wrong
-        (a mismatching context for the positive) and has_ctx (rows whose ctx says anything);
-        ``friend_batch``: u, v, compat, attend, ctx."""
+        """Joint loss of §5.3 with its parts. ``place_batch``: user, pos, neg, their
+        descriptors pos_desc and neg_desc, ctx, ctx_wrong (a mismatching context for the
+        positive) and has_ctx (rows whose ctx says anything); ``friend_batch``: u, v,
+        compat, attend, ctx."""
         cfg = self.cfg
         zu = z_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
-        ctx = place_batch["ctx"]
-        pos_score = self.place_score(zu, zp, ctx)
-        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx))
+        ctx, d_pos = place_batch["ctx"], place_batch["pos_desc"]
+        pos_score = self.place_score(zu, zp, ctx, d_pos)
+        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx, place_batch["neg_desc"]))
         has = place_batch["has_ctx"]
-        context = (self.bpr_loss(pos_score[has], self.place_score(zu[has], zp[has], place_batch["ctx_wrong"][has]))
+        context = (self.bpr_loss(pos_score[has], self.place_score(zu[has], zp[has], place_batch["ctx_wrong"][has], d_pos[has]))
                    if bool(has.any()) else pos_score.new_zeros(()))
         scale = cfg.d_model**-0.5  # keeps the dot-product logits O(1); ranking is unchanged
         dot = self.bpr_loss(scale * (zu * zp).sum(-1), scale * (zu * zn).sum(-1))

@@ -39,7 +39,7 @@ def _blocks_by_destination(dst: Tensor, n_dst: int, max_edges: int) -> list[tupl
 def embed_in_blocks(model: GraphRec, graph, max_edges: int = EDGES_PER_BLOCK) -> tuple[Tensor, Tensor]:
     """(z_user, z_place) of the whole graph, with at most ``max_edges`` messages alive at once."""
     model.eval()
-    h = {"user": model.user_encoder(graph["user"].x), "place": model.place_encoder(graph["place"].x)}
+    h = model.encode(graph)
     relations = []
     for et in graph.edge_types:
         src, _, dst = et

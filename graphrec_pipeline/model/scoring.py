@@ -34,11 +34,12 @@ class Scorer:
     model: GraphRec
     z_user: torch.Tensor
     z_place: torch.Tensor
+    place_desc: torch.Tensor  # (n_places, 112) descriptors d_p
 
     @classmethod
     def from_graph(cls, model: GraphRec, graph) -> "Scorer":
         z_user, z_place = embed_all(model, graph)
-        return cls(model, z_user, z_place)
+        return cls(model, z_user, z_place, GraphRec.describe(graph["place"].x))
 
     @torch.no_grad()
     def dot(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
@@ -56,7 +57,7 @@ class Scorer:
             u = _ids(uu[s : s + PAIRS_PER_CHUNK])
             p = _ids(pp[s : s + PAIRS_PER_CHUNK])
             c = ctx.expand(len(u), -1)
-            out[s : s + len(u)] = self.model.place_score(self.z_user[u], self.z_place[p], c).numpy()
+            out[s : s + len(u)] = self.model.place_score(self.z_user[u], self.z_place[p], c, self.place_desc[p]).numpy()
         return out.reshape(len(users), len(places))
 
     @torch.no_grad()
@@ -70,7 +71,8 @@ class Scorer:
         out = np.empty(n * m, dtype=np.float32)
         for s in range(0, n * m, PAIRS_PER_CHUNK):
             sl = slice(s, s + PAIRS_PER_CHUNK)
-            out[sl] = self.model.place_score(self.z_user[u[sl]], self.z_place[p[sl]], ctx.expand(len(u[sl]), -1)).numpy()
+            out[sl] = self.model.place_score(self.z_user[u[sl]], self.z_place[p[sl]], ctx.expand(len(u[sl]), -1),
+                                               self.place_desc[p[sl]]).numpy()
         return out.reshape(n, m)
 
     @torch.no_grad()

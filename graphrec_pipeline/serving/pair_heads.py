@@ -9,8 +9,9 @@ A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first l
             + [C \\operatorname{diag}(z_a) \\;|\\; D] \\, [z_b ; |z_a - z_b|]
 
 so a query multiplies a (m, 2d) matrix instead of a (m, 4d + c) one, and heads that share
-their input (compatibility and attendance) run as one matrix product. A context match
-``(M c) . z_b / sqrt(d)`` (the place score's) is one product per query. The output equals
+their input (compatibility and attendance) run as one matrix product. The place score's
+context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, are one product
+per query each. The output equals
 the model's scores (tested to float tolerance); the model itself stays the reference.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from graphrec_pipeline.model.context import ContextEncoder
+from graphrec_pipeline.model.context import ContextEncoder, ContextMatch
 
 
 class PairHeads:
@@ -30,12 +31,16 @@ class PairHeads:
         context: the context encoder whose output is the ``ctx`` block.
         items: (n, d) embeddings of everything that can be a ``z_b``.
         match: the bilinear context match ``M`` added to every head's logit, if any.
+        context_match: the per-dimension match on item descriptors, with ``descriptors``
+            (n, 112), if any.
     """
 
     def __init__(self, heads: list[nn.Sequential], context: ContextEncoder, items: Tensor,
-                 match: nn.Linear | None = None):
+                 match: nn.Linear | None = None, context_match: ContextMatch | None = None,
+                 descriptors: Tensor | None = None):
         d = items.shape[1]
         self.d, self.context, self.items, self.match = d, context, items, match
+        self.context_match, self.descriptors = context_match, descriptors
         firsts = [h[0] for h in heads]
         weight = torch.cat([f.weight.detach() for f in firsts])  # (sum h, 4d + c)
         self.sizes = [f.out_features for f in firsts]
@@ -61,6 +66,9 @@ class PairHeads:
         ctx = self.context(ctx_raw[None])[0]
         z_b = self.items.index_select(0, flat_items)  # (b m, d)
         bonus = (z_b @ (self.match(ctx_raw) * self.d**-0.5)).view(b, m) if self.match is not None else 0.0
+        if self.context_match is not None:
+            w = ctx_raw * self.context_match.weight
+            bonus = bonus + (self.descriptors.index_select(0, flat_items) @ w).view(b, m)
         z_a_rows = z_a[:, None, :].expand(b, m, self.d).reshape(b * m, self.d)
         flat = self.item_part.index_select(0, flat_items)  # (b m, sum h)
         flat.view(b, m, -1).add_(torch.addmm(self.e @ ctx + self.bias, z_a, self.a_t)[:, None, :])

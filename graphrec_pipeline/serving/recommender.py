@@ -4,8 +4,8 @@
 few table columns it needs once, then answers a single query in 2-4 ms on one CPU core:
 
 * places: the ``M`` nearest places to ``z_u`` in the city's place index, hard filters
-  (never-visited, categories, price), the place head with the query's context
-  (time slot, categories, tags) plus an intent boost, top ``k``, explanations;
+  (never-visited, categories, price), the place score with the query's context
+  (time slot, categories, tags), top ``k``, explanations;
 * people: the ``M`` nearest users in the city's user index, minus the user and anyone
   blocked in either direction, the friend head's ``s_compat`` and ``p_attend`` with the
   outing (target place, activity tags) as context, ``s_final``, top ``k``, explanations.
@@ -13,11 +13,9 @@ few table columns it needs once, then answers a single query in 2-4 ms on one CP
 When filters leave fewer than ``k`` of the ``M`` candidates, the search widens (``4 M``, ...
 up to the whole city) so a query gets ``k`` results whenever the city has them.
 
-Intent boost: the model reacts to a time slot by itself but only weakly to a tag
-(docs/benchmarks.md), so the place score adds a hand-written
-``context_boost * (tag match + time-slot match)``: the share of the place's tag weight on
-the asked tags relative to its strongest tag, and 1 when its typical slot is the asked one.
-A query without context is ranked by the head alone.
+The context acts only through the trained model (its head, bilinear match and learned
+per-dimension match on the place's tags, categories and slot); there is no hand-written
+boost.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import polars as pl
 import torch
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE
-from graphrec_pipeline.model.context import context_raw
+from graphrec_pipeline.model.context import context_raw, place_descriptors
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.serving.city_indexes import CityIndexes, load_city_indexes
 from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST, Embeddings, load_embeddings
@@ -52,7 +50,6 @@ from graphrec_pipeline.train.fit import MODEL_CONFIG, MODEL_WEIGHTS, load_model
 
 CANDIDATES = 200
 WIDEN = 4
-CONTEXT_BOOST = 1.0
 
 
 @dataclass(frozen=True)
@@ -112,16 +109,13 @@ class Recommender:
         alpha: weight of ``s_compat`` in ``s_final`` (default: the trained model's).
         candidates: ``M``, the candidates retrieved per query (and the largest ``k``).
         exclude_visited: leave out places the user has already interacted with.
-        context_boost: weight (in head logits) of the query's tag and time-slot match.
         visited_keys: sorted ``user * n_places + place`` keys of what counts as visited
             (default: every interaction); evaluation passes the pre-test visits.
     """
 
     def __init__(self, store: Storage, alpha: float | None = None, candidates: int = CANDIDATES,
-                 exclude_visited: bool = True, context_boost: float = CONTEXT_BOOST,
-                 visited_keys: np.ndarray | None = None):
+                 exclude_visited: bool = True, visited_keys: np.ndarray | None = None):
         self.store, self.candidates, self.exclude_visited = store, candidates, exclude_visited
-        self.context_boost = float(context_boost)
         self.model, self.emb, self.indexes = _load_consistent(store)
         self.world = WorldView.load(store)
         if visited_keys is not None:
@@ -139,8 +133,11 @@ class Recommender:
         self.z_user = torch.from_numpy(np.array(self.emb.z_user))
         self.z_place = torch.from_numpy(np.array(self.emb.z_place))
         self.tag_categories = fine_tag_categories().astype(np.float32)
+        w = self.world
+        descriptors = place_descriptors(torch.tensor(w.place_tags), torch.tensor(w.place_categories),
+                                        torch.tensor(w.place_slot))
         self.place_heads = PairHeads([self.model.place_head], self.model.place_context, self.z_place,
-                                     self.model.place_match)
+                                     self.model.place_match, self.model.context_match, descriptors)
         self.friend_heads = PairHeads([self.model.compat_head, self.model.attend_head], self.model.friend_context,
                                       self.z_user)
 
@@ -217,18 +214,6 @@ class Recommender:
                                     torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(places, np.int64)))
         return score.numpy()
 
-    def intent_match(self, places: np.ndarray, slot: int, tag_ids: np.ndarray) -> np.ndarray:
-        """Per place, in [0, 2]: weight on the asked tags over its top tag weight (capped at
-        1), plus 1 if its typical time slot is the asked one."""
-        w = self.world
-        match = np.zeros(places.shape, np.float32)
-        if len(tag_ids):
-            tags = w.place_tags[places]
-            match += np.minimum(tags[..., tag_ids].sum(-1) / np.maximum(tags.max(-1), 1e-12), 1.0)
-        if slot >= 0:
-            match += w.place_slot[places] == slot
-        return match
-
     def place_context(self, slot: int, cats: np.ndarray, tag_ids: np.ndarray) -> np.ndarray:
         categories = np.zeros((1, C_COARSE), np.float32)
         categories[0, cats] = 1.0
@@ -279,7 +264,7 @@ class Recommender:
         ctx = self.place_context(slot, cats, tag_ids)
 
         def score(batch_users: np.ndarray, ids: np.ndarray):
-            key = self.place_scores(batch_users, ids, ctx) + self.context_boost * self.intent_match(ids, slot, tag_ids)
+            key = self.place_scores(batch_users, ids, ctx)
             return key, [key]
 
         def build(user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list[PlaceRecommendation]:

@@ -67,7 +67,8 @@ class NeighborSampler:
             frontier = new
         sub = HeteroData()
         for t in ("user", "place"):
-            sub[t].x = self.graph[t].x[torch.from_numpy(nodes[t])]
+            sub[t].n_id = torch.from_numpy(nodes[t])
+            sub[t].x = self.graph[t].x[sub[t].n_id]
         for rel, (src, dst) in RELATIONS.items():
             eids = torch.from_numpy(np.unique(np.concatenate(picked[rel])))
             ei = self.graph[rel].edge_index[:, eids].numpy()
