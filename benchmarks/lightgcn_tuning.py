@@ -24,11 +24,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from graphrec_pipeline.evaluation.baselines import train_lightgcn
-    from graphrec_pipeline.storage import Storage
+    from graphrec_pipeline.releases import DataDir
     from graphrec_pipeline.train.fit import Inputs, validator
     from graphrec_pipeline.train.trainer import TrainConfig
 
-    inputs = Inputs.load(Storage(args.data_dir))
+    inputs = Inputs.load(DataDir.at(args.data_dir).live())
     data = inputs.training_data(3.0)
     cfg = TrainConfig()
     val = validator(inputs, data, cfg, 3.0)

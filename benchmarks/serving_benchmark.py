@@ -24,27 +24,14 @@ import faiss
 import numpy as np
 import torch
 
-from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
+from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index
-from graphrec_pipeline.serving.city_indexes import CURRENT, IndexSettings, build_city_indexes, save_city_indexes
-from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST, export_embeddings, load_embeddings
+from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes
 from graphrec_pipeline.serving.recommender import Recommender
-from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
-from graphrec_pipeline.train.fit import load_model
 
 
-def ensure_serving_assets(store: Storage) -> None:
-    if store.read_json(EMBEDDINGS_MANIFEST) is None:
-        users = store.read_table("users", columns=["home_city_id"])
-        places = store.read_table("places", columns=["city_id"])
-        export_embeddings(store, load_model(store), graph_from_tensors(store.read_tensors(GRAPH_FILE)),
-                          users["home_city_id"].to_numpy(), places["city_id"].to_numpy())
-    if store.read_json(CURRENT) is None:
-        save_city_indexes(store, build_city_indexes(load_embeddings(store), IndexSettings(), log=lambda m: None)[0])
-
-
-def flows(users: np.ndarray, n_places: int, seed: int) -> dict[str, list[tuple[str, dict]]]:
+def flows(users: np.ndarray, user_city: np.ndarray, place_city: np.ndarray, seed: int) -> dict[str, list[tuple[str, dict]]]:
     rng = np.random.default_rng(seed)
     out = {"places": [], "places+context": [], "people": [], "people+context": []}
     for i, u in enumerate(users.tolist()):
@@ -54,7 +41,7 @@ def flows(users: np.ndarray, n_places: int, seed: int) -> dict[str, list[tuple[s
             "categories": [COARSE_CATEGORIES[i % 6]], "max_price": 3}))
         out["people"].append(("people", {"user_id": u}))
         out["people+context"].append(("people", {
-            "user_id": u, "target_place_id": int(rng.integers(n_places)), "activity_tags": [FINE_TAGS[(3 * i) % 100]]}))
+            "user_id": u, "target_place_id": int(rng.choice(np.flatnonzero(place_city == user_city[u]))), "activity_tags": [FINE_TAGS[(3 * i) % 100]]}))
     return out
 
 
@@ -154,14 +141,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
-    store = Storage(args.data_dir)
-    ensure_serving_assets(store)
+    store = DataDir.at(args.data_dir).live()
     start = time.perf_counter()
     rec = Recommender(store)
     results: dict = {"load_seconds": time.perf_counter() - start, "n_users": rec.world.n_users,
                      "n_places": rec.world.n_places}
     users = np.random.default_rng(args.seed).choice(rec.world.n_users, min(args.users, rec.world.n_users), replace=False)
-    queries = flows(users, rec.world.n_places, args.seed)
+    queries = flows(users, rec.world.user_city, rec.world.place_city, args.seed)
     emb = rec.emb
     for backend in BACKENDS:
         built, report = build_city_indexes(emb, IndexSettings(backend=backend), log=lambda m: None)

@@ -5,19 +5,23 @@
     graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
                               [--activity-tags jazz] [--json]
     graphrec list tags|categories|time-slots|cities|vibes
+    graphrec releases [--json]
+    graphrec rollback RELEASE
 
-``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``). A bad
-query or missing/stale assets print one line on stderr and exit with status 2.
+``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``). Queries
+read the live release. A bad query, or missing, stale or corrupt assets print one line on
+stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
+from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
 from graphrec_pipeline.serving.query import AssetError, QueryError
-from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
 
 EXIT_USAGE = 2
@@ -59,7 +63,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", parents=[common], help="valid names for queries")
     listing.add_argument("what", choices=sorted(VOCABULARIES))
+
+    releases = commands.add_parser("releases", parents=[common], help="complete releases, newest first")
+    releases.add_argument("--json", action="store_true")
+    rollback = commands.add_parser("rollback", parents=[common], help="make an earlier complete release live")
+    rollback.add_argument("release", help="a release id from 'graphrec releases'")
     return parser
+
+
+def _releases(data: DataDir, as_json: bool) -> None:
+    rows = data.releases()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        metrics = " ".join(f"{k}={v}" for k, v in sorted(r["metrics"].items()))
+        print(f"{'*' if r['live'] else ' '} {r['release']}  {r['created']}  {metrics}")
+
+
+def _rollback(data: DataDir, release: str) -> None:
+    """Switch the pointer under the lock, so no run switches at the same moment."""
+    owner = f"rollback-{os.getpid()}"
+    data.acquire(owner)
+    try:
+        data.switch(release)
+    finally:
+        data.release_lock(owner)
+    print(f"release {release} is live")
 
 
 def _table(kind: str, results) -> None:
@@ -89,12 +119,19 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "list":
         print("\n".join(VOCABULARIES[args.what]))
         return 0
+    data = DataDir.at(getattr(args, "data_dir", None))
+    if args.command == "releases":
+        _releases(data, args.json)
+        return 0
+    if args.command == "rollback":
+        _rollback(data, args.release)
+        return 0
     from rich.console import Console
 
     from graphrec_pipeline.serving.recommender import Recommender
 
-    store = Storage(getattr(args, "data_dir", None))
-    with Console(stderr=True).status(f"Loading the model, embeddings and indexes from {store.root}"):
+    store = data.live()
+    with Console(stderr=True).status(f"Loading release {store.release} from {data.root}"):
         recommender = Recommender(store)
     if args.kind == "places":
         results = recommender.recommend_places(
@@ -117,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (QueryError, AssetError) as err:
+    except (QueryError, AssetError, ReleaseError, LockHeld, FileNotFoundError) as err:
         print(f"graphrec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

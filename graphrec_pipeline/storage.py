@@ -1,23 +1,20 @@
-"""All file and database access of the pipeline, behind one small class.
+"""All file and database access of the pipeline: :class:`Storage`, one directory of files.
 
-Layout under the data directory::
+A :class:`Storage` is rooted at one release (``releases.py`` says how a run gets its own
+and how a release goes live); inside it::
 
     staging/<table>.parquet   written by an asset, audited by its asset checks
     <table>.parquet           the published table (promoted after the checks pass)
     <table>/<part>.parquet    a table appended in parts (e.g. eval_metrics, one per run)
-    graph/, model/            safetensors tensors, JSON configs, id maps
-    indexes/<version>/        per-city ANN indexes; ``indexes/CURRENT.json`` names the live one
-    graphrec.duckdb           one view per published table, over its Parquet file(s)
-    world_manifest.json       how the published world was made (source, config)
-
-Write-audit-publish: assets write to ``staging/``; only :meth:`Storage.publish` moves a
-table into place, so a table that fails validation never replaces a good one.
+    graph/, model/, serving/  safetensors tensors, JSON configs and manifests, id maps
+    indexes/<version>/        per-city ANN indexes; ``indexes/CURRENT.json`` names them
+    world_manifest.json       how the world was made (source, config, table digests)
 
 Every write goes to a temporary file in the destination folder and is renamed into
 place, so readers see the old file or the new one, never half of one. DuckDB: the
-database holds views, not data, and is rebuilt in a temporary file and swapped in by
-rename, so the pipeline never holds a lock on the file users open; a reader that has it
-open keeps reading the previous version until it reconnects.
+database holds views, not data, over exactly one release's published tables; it is built
+in a temporary file and swapped in by rename (:func:`build_duckdb`), so the pipeline
+never holds a lock on the file users open.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -38,6 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DATA_DIR_ENV = "GRAPHREC_DATA_DIR"
+SAFE_NAME = re.compile(r"^[a-z0-9_]+$")
+FOLDER_TABLES = ("eval_metrics",)  # tables kept as one Parquet part per run
 DEFAULT_DATA_DIR = "data"
 DUCKDB_FILE = "graphrec.duckdb"
 STAGING = "staging"
@@ -46,6 +46,25 @@ STAGING = "staging"
 def resolve_data_dir(data_dir: str | None = None) -> Path:
     """Explicit setting, else ``$GRAPHREC_DATA_DIR``, else ``./data``."""
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser().resolve()
+
+
+def write_atomic(dest: Path, payload: bytes) -> None:
+    """Write ``payload`` to a temporary file beside ``dest``, then rename it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _ident(name: str) -> str:
+    """A SQL identifier, quoted (DDL takes no bound parameters)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def maps_as_lists(frame: pl.DataFrame) -> pl.DataFrame:
@@ -63,7 +82,7 @@ def _view_columns(path: Path) -> str:
     Parquet stores them as plain lists, so ``FLOAT[128]`` would otherwise read as ``FLOAT[]``."""
     file = path if path.is_file() else next(iter(sorted(path.parent.glob(path.name))))
     casts = [
-        f'CAST("{f.name}" AS FLOAT[{f.type.list_size}]) AS "{f.name}"'
+        f"CAST({_ident(f.name)} AS FLOAT[{int(f.type.list_size)}]) AS {_ident(f.name)}"
         for f in pq.read_schema(file)
         if pa.types.is_fixed_size_list(f.type) and pa.types.is_float32(f.type.value_type)
     ]
@@ -71,21 +90,19 @@ def _view_columns(path: Path) -> str:
 
 
 class Storage:
-    """Reads and writes the pipeline's tables and files under one data directory."""
+    """Reads and writes the pipeline's tables and files under one directory (a release:
+    ``release`` is its id, None for a plain directory)."""
 
-    def __init__(self, data_dir: str | Path | None = None):
+    def __init__(self, data_dir: str | Path | None = None, release: str | None = None):
         self.root = resolve_data_dir(str(data_dir) if data_dir else None)
+        self.release = release
 
     def __repr__(self) -> str:
-        return f"Storage(root={str(self.root)!r})"
+        return f"Storage(root={str(self.root)!r}, release={self.release!r})"
 
     # -- paths -------------------------------------------------------------------------
     def table_path(self, name: str, staged: bool = False) -> Path:
         return (self.root / STAGING if staged else self.root) / f"{name}.parquet"
-
-    @property
-    def duckdb_path(self) -> Path:
-        return self.root / DUCKDB_FILE
 
     def exists(self, name: str, staged: bool = False) -> bool:
         return self.table_path(name, staged).exists()
@@ -123,12 +140,14 @@ class Storage:
         return pq.read_schema(self.table_path(name, staged))
 
     def publish(self, names: Iterable[str]) -> None:
-        """Promote staged tables to their published paths, then refresh the DuckDB views."""
+        """Promote staged tables to their published paths (in this release)."""
         for name in names:
             src, dest = self.table_path(name, staged=True), self.table_path(name)
+            if not src.exists():
+                raise FileNotFoundError(f"no staged table {name!r} in this run ({src}); materialize the {name!r} asset "
+                                        "in the same run as published_tables")
             with self._atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
-        self.refresh_duckdb()
 
     def append_table(self, name: str, part: str, table: pa.Table) -> Path:
         """Add one Parquet part to the folder table ``<root>/<name>/`` (e.g. one per run)."""
@@ -208,38 +227,35 @@ class Storage:
         path = self.root / name
         return json.loads(path.read_text()) if path.exists() else None
 
-    # -- duckdb ------------------------------------------------------------------------
-    def refresh_duckdb(self) -> Path:
-        """Build a database with one view per published table and swap it in by rename."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{DUCKDB_FILE}.{uuid.uuid4().hex}.tmp"
-        try:
-            con = duckdb.connect(str(tmp))
-            try:
-                sources = [(p.stem, p) for p in sorted(self.root.glob("*.parquet"))]
-                sources += [
-                    (d.name, d / "*.parquet")
-                    for d in sorted(self.root.iterdir())
-                    if d.is_dir() and d.name != STAGING and any(d.glob("*.parquet"))
-                ]
-                for name, path in sources:
-                    # DDL takes no bound parameters: the view name is quoted, the path escaped.
-                    literal = str(path).replace("'", "''")
-                    con.execute(
-                        f'CREATE VIEW "{name}" AS SELECT {_view_columns(path)} FROM read_parquet(\'{literal}\')'
-                    )
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-            os.replace(tmp, self.duckdb_path)
-        finally:
-            for leftover in (tmp, Path(f"{tmp}.wal")):
-                if leftover.exists():
-                    leftover.unlink()
-        return self.duckdb_path
+    def published_views(self) -> list[tuple[str, Path]]:
+        """(view name, Parquet path or glob) of every published table of this directory:
+        top-level ``<table>.parquet`` files and the folder tables, with safe names only."""
+        files = [(p.stem, p) for p in sorted(self.root.glob("*.parquet"))]
+        folders = [(n, self.root / n / "*.parquet") for n in FOLDER_TABLES if any((self.root / n).glob("*.parquet"))]
+        return [(name, path) for name, path in files + folders if SAFE_NAME.match(name)]
 
-    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-        """A connection to ``graphrec.duckdb`` (read-only by default: the views are managed)."""
-        if not self.duckdb_path.exists():
-            raise FileNotFoundError(f"{self.duckdb_path} does not exist; materialize the pipeline first")
-        return duckdb.connect(str(self.duckdb_path), read_only=read_only)
+
+def build_duckdb(dest: Path, store: Storage) -> Path:
+    """Build ``dest`` with one view per published table of ``store`` and swap it in by rename.
+    View names are restricted to ``[a-z0-9_]`` and quoted; columns are quoted; paths are
+    string literals with quotes doubled."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            for name, path in store.published_views():
+                literal = str(path).replace("'", "''")
+                con.execute(f"CREATE VIEW {_ident(name)} AS SELECT {_view_columns(path)} FROM read_parquet('{literal}')")
+            if store.release is not None:  # which release these views show
+                release = store.release.replace("'", "''")
+                con.execute(f"CREATE VIEW release AS SELECT '{release}' AS release_id")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, dest)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            if leftover.exists():
+                leftover.unlink()
+    return dest

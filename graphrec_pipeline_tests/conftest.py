@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny world as frames, and the small config materialized once."""
 
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,9 @@ def tiny_world():
     return generate_world(TINY)
 
 
+INSTANCE = dg.DagsterInstance.ephemeral()  # one for the session: the data-dir lock asks it whether a run has ended
+
+
 def small_run_config() -> dict:
     return yaml.safe_load((REPO / "configs" / "small.yaml").read_text())
 
@@ -29,14 +33,15 @@ def materialize(data_dir: Path, run_config: dict | None = None, raise_on_error: 
     small = small_run_config()
     config = {**(run_config or small)}
     resources = dict(config.get("resources", {}))
-    resources["storage"] = {"config": {"data_dir": str(data_dir)}}
+    storage = resources.get("storage", {}).get("config", {})
+    resources["storage"] = {"config": {**storage, "data_dir": str(data_dir)}}
     config["resources"] = resources
     if job == "full_pipeline":
         config.setdefault("ops", small["ops"])
     else:
         config.pop("ops", None)
     job = defs.resolve_job_def(job)
-    return job.execute_in_process(run_config=config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
+    return job.execute_in_process(run_config=config, instance=INSTANCE, raise_on_error=raise_on_error)
 
 
 @pytest.fixture(scope="session")
@@ -78,22 +83,32 @@ def served(trained, tmp_path_factory):
     from graphrec_pipeline.graph.build import GRAPH_FILE, graph_to_tensors
     from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, save_city_indexes
     from graphrec_pipeline.serving.embeddings import export_embeddings
+    from graphrec_pipeline.lineage import stamp_graph, stamp_model, stamp_world
+    from graphrec_pipeline.releases import DataDir
     from graphrec_pipeline.serving.recommender import Recommender
-    from graphrec_pipeline.storage import Storage
-    from graphrec_pipeline.tables import to_arrow
+    from graphrec_pipeline.tables import WORLD_TABLES, to_arrow
     from graphrec_pipeline.train.fit import save_model
 
-    store = Storage(tmp_path_factory.mktemp("served"))
-    world = trained["world"]
-    for name, frame in world.items():
-        if name in ("users", "places", "interactions", "user_user_edges", "friend_labels", "user_blocks"):
-            store.write_table(name, to_arrow(name, frame), staged=False)
+    data = DataDir(tmp_path_factory.mktemp("served"))
+    run_id = str(uuid.UUID(int=1))
+    store = data.for_run(run_id)
+    world, inputs = trained["world"], trained["inputs"]
+    for name in WORLD_TABLES:
+        store.write_table(name, to_arrow(name, world[name]), staged=False)
+    store.write_table("interaction_split", inputs.split.to_arrow(), staged=False)
+    store.write_table("friend_label_split", inputs.friend_split.to_arrow(), staged=False)
+    stamp_world(store, {"source": "generate"})
+    store.write_tensors(GRAPH_FILE, graph_to_tensors(inputs.graph))
+    stamp_graph(store)
     model = trained["result"].model
     save_model(store, model)
-    store.write_tensors(GRAPH_FILE, graph_to_tensors(trained["inputs"].graph))
-    emb = export_embeddings(store, model, trained["inputs"].graph, world["users"]["home_city_id"].to_numpy(),
+    stamp_model(store)
+    emb = export_embeddings(store, model, inputs.graph, world["users"]["home_city_id"].to_numpy(),
                             world["places"]["city_id"].to_numpy())
     built, _ = build_city_indexes(emb, IndexSettings(), log=lambda m: None)
     save_city_indexes(store, built)
-    store.refresh_duckdb()
-    return {"store": store, "emb": emb, "recommender": Recommender(store), "world": world}
+    data.seal(run_id, {"run_id": run_id})
+    data.switch(run_id)
+    data.release_lock(run_id)
+    store = data.live()
+    return {"store": store, "data": data, "emb": emb, "recommender": Recommender(store), "world": world}

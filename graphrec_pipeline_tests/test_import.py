@@ -7,6 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.tables import WORLD_TABLES
 from graphrec_pipeline_tests.conftest import materialize
 
@@ -17,27 +18,25 @@ def import_config(source_dir) -> dict:
     return {"resources": {"world": {"config": {**SMALL, "source": "parquet", "source_dir": str(source_dir)}}}}
 
 
-def copy_world(generated_dir, tmp_path):
+def copy_world(data_dir, tmp_path):
     source = tmp_path / "source"
     source.mkdir()
+    live = DataDir(data_dir).live()
     for t in WORLD_TABLES:
-        shutil.copy(generated_dir / f"{t}.parquet", source / f"{t}.parquet")
+        shutil.copy(live.table_path(t), source / f"{t}.parquet")
     return source
 
 
-def published_bytes(data_dir) -> dict[str, bytes]:
-    return {t: (data_dir / f"{t}.parquet").read_bytes() for t in WORLD_TABLES}
-
-
 def test_import_then_reject_bad_file(small_world, tmp_path):
+    """The world_tables job publishes into its run's release (not live: no model yet)."""
     source = copy_world(small_world[0], tmp_path)
     data_dir = tmp_path / "data"
 
     result = materialize(data_dir, import_config(source), job="world_tables")
     assert result.success
+    first = DataDir(data_dir).release_dir(result.run_id)
     for t in WORLD_TABLES:
-        assert pl.read_parquet(data_dir / f"{t}.parquet").equals(pl.read_parquet(source / f"{t}.parquet"))
-    before = published_bytes(data_dir)
+        assert pl.read_parquet(first / f"{t}.parquet").equals(pl.read_parquet(source / f"{t}.parquet"))
 
     # An extra column and a foreign key that points nowhere.
     bad = pq.read_table(source / "interactions.parquet")
@@ -53,7 +52,8 @@ def test_import_then_reject_bad_file(small_world, tmp_path):
     assert "no_extra_columns" in failed and "foreign_key_user_id" in failed
     materialized = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
     assert "published_tables" not in materialized and "user_user_edges" not in materialized
-    assert published_bytes(data_dir) == before
+    assert not (DataDir(data_dir).release_dir(result.run_id) / "interactions.parquet").exists()
+    assert DataDir(data_dir).live_id() is None  # nothing unchecked (nor any world alone) goes live
 
 
 def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
@@ -65,4 +65,4 @@ def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
     result = materialize(tmp_path / "data", import_config(source), raise_on_error=False, job="world_tables")
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "places_contract")
     assert not check.passed and "parquet_types" in check.metadata["failed_rules"].value
-    assert not (tmp_path / "data" / "places.parquet").exists()
+    assert not (DataDir(tmp_path / "data").release_dir(result.run_id) / "places.parquet").exists()

@@ -5,6 +5,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.tables import SCHEMAS, WORLD_TABLES, same_type
 
 
@@ -21,7 +22,7 @@ def test_every_step_and_check_succeeds(small_world):
 @pytest.mark.parametrize("table", WORLD_TABLES)
 def test_published_parquet_has_contract_types(small_world, table):
     data_dir, _ = small_world
-    schema = pq.read_schema(data_dir / f"{table}.parquet")
+    schema = pq.read_schema(DataDir(data_dir).live().table_path(table))
     assert schema.names == SCHEMAS[table].names
     for field in SCHEMAS[table]:
         assert same_type(schema.field(field.name).type, field.type), field.name
@@ -32,17 +33,17 @@ def test_duckdb_holds_every_table_with_parquet_counts(small_world):
     with duckdb.connect(str(data_dir / "graphrec.duckdb"), read_only=True) as con:
         for table in WORLD_TABLES:
             n_db = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-            assert n_db == pq.read_metadata(data_dir / f"{table}.parquet").num_rows
+            assert n_db == pq.read_metadata(DataDir(data_dir).live().table_path(table)).num_rows
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE users)").fetchall())
     assert types["fine_pref"] == "FLOAT[]" and types["area_freqs"] == "MAP(INTEGER, FLOAT)"
 
 
 def test_counts_are_plausible(small_world):
-    data_dir, _ = small_world
-    n = {t: pq.read_metadata(data_dir / f"{t}.parquet").num_rows for t in WORLD_TABLES}
+    live = DataDir(small_world[0]).live()
+    n = {t: pq.read_metadata(live.table_path(t)).num_rows for t in WORLD_TABLES}
     assert n["users"] == 1000 and n["places"] == 1000
     assert 20 * 1000 <= n["interactions"] <= 1000 * 1000
-    labels = pl.read_parquet(data_dir / "friend_labels.parquet")
+    labels = live.read_table("friend_labels")
     assert set(labels["label_compat"].unique()) == {0, 1}
     assert 0 < labels.filter(pl.col("label_compat") == 1)["label_attend"].mean() < 1
     assert n["user_user_edges"] > n["users"]
@@ -93,3 +94,13 @@ def test_training_curves_are_a_picture_and_a_table(small_world):
     png = base64.b64decode(text.split("data:image/png;base64,", 1)[1].split(")", 1)[0])
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
     assert "val_ndcg20" in text and "| epoch" in text  # the table under the picture
+
+
+def test_duckdb_shows_exactly_the_published_tables_of_one_release(small_world):
+    data_dir, result = small_world
+    with duckdb.connect(str(data_dir / "graphrec.duckdb"), read_only=True) as con:
+        views = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        release = con.execute("SELECT release_id FROM release").fetchone()[0]
+    assert views == {*WORLD_TABLES, "interaction_split", "friend_label_split", "user_embeddings", "place_embeddings",
+                     "eval_metrics", "release"}
+    assert release == result.run_id == DataDir(data_dir).live_id()

@@ -2,6 +2,7 @@
 filters and explanations, bad queries, stale assets, and the CLI."""
 
 import json
+from types import SimpleNamespace
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings, 
 from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
+from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
 from graphrec_pipeline.train.fit import load_model, save_model
@@ -77,7 +79,7 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
 
 
 def test_embedding_tables_in_duckdb(served):
-    con = served["store"].connect()
+    con = served["data"].connect()
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE place_embeddings)").fetchall())
     assert types["embedding"] == "FLOAT[128]"
     n, dim = con.execute("SELECT count(*), max(array_length(embedding)) FROM user_embeddings").fetchone()
@@ -150,15 +152,18 @@ def test_batch_answers_equal_single_answers(rec):
         assert [r.place_id for r in got] == [r.place_id for r in single]
         np.testing.assert_allclose([r.score for r in got], [r.score for r in single], rtol=1e-5, atol=1e-5)
         assert [r.explanations for r in got] == [r.explanations for r in single]
-    for user, got in zip(users, rec.recommend_people_batch(users, k=12, city_id=1, target_place_id=4), strict=True):
+    target = int(np.flatnonzero(rec.world.place_city == 1)[0])
+    for user, got in zip(users, rec.recommend_people_batch(users, k=12, city_id=1, target_place_id=target), strict=True):
         assert [r.user_id for r in got] == [r.user_id for r in rec.recommend_people(int(user), k=12, city_id=1,
-                                                                                      target_place_id=4)]
+                                                                                      target_place_id=target)]
     with pytest.raises(QueryError, match="unknown user id 1000"):
         rec.recommend_places_batch([1, 1000, 2000])
 
 
 def test_people_scores_combine_with_alpha(rec):
-    got = rec.recommend_people(int(USERS[5]), k=10, target_place_id=3, activity_tags="jazz,hiking")
+    u = int(USERS[5])
+    target = int(np.flatnonzero(rec.world.place_city == rec.world.user_city[u])[0])
+    got = rec.recommend_people(u, k=10, target_place_id=target, activity_tags="jazz,hiking")
     for r in got:
         assert r.s_final == pytest.approx(rec.alpha * r.s_compat + (1 - rec.alpha) * r.p_attend, abs=1e-6)
     assert [r.s_final for r in got] == sorted((r.s_final for r in got), reverse=True)
@@ -198,7 +203,8 @@ def test_people_explanations_name_what_both_sides_have(rec):
     w = rec.world
     kinds = set()
     for i, u in enumerate(USERS[:40]):
-        target = int(USERS[i + 40]) if i % 2 else None
+        same_city = np.flatnonzero(w.place_city == w.user_city[u])
+        target = int(same_city[i % len(same_city)]) if i % 2 else None
         asked = ["jazz", "hiking", "brunch"][: i % 3]
         outing = set(np.flatnonzero(w.place_tags[target] > 0)) if target is not None else set()
         outing |= {FINE_TAGS.index(t) for t in asked}
@@ -310,14 +316,16 @@ def _cli(args, data_dir):
 
 
 def test_cli_json_matches_the_resource(served, capsys):
-    data_dir = served["store"].root
+    data_dir = served["data"].root
     assert _cli(["recommend", "places", "--user-id", "42", "-k", "5", "--time-slot", "evening", "--tags", "jazz",
                  "--json"], data_dir) == 0
     places = json.loads(capsys.readouterr().out)
     expected = served["recommender"].recommend_places(42, k=5, time_slot="evening", tags="jazz")
     assert [p["place_id"] for p in places] == [r.place_id for r in expected]
     assert set(places[0]) == {"place_id", "name", "city_id", "score", "explanations"}
-    assert _cli(["recommend", "people", "--user-id", "42", "--target-place-id", "7", "--json"], data_dir) == 0
+    w = served["recommender"].world
+    target = int(np.flatnonzero(w.place_city == w.user_city[42])[0])
+    assert _cli(["recommend", "people", "--user-id", "42", "--target-place-id", str(target), "--json"], data_dir) == 0
     people = json.loads(capsys.readouterr().out)
     assert len(people) == 10 and set(people[0]) == {"user_id", "s_compat", "p_attend", "s_final", "explanations"}
     assert _cli(["recommend", "places", "--user-id", "42"], data_dir) == 0
@@ -333,11 +341,14 @@ def test_cli_json_matches_the_resource(served, capsys):
         (["places", "--user-id", "1", "-k", "500"], "k must be"),
         (["places", "--user-id", "abc"], "invalid int value"),
         (["people", "--user-id", "1", "--target-place-id", "-3"], "unknown place id"),
+        (["people", "--user-id", "1", "--city-id", "0", "--target-place-id", "PLACE_OF_CITY_1"], "not in the query's city 0"),
     ],
 )
 def test_cli_bad_queries_exit_2_with_one_line(served, capsys, args, message):
+    w = served["recommender"].world
+    args = [str(np.flatnonzero(w.place_city == 1)[0]) if a == "PLACE_OF_CITY_1" else a for a in args]
     try:
-        code = _cli(["recommend", *args], served["store"].root)
+        code = _cli(["recommend", *args], served["data"].root)
     except SystemExit as exit_:  # argparse's own errors exit from inside the parser
         code = exit_.code
     err = capsys.readouterr().err
@@ -348,7 +359,7 @@ def test_cli_bad_queries_exit_2_with_one_line(served, capsys, args, message):
 def test_cli_lists_names_and_prints_people_tables(served, capsys):
     assert main(["list", "time-slots"]) == 0
     assert capsys.readouterr().out.split() == TIME_SLOTS
-    assert _cli(["recommend", "people", "--user-id", "8", "-k", "4"], served["store"].root) == 0
+    assert _cli(["recommend", "people", "--user-id", "8", "-k", "4"], served["data"].root) == 0
     table = capsys.readouterr().out
     for r in served["recommender"].recommend_people(8, k=4):
         assert str(r.user_id) in table
@@ -356,39 +367,46 @@ def test_cli_lists_names_and_prints_people_tables(served, capsys):
 
 def test_cli_entry_point_is_installed(served):
     exe = shutil.which("graphrec") or str(__import__("pathlib").Path(sys.executable).parent / "graphrec")
-    out = subprocess.run([exe, "--data-dir", str(served["store"].root), "recommend", "people", "--user-id", "3",
+    out = subprocess.run([exe, "--data-dir", str(served["data"].root), "recommend", "people", "--user-id", "3",
                           "-k", "3", "--json"], capture_output=True, text=True, check=True)
     assert [p["user_id"] for p in json.loads(out.stdout)] == [r.user_id for r in served["recommender"].recommend_people(3, k=3)]
     missing = subprocess.run([exe, "--data-dir", "/nonexistent/graphrec", "recommend", "places", "--user-id", "1"],
                              capture_output=True, text=True)
-    assert missing.returncode == 2 and "materialize the 'graphrec_model' asset" in missing.stderr
+    assert missing.returncode == 2 and "no release is live" in missing.stderr and "\n" not in missing.stderr.strip()
 
 
 def test_stale_assets_name_what_to_materialize(served, tmp_path):
+    """A release being made (no RELEASE.json yet) is checked by lineage."""
     shutil.copytree(served["store"].root, tmp_path / "d")
-    store = Storage(tmp_path / "d")
+    (tmp_path / "d" / "RELEASE.json").unlink()
+    store = Storage(tmp_path / "d", release="in-progress")
     Recommender(store)
     retrained = load_model(store)
     with torch.no_grad():
         retrained.place_head[0].bias.add_(1.0)
     save_model(store, retrained)
-    with pytest.raises(AssetError, match="embeddings are stale.*'user_embeddings'"):
+    with pytest.raises(AssetError, match="embeddings were made by another model: materialize user_embeddings"):
         Recommender(store)
     emb = served["emb"]
     export_embeddings(store, retrained, graph_from_tensors(store.read_tensors(GRAPH_FILE)), emb.user_city,
                       emb.place_city)
-    with pytest.raises(AssetError, match="indexes are stale.*'ann_indexes'"):
+    with pytest.raises(AssetError, match="indexes were built from another model's embeddings: materialize ann_indexes"):
         Recommender(store)
     save_city_indexes(store, build_city_indexes(load_embeddings(store), IndexSettings(), log=lambda m: None)[0])
     Recommender(store)
+    users = store.read_table("users")
+    store.write_table("users", users.with_columns(users["home_city_id"].reverse()).to_arrow(), staged=False)
+    with pytest.raises(AssetError, match="world tables differ from world_manifest.json: materialize published_tables"):
+        Recommender(store)
     store.remove("users.parquet")
-    with pytest.raises(AssetError, match="'published_tables'"):
+    with pytest.raises(AssetError, match="users.parquet"):
         Recommender(store)
 
 
 def test_failed_index_build_keeps_previous_indexes_live(served, tmp_path, monkeypatch):
     shutil.copytree(served["store"].root, tmp_path / "d")
-    store = Storage(tmp_path / "d")
+    (tmp_path / "d" / "RELEASE.json").unlink()
+    store = Storage(tmp_path / "d", release="in-progress")
     before = store.read_json(CURRENT)
     built, _ = build_city_indexes(served["emb"], IndexSettings(), log=lambda m: None)
     index = built.indexes["user"][1]
@@ -400,7 +418,7 @@ def test_failed_index_build_keeps_previous_indexes_live(served, tmp_path, monkey
 
 
 def test_resource_works_outside_dagster(served):
-    resource = RecommenderResource(storage=StorageResource(data_dir=str(served["store"].root)))
+    resource = RecommenderResource(storage=StorageResource(data_dir=str(served["data"].root)))
     got = resource.recommend_places(7, k=3, time_slot="night")
     assert [r.place_id for r in got] == [r.place_id for r in served["recommender"].recommend_places(7, k=3, time_slot="night")]
     assert resource.recommender() is resource.recommender()
@@ -409,32 +427,37 @@ def test_resource_works_outside_dagster(served):
 def test_smoke_check_fails_on_errors_and_short_answers(served, tmp_path, monkeypatch):
     from graphrec_pipeline.defs.assets.serving_assets import recommender_answers_queries
 
-    def run_check(data_dir):
+    def run_check(data_dir, run_id):
         resource = RecommenderResource(storage=StorageResource(data_dir=str(data_dir)))
-        return recommender_answers_queries(dg.build_asset_check_context(), recommender=resource)
+        context = dg.build_asset_check_context()
+        monkeypatch.setattr(type(context), "run", property(lambda self: SimpleNamespace(run_id=run_id)))
+        return recommender_answers_queries(context, recommender=resource)
 
-    assert run_check(served["store"].root).passed
+    served_dir, live = served["data"].root, served["store"].release
+    assert run_check(served_dir, live).passed
     with monkeypatch.context() as patch:
         single = Recommender.recommend_people
         patch.setattr(Recommender, "recommend_people", lambda self, *a, **q: single(self, *a, **q)[:-1])
-        short = run_check(served["store"].root)
+        short = run_check(served_dir, live)
     assert not short.passed and short.metadata["failures"].value == 50
-    shutil.copytree(served["store"].root, tmp_path / "d")
-    store = Storage(tmp_path / "d")
+    shutil.copytree(served_dir, tmp_path / "d")
+    store = Storage(tmp_path / "d" / "releases" / live)
+    (store.root / "RELEASE.json").unlink()
     manifest_file = f"indexes/{store.read_json(CURRENT)['version']}/manifest.json"
     manifest = store.read_json(manifest_file)
     manifest["indexes"] = [r for r in manifest["indexes"] if (r["kind"], r["city_id"]) != ("place", 0)]
     store.write_json(manifest_file, manifest)
-    broken = run_check(tmp_path / "d")
+    broken = run_check(tmp_path / "d", live)
     assert not broken.passed and "city 0 has no places" in broken.metadata["failed"].value
 
 
 def test_pipeline_materializes_serving_assets(small_world):
     data_dir, result = small_world
-    store = Storage(data_dir)
+    data = DataDir(data_dir)
+    store = data.live()
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["recommender_answers_queries"] and checks["ann_indexes_recall"]
-    con = store.connect()
+    con = data.connect()
     assert con.execute("SELECT count(*) FROM place_embeddings").fetchone()[0] == 1000
     assert len(Recommender(store).recommend_people(0, k=5)) == 5
 
@@ -443,7 +466,7 @@ def test_the_evaluated_served_flow_is_what_the_resource_answers(served):
     from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
     from graphrec_pipeline.evaluation.run import served_people, served_places
 
-    resource = RecommenderResource(storage=StorageResource(data_dir=str(served["store"].root)))
+    resource = RecommenderResource(storage=StorageResource(data_dir=str(served["data"].root)))
     users = USERS[:25]
     places = served_places(resource.recommender())(users, 3)
     people = served_people(resource.recommender())(users)

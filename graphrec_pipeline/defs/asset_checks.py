@@ -18,7 +18,7 @@ def contract_check(table: str) -> dg.AssetChecksDefinition:
         "and the published tables stay as they were.",
     )
     def _check(context: dg.AssetCheckExecutionContext, storage: StorageResource, world: WorldResource) -> dg.AssetCheckResult:
-        failures = audit_staged(storage.storage(), table, world.n_cities, world.neighborhoods_per_city)
+        failures = audit_staged(storage.for_run(context), table, world.n_cities, world.neighborhoods_per_city)
         for f in failures:
             context.log.error(f"{table}: rule {f.rule} failed ({f.description}); {f.n_rows} rows, e.g.\n{f.sample}")
         details = "\n\n".join(

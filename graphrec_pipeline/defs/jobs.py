@@ -11,7 +11,8 @@ full_pipeline_job = dg.define_asset_job(
 world_tables_job = dg.define_asset_job(
     "world_tables",
     selection=dg.AssetSelection.groups("world", "warehouse"),
-    description="Rebuild and publish the world tables only (no training).",
+    description="Generate, audit and report on a world without training. Nothing goes live: a release "
+    "needs the graph, model and indexes made from its world.",
 )
 
 daily_pipeline_schedule = dg.ScheduleDefinition(
@@ -25,6 +26,6 @@ daily_pipeline_schedule = dg.ScheduleDefinition(
 
 serving_job = dg.define_asset_job(
     "serving",
-    selection=dg.AssetSelection.groups("serving"),
-    description="Re-export embeddings and rebuild the per-city indexes from the current model.",
+    selection=dg.AssetSelection.groups("serving", "release"),
+    description="Re-export embeddings and rebuild the per-city indexes from the live model, then release them.",
 )

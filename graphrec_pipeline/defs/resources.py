@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr
 
 from graphrec_pipeline import constants as K
 from graphrec_pipeline.serving.recommender import PersonRecommendation, PlaceRecommendation, Recommender
+from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.world.config import WorldConfig
 
@@ -16,12 +17,36 @@ _DEFAULTS = WorldConfig()
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The data directory: ``data_dir`` if set, else ``$GRAPHREC_DATA_DIR``, else ``./data``."""
+    """The data directory: ``data_dir`` if set, else ``$GRAPHREC_DATA_DIR``, else ``./data``.
+
+    A run writes into its own release (``releases.py``) while holding the directory's lock;
+    readers see the live release. Settings say how long to queue behind another run and
+    how many releases to keep."""
 
     data_dir: str | None = Field(default=None, description="Data directory (default: $GRAPHREC_DATA_DIR or ./data).")
+    lock_wait_seconds: float = Field(default=0.0, description="How long a run waits for another run's lock (0: fail fast).")
+    lock_grace_seconds: float = Field(
+        default=30.0, description="A lock whose process is gone is taken over after this many seconds without a step."
+    )
+    keep_releases: int = Field(default=3, description="Complete releases kept (the live one always is).")
+    prune_min_age_hours: float = Field(default=0.0, description="Never prune a release younger than this.")
+
+    def data(self) -> DataDir:
+        return DataDir.at(self.data_dir)
 
     def storage(self) -> Storage:
-        return Storage(self.data_dir)
+        """The live release, as readers see it."""
+        return self.data().live()
+
+    def for_run(self, context) -> Storage:
+        """This run's own release (holding the data directory's lock)."""
+
+        def finished(run_id: str) -> bool | None:
+            run = context.instance.get_run_by_id(run_id) if run_id else None
+            return None if run is None else run.is_finished
+
+        run_id = context.run.run_id  # asset and asset-check contexts alike
+        return self.data().for_run(run_id, self.lock_grace_seconds, self.lock_wait_seconds, finished)
 
 
 class WorldResource(dg.ConfigurableResource):
@@ -80,11 +105,12 @@ class RecommenderResource(dg.ConfigurableResource):
             self._recommender = self.build()
         return self._recommender
 
-    def build(self, visited_keys=None) -> Recommender:
-        """A fresh :class:`Recommender` with these settings; ``visited_keys`` replaces what
-        counts as visited (evaluation: the visits before the test period)."""
+    def build(self, visited_keys=None, store: Storage | None = None) -> Recommender:
+        """A fresh :class:`Recommender` with these settings over ``store`` (default: the live
+        release); ``visited_keys`` replaces what counts as visited (evaluation: the visits
+        before the test period)."""
         return Recommender(
-            self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
+            store or self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
             exclude_visited=self.exclude_visited, visited_keys=visited_keys,
         )
 

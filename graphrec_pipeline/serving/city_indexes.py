@@ -15,6 +15,7 @@ leaves the previous indexes in service. Versions before the last two are then re
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -29,6 +30,7 @@ from graphrec_pipeline.storage import Storage
 INDEX_ROOT = "indexes"
 CURRENT = f"{INDEX_ROOT}/CURRENT.json"
 KINDS = ("place", "user")
+VERSION = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
 KEEP_VERSIONS = 2  # the live one and the one before, for a reader that is still loading it
 
 
@@ -135,11 +137,11 @@ def save_city_indexes(store: Storage, built: CityIndexes) -> str:
     for kind, by_city in built.indexes.items():
         for city, index in by_city.items():
             index.save(store, _file(version, kind, city, index.backend))
-    store.write_json(f"{INDEX_ROOT}/{version}/manifest.json", built.manifest)
+    store.write_json(f"{INDEX_ROOT}/{version}/manifest.json", {**built.manifest, "release": store.release})
     store.write_json(CURRENT, {"version": version})
-    versions = [v for v in store.list_dir(INDEX_ROOT) if v != "CURRENT.json"]
-    for old in sorted(versions)[:-KEEP_VERSIONS]:
-        store.remove(f"{INDEX_ROOT}/{old}")
+    versions = [v for v in store.list_dir(INDEX_ROOT) if VERSION.match(v) and v != version]
+    for old in sorted(versions)[: max(len(versions) - (KEEP_VERSIONS - 1), 0)]:
+        store.remove(f"{INDEX_ROOT}/{old}")  # only names this function makes; never the new one
     return version
 
 
@@ -147,8 +149,12 @@ def load_city_indexes(store: Storage) -> CityIndexes:
     current = store.read_json(CURRENT)
     if current is None:
         raise FileNotFoundError("no ANN indexes; materialize the 'ann_indexes' asset")
-    version = current["version"]
+    version = current.get("version") if isinstance(current, dict) else None
+    if not isinstance(version, str) or not VERSION.match(version):
+        raise ValueError(f"{CURRENT} names {version!r}, not an index version")
     manifest = store.read_json(f"{INDEX_ROOT}/{version}/manifest.json")
+    if manifest is None:
+        raise FileNotFoundError(f"{CURRENT} names version {version} but {INDEX_ROOT}/{version}/manifest.json is missing")
     hnsw = HnswSettings(**manifest["settings"]["hnsw"])
     indexes: dict[str, dict[int, VectorIndex]] = {k: {} for k in KINDS}
     for row in manifest["indexes"]:

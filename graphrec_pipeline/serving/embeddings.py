@@ -64,6 +64,7 @@ def export_embeddings(
         EMBEDDINGS_MANIFEST,
         {
             "model_sha256": emb.model_sha256,
+            "release": store.release,
             "n_users": len(z_user),
             "n_places": len(z_place),
             "dim": emb.dim,

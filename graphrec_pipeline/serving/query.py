@@ -25,10 +25,11 @@ class NoCandidatesError(QueryError):
 
 
 class AssetError(RuntimeError):
-    """Serving data is missing or stale; ``asset`` names what to materialize."""
+    """Serving data is missing, stale or corrupt; ``asset`` names what to materialize
+    (None when the message already says what to do)."""
 
-    def __init__(self, message: str, asset: str):
-        super().__init__(f"{message}; materialize the {asset!r} asset")
+    def __init__(self, message: str, asset: str | None):
+        super().__init__(message if asset is None else f"{message}; materialize the {asset!r} asset")
         self.asset = asset
 
 

@@ -44,6 +44,8 @@ from graphrec_pipeline.serving.query import (
     parse_time_slot,
 )
 from graphrec_pipeline.serving.world_view import WorldView
+from graphrec_pipeline.lineage import lineage_problems
+from graphrec_pipeline.releases import MANIFEST, ReleaseError, verify_files
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, fine_tag_categories, neighborhood_name
 from graphrec_pipeline.train.fit import MODEL_CONFIG, MODEL_WEIGHTS, load_model
@@ -116,6 +118,8 @@ class Recommender:
     def __init__(self, store: Storage, alpha: float | None = None, candidates: int = CANDIDATES,
                  exclude_visited: bool = True, visited_keys: np.ndarray | None = None):
         self.store, self.candidates, self.exclude_visited = store, candidates, exclude_visited
+        self.release = store.release
+        _check_release(store)
         self.model, self.emb, self.indexes = _load_consistent(store)
         self.world = WorldView.load(store)
         if visited_keys is not None:
@@ -184,6 +188,8 @@ class Recommender:
             sel = np.flatnonzero(cities == city)
             for rows, ids, mask in self._retrieve(kind, int(city), users[sel], k, keep):
                 ids, mask = _compact(ids, mask)
+                if ids.shape[1] == 0:  # nothing passes the filters: these users get no results
+                    continue
                 for block in _block_rows(len(rows)):
                     key, extras = score(users[sel[rows[block]]], ids[block])
                     key = np.where(mask[block], key, -np.inf)
@@ -344,6 +350,10 @@ class Recommender:
         k = check_k(k, self.candidates)
         cities = self._cities(city_id, users)
         target = None if target_place_id is None else check_id(target_place_id, w.n_places, "place")
+        if target is not None and np.any(cities != w.place_city[target]):
+            city = int(cities[cities != w.place_city[target]][0])
+            raise QueryError(f"target place {target} is in city {int(w.place_city[target])}, not in the query's "
+                             f"city {city}: choose a place of that city or pass its --city-id")
         tag_ids = parse_names(activity_tags, FINE_TAGS, "tag")
         ctx = self.friend_context(target, tag_ids)
         outing = tag_ids if target is None else np.union1d(tag_ids, np.flatnonzero(w.place_tags[target] > 0))
@@ -377,6 +387,21 @@ class Recommender:
             ids = np.flatnonzero(self.world.user_city == city)
             keep = self.people_filter()
         return int(keep(users, ids[None])[0].sum())
+
+
+def _check_release(store: Storage) -> None:
+    """A sealed release: every file has its recorded digest (before any parser reads it).
+    A release still being made (the pipeline's own checks): its pieces agree by lineage."""
+    if (store.root / MANIFEST).exists():
+        try:
+            verify_files(store.root)
+        except ReleaseError as err:
+            raise AssetError(f"{err}; re-run the pipeline, or roll back to an earlier release (graphrec releases)",
+                             None) from err
+        return
+    problems = lineage_problems(store)
+    if problems:
+        raise AssetError(f"the pieces of {store.root} disagree: " + "; ".join(problems), None)
 
 
 def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]:

@@ -7,6 +7,7 @@ from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.graph.build import EDGE_TYPES, GRAPH_FILE, PU, UP, UU, build_graph, graph_to_tensors
 from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
+from graphrec_pipeline.lineage import stamp_graph
 from graphrec_pipeline.profiles import markdown_table
 
 GROUP = "graph"
@@ -37,10 +38,9 @@ def interaction_split_table(
 ) -> dg.MaterializeResult:
     """``interaction_split`` (user_id, place_id, timestamp, split): the last
     ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val."""
-    store = storage.storage()
+    store = storage.for_run(context)
     split = interaction_split(store.read_table("interactions"), config.split_config())
     store.write_table("interaction_split", split.to_arrow(), staged=False)
-    store.refresh_duckdb()
     context.log.info(f"interaction split: {_counts(split)}")
     return dg.MaterializeResult(metadata={"dagster/row_count": len(split), **_counts(split)})
 
@@ -50,10 +50,9 @@ def friend_label_split_table(
     context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource
 ) -> dg.MaterializeResult:
     """``friend_label_split`` (user_u, user_v, split): a seeded random split by pair."""
-    store = storage.storage()
+    store = storage.for_run(context)
     split = friend_label_split(store.read_table("friend_labels"), config.split_config())
     store.write_table("friend_label_split", split.to_arrow(), staged=False)
-    store.refresh_duckdb()
     return dg.MaterializeResult(metadata={"dagster/row_count": len(split), **_counts(split)})
 
 
@@ -62,7 +61,7 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
     """The PyG ``HeteroData`` of §3 over **training** data only: user (148) and place (114)
     nodes, interacts / rev_interacts edges (12 features, one per training user-place pair)
     and social edges (3 features) minus every val/test friend pair. Saved as safetensors."""
-    store = storage.storage()
+    store = storage.for_run(context)
     data = build_graph(
         store.read_table("users"),
         store.read_table("places"),
@@ -77,6 +76,7 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
     for kind, key in (("user", "user_id"), ("place", "place_id")):
         ids = pl.DataFrame({key: pl.int_range(data[kind].num_nodes, eager=True), "index": pl.int_range(data[kind].num_nodes, eager=True)})
         store.write_table(f"graph/{kind}_id_map", ids.to_arrow(), staged=False)
+    stamp_graph(store)
     shapes = pl.DataFrame(
         [{"tensor": f"{t}.x", "shape": str(tuple(data[t].x.shape))} for t in ("user", "place")]
         + [{"tensor": "__".join(et), "shape": str(tuple(data[et].edge_attr.shape))} for et in EDGE_TYPES]
@@ -98,8 +98,8 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
 @dg.asset_check(asset=training_graph, blocking=True, description="No validation or test interaction is an "
                 "edge of the training graph, no validation or test friend pair is a social edge, and every edge "
                 "and edge feature is what training data alone gives (co-attendance counted on training visits).")
-def training_graph_has_no_leakage(storage: StorageResource, world: WorldResource) -> dg.AssetCheckResult:
-    store = storage.storage()
+def training_graph_has_no_leakage(context: dg.AssetCheckExecutionContext, storage: StorageResource, world: WorldResource) -> dg.AssetCheckResult:
+    store = storage.for_run(context)
     report = leakage_report(
         store.read_tensors(GRAPH_FILE),
         store.read_table("users"),

@@ -10,6 +10,7 @@ from graphrec_pipeline.defs.resources import RecommenderResource, StorageResourc
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
+from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.plots import training_curves
 from graphrec_pipeline.profiles import markdown_table
@@ -43,11 +44,12 @@ def graphrec_model(
     """The GraphRec-style GNN trained jointly on places (BPR, same-city negatives, plus a
     BPR on ``z_u . z_p``) and friends (BCE compatibility and attendance), early-stopped on
     validation NDCG@20 of the serving flow. Saved as safetensors + JSON config."""
-    store = storage.storage()
+    store = storage.for_run(context)
     model_cfg = build(ModelConfig, config, n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city)
     train_cfg = build(TrainConfig, config)
     result = fit(Inputs.load(store), model_cfg, train_cfg, config.positive_rating, log=context.log.info)
     save_model(store, result.model)
+    stamp_model(store)
     history = pl.DataFrame(result.history)
     store.write_table(HISTORY, history.to_arrow(), staged=False)
     return dg.MaterializeResult(
@@ -90,14 +92,14 @@ def eval_metrics(
     cities), the served flow, the time-slot context task, the people task and friend
     classification, for the model, LightGCN, content, popularity, random and the oracles.
     Appended to the DuckDB table ``eval_metrics`` one part per run."""
-    store = storage.storage()
+    store = storage.for_run(context)
     inputs = Inputs.load(store)
     metrics = evaluate_all(
         inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
         n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users,
         lightgcn_lr=config.lightgcn_lr, train_cfg=TrainConfig(max_minutes=config.lightgcn_max_minutes, seed=config.seed),
         seed=config.seed,
-        recommender=recommender.build(visited_keys=pre_test_keys(inputs)), log=context.log.info,
+        recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store), log=context.log.info,
     )
     table = metrics.select(
         pl.lit(context.run_id).alias("run_id"),
@@ -105,7 +107,6 @@ def eval_metrics(
         "model", "task", "metric", "k", "value",
     )
     store.append_table("eval_metrics", context.run_id, table.to_arrow())
-    store.refresh_duckdb()
     numeric = {
         f"{r['model']}_{r['task']}_{r['metric']}{'' if r['k'] is None else r['k']}": float(r["value"])
         for r in metrics.iter_rows(named=True)

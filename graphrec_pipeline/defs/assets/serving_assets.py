@@ -13,6 +13,7 @@ from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
+from graphrec_pipeline.serving.query import NoCandidatesError
 from graphrec_pipeline.serving.recommender import results_frame
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
 from graphrec_pipeline.train.fit import load_model
@@ -39,13 +40,12 @@ def _norms(z: np.ndarray) -> dict:
 def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
     """One full forward pass of the trained model over the training graph (in blocks of
     destination nodes, so memory stays bounded at 100k), written as two tables."""
-    store = storage.storage()
+    store = storage.for_run(context)
     start = time.perf_counter()
     users = store.read_table("users", columns=["user_id", "home_city_id"]).sort("user_id")
     places = store.read_table("places", columns=["place_id", "city_id"]).sort("place_id")
     emb = export_embeddings(store, load_model(store), graph_from_tensors(store.read_tensors(GRAPH_FILE)),
                             users["home_city_id"].to_numpy(), places["city_id"].to_numpy())
-    store.refresh_duckdb()
     seconds = round(time.perf_counter() - start, 1)
     context.log.info(f"exported {len(emb.z_user)} user and {len(emb.z_place)} place embeddings in {seconds} s")
     for key, z in ((USER_EMBEDDINGS, emb.z_user), (PLACE_EMBEDDINGS, emb.z_place)):
@@ -83,7 +83,7 @@ class IndexConfig(dg.Config):
 def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage: StorageResource) -> dg.MaterializeResult:
     """One place index and one user index per city under ``indexes/``, each with its
     recall@200 against exact search; the new set goes live only once it is all written."""
-    store = storage.storage()
+    store = storage.for_run(context)
     built, report = build_city_indexes(load_embeddings(store), config.settings(), seed=config.seed, log=context.log.info)
     version = save_city_indexes(store, built)
     recall = report["recall@200"]
@@ -100,8 +100,8 @@ def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage:
 
 
 @dg.asset_check(asset=ann_indexes, description=f"Every index keeps recall@200 >= {RECALL_TARGET} against exact search.")
-def ann_indexes_recall(storage: StorageResource) -> dg.AssetCheckResult:
-    rows = pl.DataFrame(load_city_indexes(storage.storage()).manifest["indexes"])
+def ann_indexes_recall(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    rows = pl.DataFrame(load_city_indexes(storage.for_run(context)).manifest["indexes"])
     low = rows.filter(pl.col("recall@200") < RECALL_TARGET)
     return dg.AssetCheckResult(
         passed=low.is_empty(),
@@ -111,11 +111,11 @@ def ann_indexes_recall(storage: StorageResource) -> dg.AssetCheckResult:
     )
 
 
-def sample_queries(n_users: int, n_places: int, n: int, seed: int) -> list[tuple[str, dict]]:
+def sample_queries(user_city: np.ndarray, place_city: np.ndarray, n: int, seed: int) -> list[tuple[str, dict]]:
     """A fixed mix of place and people queries over random users, with and without context
-    and filters, for the smoke check."""
+    and filters (an outing's target place is in the user's city), for the smoke check."""
     rng = np.random.default_rng(seed)
-    users = rng.choice(n_users, size=min(n, n_users), replace=False)
+    users = rng.choice(len(user_city), size=min(n, len(user_city)), replace=False)
     queries = []
     for i, u in enumerate(users.tolist()):
         slot = TIME_SLOTS[i % len(TIME_SLOTS)]
@@ -125,7 +125,8 @@ def sample_queries(n_users: int, n_places: int, n: int, seed: int) -> list[tuple
             ("places", {"user_id": u, "k": 10}),
             ("places", {"user_id": u, "k": 10, "time_slot": slot, "tags": [tag], "categories": [cat], "max_price": 2}),
             ("people", {"user_id": u, "k": 10}),
-            ("people", {"user_id": u, "k": 10, "activity_tags": [tag], "target_place_id": int(rng.integers(0, n_places))}),
+            ("people", {"user_id": u, "k": 10, "activity_tags": [tag],
+                        "target_place_id": int(rng.choice(np.flatnonzero(place_city == user_city[u])))}),
         ]
     return queries
 
@@ -137,21 +138,21 @@ def sample_queries(n_users: int, n_places: int, n: int, seed: int) -> list[tuple
     "fail, and each returns k results wherever the city has k eligible items.",
 )
 def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommender: RecommenderResource) -> dg.AssetCheckResult:
-    rec = recommender.recommender()
+    rec = recommender.build(store=recommender.storage.for_run(context))  # this run's release, not the live one
     failures, latencies = [], []
-    queries = sample_queries(rec.world.n_users, rec.world.n_places, 25, seed=0)
+    queries = sample_queries(rec.world.user_city, rec.world.place_city, 25, seed=0)
     for kind, query in queries:
+        filters = {k: query[k] for k in ("categories", "max_price") if k in query}
+        want = min(query["k"], rec.available("place" if kind == "places" else "user", query["user_id"], **filters))
         try:
             start = time.perf_counter()
-            if kind == "places":
-                got = rec.recommend_places(**query)
-            else:
-                got = rec.recommend_people(**query)
+            got = (rec.recommend_places if kind == "places" else rec.recommend_people)(**query)
             latencies.append(time.perf_counter() - start)
-            filters = {k: query[k] for k in ("categories", "max_price") if k in query}
-            want = min(query["k"], rec.available("place" if kind == "places" else "user", query["user_id"], **filters))
             if len(got) != want:
                 failures.append(f"{kind} {query}: {len(got)} results, expected {want}")
+        except NoCandidatesError as err:
+            if want:
+                failures.append(f"{kind} {query}: {err}, but {want} items are eligible")
         except (ValueError, RuntimeError) as err:  # QueryError and AssetError included
             failures.append(f"{kind} {query}: {type(err).__name__}: {err}")
     for f in failures:

@@ -1,35 +1,33 @@
-"""Stage 2, the warehouse: publish the audited tables (Parquet + DuckDB) and report on them."""
+"""Stage 2, the warehouse: publish the audited tables into the run's release and report on them."""
 
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
+from graphrec_pipeline.lineage import stamp_world
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.tables import WORLD_TABLES
 from graphrec_pipeline.world.report import holdout_benchmark, interaction_summary
 
 GROUP = "warehouse"
-MANIFEST = "world_manifest.json"
 
 
-@dg.asset(group_name=GROUP, deps=WORLD_TABLES, kinds={"duckdb", "parquet"})
+@dg.asset(group_name=GROUP, deps=WORLD_TABLES, kinds={"parquet"})
 def published_tables(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
-    """Promotes the audited staged tables to ``<data dir>/<table>.parquet`` and swaps in a
-    fresh ``graphrec.duckdb`` with one view per table. Runs only after every blocking
-    contract check has passed, so a bad table never replaces a good one."""
-    store = storage.storage()
+    """Promotes this run's audited staged tables to ``<release>/<table>.parquet`` and records
+    their digests in ``world_manifest.json``. Runs only after every blocking contract check
+    has passed; readers see the tables when the ``release`` step makes the run live."""
+    store = storage.for_run(context)
     store.publish(WORLD_TABLES)
-    store.write_json(
-        MANIFEST,
-        {"source": world.source, "source_dir": world.source_dir, "config": world.world_config().__dict__},
-    )
-    with store.connect() as con:
-        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in WORLD_TABLES}
-    context.log.info(f"published {counts} to {store.root}")
+    manifest = stamp_world(store, {"source": world.source, "source_dir": world.source_dir,
+                                   "config": world.world_config().__dict__})
+    counts = {t: pq.read_metadata(store.table_path(t)).num_rows for t in WORLD_TABLES}
+    context.log.info(f"published {counts} in release {store.release}")
     return dg.MaterializeResult(
         metadata={
-            "duckdb": dg.MetadataValue.path(str(store.duckdb_path)),
+            "world_sha256": manifest["world_sha256"],
             "rows": dg.MetadataValue.md(markdown_table(pl.DataFrame({"table": list(counts), "rows": list(counts.values())}))),
             **{f"rows_{t}": n for t, n in counts.items()},
         }
@@ -43,7 +41,7 @@ def world_report(context: dg.AssetExecutionContext, storage: StorageResource, wo
     user): NDCG/Recall@20 of random, popularity, content and (generated worlds) the two
     oracles and the outing traps, for all, solo and outing positives; traffic concentration
     of outings vs solo visits (``world/report.py`` gives the targets)."""
-    store = storage.storage()
+    store = storage.for_run(context)
     users, places, inter = (store.read_table(t) for t in ("users", "places", "interactions"))
     summary = interaction_summary(users, places, inter)
     table, calibration = holdout_benchmark(users, places, inter, world.neighborhoods_per_city, with_oracle=world.generated)

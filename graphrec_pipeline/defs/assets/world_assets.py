@@ -27,7 +27,7 @@ def stage_table(
     context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource, name: str, make
 ) -> dg.MaterializeResult:
     """Generate (``make()``) or import the table, write it to staging, report metadata."""
-    store = storage.storage()
+    store = storage.for_run(context)
     started = time.perf_counter()
     if world.generated:
         table = to_arrow(name, make())
@@ -56,8 +56,8 @@ def stage_table(
     )
 
 
-def _read(storage: StorageResource, name: str) -> pl.DataFrame:
-    return storage.storage().read_table(name, staged=True)
+def _read(context, storage: StorageResource, name: str) -> pl.DataFrame:
+    return storage.for_run(context).read_table(name, staged=True)
 
 
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
@@ -81,8 +81,8 @@ def similar_user_candidates(
     """Each user's top-k most similar same-city users by cosine of fine_pref (exact faiss
     inner-product search): the candidate pool for friendships, social edges and blocks."""
     cfg = world.world_config()
-    pairs = social.similar_user_candidates(_read(storage, "users"), cfg.similar_users_k)
-    path = storage.storage().write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
+    pairs = social.similar_user_candidates(_read(context, storage, "users"), cfg.similar_users_k)
+    path = storage.for_run(context).write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
     context.log.info(f"{len(pairs):,} candidate pairs (k={cfg.similar_users_k})")
     return dg.MaterializeResult(
         metadata={
@@ -105,9 +105,9 @@ def interactions(context: dg.AssetExecutionContext, storage: StorageResource, wo
         "interactions",
         lambda: generate_interactions(
             world.world_config(),
-            _read(storage, "users"),
-            _read(storage, "places"),
-            _read(storage, "similar_user_candidates"),
+            _read(context, storage, "users"),
+            _read(context, storage, "places"),
+            _read(context, storage, "similar_user_candidates"),
         ),
     )
 
@@ -123,9 +123,9 @@ def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource,
         "user_user_edges",
         lambda: social.build_user_user_edges(
             world.neighborhoods_per_city,
-            _read(storage, "users"),
-            _read(storage, "similar_user_candidates"),
-            _read(storage, "interactions"),
+            _read(context, storage, "users"),
+            _read(context, storage, "similar_user_candidates"),
+            _read(context, storage, "interactions"),
         ),
     )
 
@@ -141,9 +141,9 @@ def friend_labels(context: dg.AssetExecutionContext, storage: StorageResource, w
         "friend_labels",
         lambda: social.build_friend_labels(
             world.world_config(),
-            _read(storage, "users"),
-            _read(storage, "user_user_edges"),
-            _read(storage, "interactions"),
+            _read(context, storage, "users"),
+            _read(context, storage, "user_user_edges"),
+            _read(context, storage, "interactions"),
         ),
     )
 
@@ -157,7 +157,7 @@ def user_blocks(context: dg.AssetExecutionContext, storage: StorageResource, wor
         world,
         "user_blocks",
         lambda: social.build_user_blocks(
-            world.world_config(), _read(storage, "users"), _read(storage, "similar_user_candidates")
+            world.world_config(), _read(context, storage, "users"), _read(context, storage, "similar_user_candidates")
         ),
     )
 

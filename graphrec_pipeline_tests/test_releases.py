@@ -1,0 +1,293 @@
+"""One consistent release: readers never see two worlds, a killed or concurrent run never
+serves wrong answers, corrupt files get one clear line, pruning and rollback are safe."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from graphrec_pipeline.cli import main
+from graphrec_pipeline.releases import POINTER, DataDir, LockHeld, ReleaseError
+from graphrec_pipeline.storage import Storage, build_duckdb
+from graphrec_pipeline_tests.conftest import REPO, materialize
+
+TINY = {"n_users": 300, "n_places": 300, "n_cities": 3}
+OPS = {"graphrec_model": {"config": {"max_epochs": 2, "steps_per_epoch": 3, "place_examples": 1024,
+                                     "friend_examples": 512, "eval_users": 100, "warmup_steps": 2, "decay_steps": 6}},
+       "eval_metrics": {"config": {"max_users": 100, "lightgcn_max_minutes": 0.05}}}
+
+
+def run_config(seed: int, grace: float = 0.0) -> dict:
+    return {"resources": {"world": {"config": {**TINY, "seed": seed}},
+                          "storage": {"config": {"lock_grace_seconds": grace}}}, "ops": OPS}
+
+
+RUNNER = """
+import json, sys
+from pathlib import Path
+from graphrec_pipeline_tests.conftest import materialize
+result = materialize(Path(sys.argv[1]), json.loads(sys.argv[2]), raise_on_error=False)
+print("SUCCESS" if result.success else "FAILED", flush=True)
+"""
+
+
+def start_run(data_dir: Path, seed: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", RUNNER, str(data_dir), json.dumps(run_config(seed))], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wrong_city_answers(data_dir: Path, users=(0, 150, 299)) -> int:
+    """Places recommended outside the user's home city, through the CLI's entry point."""
+    wrong = 0
+    home = DataDir(data_dir).live().read_table("users")["home_city_id"]
+    for u in users:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["--data-dir", str(data_dir), "recommend", "places", "--user-id", str(u), "-k", "5", "--json"])
+        assert code == 0
+        wrong += sum(p["city_id"] != home[u] for p in json.loads(out.getvalue()))
+    return wrong
+
+
+def embedding_city_mismatches(data_dir: Path) -> int:
+    with DataDir(data_dir).connect() as con:
+        return con.execute("SELECT count(*) FROM user_embeddings e JOIN users u USING (user_id) "
+                           "WHERE e.city_id <> u.home_city_id").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A data dir with the seed-42 release live, and a pristine copy to restore from."""
+    data_dir = tmp_path_factory.mktemp("releases") / "data"
+    assert materialize(data_dir, run_config(42)).success
+    pristine = data_dir.parent / "pristine"
+    shutil.copytree(data_dir, pristine, symlinks=True)
+    return data_dir, pristine
+
+
+def fresh(published, tmp_path) -> Path:
+    """A private copy of the published data dir (views re-pointed at the copy)."""
+    dest = tmp_path / "data"
+    shutil.copytree(published[1], dest)
+    data = DataDir(dest)
+    build_duckdb(data.duckdb_path, data.live())
+    return dest
+
+
+KILL_POINTS = {  # phase -> the file whose rewrite by the new run marks it
+    "world generation": "staging/users.parquet",
+    "publishing": "users.parquet",
+    "training": "graph/manifest.json",
+    "export": "model/manifest.json",
+    "index building": "serving/embeddings.json",
+}
+
+
+def _reached(release_dir: Path, live_dir: Path, marker: str) -> bool:
+    """The new release has its own ``marker`` (no longer the hard link to the live one's)."""
+    new, old = release_dir / marker, live_dir / marker
+    return new.exists() and (not old.exists() or new.stat().st_ino != old.stat().st_ino)
+
+
+@pytest.mark.parametrize("phase", list(KILL_POINTS))
+def test_kill_9_leaves_the_previous_release_live(published, tmp_path, phase):
+    data_dir = fresh(published, tmp_path)
+    data = DataDir(data_dir)
+    live = data.live_id()
+    proc = start_run(data_dir, seed=7)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            new = [d for d in (data_dir / "releases").iterdir() if d.name != live and not d.name.startswith(".")]
+            if new and _reached(new[0], data.release_dir(live), KILL_POINTS[phase]):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the run ended before {phase}: {proc.stdout.read()}"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert data.live_id() == live
+    assert embedding_city_mismatches(data_dir) == 0
+    assert wrong_city_answers(data_dir) == 0
+    if phase == "training":  # a re-run cleans the debris, completes and switches
+        assert materialize(data_dir, run_config(7)).success
+        assert data.live_id() not in (None, live)
+        assert embedding_city_mismatches(data_dir) == 0 and wrong_city_answers(data_dir) == 0
+        assert not [p for p in data_dir.rglob("*.tmp")]
+        incomplete = [d for d in (data_dir / "releases").iterdir() if not (d / "RELEASE.json").exists()]
+        assert incomplete == []
+
+
+def test_a_reader_never_sees_two_releases(published, tmp_path):
+    data_dir = fresh(published, tmp_path)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(data_dir), str(tmp_path / "stop")], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert materialize(data_dir, run_config(7)).success
+        assert materialize(data_dir, run_config(42)).success
+    finally:
+        (tmp_path / "stop").touch()
+        out, _ = reader.communicate(timeout=120)
+    last = out.strip().splitlines()[-1].split()
+    assert last[0] == "OK" and int(last[1]) > 5 and last[2] == "BAD" and int(last[3]) == 0, out
+    assert len(set(last[5:])) >= 2, out  # it saw the switches
+
+
+READER = r"""
+import os, sys, numpy as np
+from pathlib import Path
+from graphrec_pipeline.releases import DataDir
+from graphrec_pipeline.serving.recommender import Recommender
+data_dir, stop = Path(sys.argv[1]), sys.argv[2]
+ok = bad = 0
+seen = []
+while not os.path.exists(stop):
+    data = DataDir(data_dir)
+    with data.connect() as con:
+        release, = con.execute("SELECT release_id FROM release").fetchone()
+        mismatch, = con.execute("SELECT count(*) FROM user_embeddings e JOIN users u USING (user_id) "
+                                "WHERE e.city_id <> u.home_city_id").fetchone()
+    rec = Recommender(data.live())
+    home = rec.world.user_city
+    wrong = sum(int(rec.world.place_city[r.place_id] != home[u]) for u in (0, 50, 100) for r in rec.recommend_places(u))
+    bad += int(mismatch > 0) + wrong
+    ok += 1
+    seen.append(release[:8])
+print("OK", ok, "BAD", bad, "SEEN", *sorted(set(seen)), flush=True)
+"""
+
+
+def test_a_second_run_fails_fast_naming_the_holder(published, tmp_path):
+    data_dir = fresh(published, tmp_path)
+    data = DataDir(data_dir)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (data_dir / ".lock").write_text(json.dumps({"run_id": "other-run", "pid": holder.pid,
+                                                    "host": os.uname().nodename, "since": "2026-11-30T00:00:00"}))
+        result = materialize(data_dir, run_config(7), raise_on_error=False)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        assert "locked by run other-run" in str(failure.event_specific_data.error) and str(holder.pid) in str(
+            failure.event_specific_data.error)
+        assert data.live_id() == DataDir(published[1]).live_id()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert materialize(data_dir, run_config(7)).success  # its process is gone: the lock is taken over
+
+
+def test_concurrent_runs_end_in_one_runs_release(published, tmp_path):
+    data_dir = fresh(published, tmp_path)
+    runs = [start_run(data_dir, seed) for seed in (7, 8)]
+    outs = [p.communicate(timeout=300)[0] for p in runs]
+    assert sum("SUCCESS" in o for o in outs) >= 1, outs
+    data = DataDir(data_dir)
+    data.verify(data.live_id())
+    assert embedding_city_mismatches(data_dir) == 0 and wrong_city_answers(data_dir) == 0
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: max(len(path.read_bytes()) // 2, 1)])
+
+
+CORRUPTIONS = {
+    "model config": lambda r: _truncate(r / "model" / "config.json"),
+    "index pointer": lambda r: _truncate(r / "indexes" / "CURRENT.json"),
+    "index version outside": lambda r: (r / "indexes" / "CURRENT.json").write_text('{"version": "../.."}'),
+    "index file": lambda r: _truncate(next((r / "indexes").glob("*/*city0.*"))),
+    "embeddings table": lambda r: _truncate(r / "user_embeddings.parquet"),
+    "users table": lambda r: _truncate(r / "users.parquet"),
+    "embeddings manifest": lambda r: _truncate(r / "serving" / "embeddings.json"),
+    "model weights": lambda r: _truncate(r / "model" / "graphrec.safetensors"),
+    "release manifest": lambda r: _truncate(r / "RELEASE.json"),
+    "pointer": lambda r: _truncate(r.parents[1] / POINTER),
+    "pointer outside": lambda r: (r.parents[1] / POINTER).write_text('{"release": "../.."}'),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_corrupt_files_exit_2_with_one_line(published, tmp_path, capsys, case):
+    data_dir = fresh(published, tmp_path)
+    CORRUPTIONS[case](DataDir(data_dir).live().root)
+    code = main(["--data-dir", str(data_dir), "recommend", "places", "--user-id", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("graphrec: error: ") and err.count("\n") == 1, err
+
+
+def test_a_hostile_file_name_is_no_sql(tmp_path):
+    store = Storage(tmp_path / "r", release="x")
+    (tmp_path / "r").mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = 'x" AS SELECT 1; CREATE TABLE pwned AS SELECT 42 AS v; CREATE VIEW "y'
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "r" / f"{name}.parquet")
+    pq.write_table(pa.table({'b"; DROP TABLE t; --': [1]}), tmp_path / "r" / "users.parquet")
+    db = build_duckdb(tmp_path / "g.duckdb", store)
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert names == {"users", "release"}
+        assert con.execute("SELECT * FROM users").fetchall() == [(1,)]
+
+
+def test_pruning_spares_foreign_folders_and_the_live_release(published, tmp_path):
+    data_dir = fresh(published, tmp_path)
+    data = DataDir(data_dir)
+    live = data.live_id()
+    for foreign in ("backup", "manual", ".hidden"):
+        (data_dir / "releases" / foreign).mkdir()
+    (data_dir / "indexes-backup").mkdir()
+    older = []
+    for i in range(3):
+        rid = f"00000000-0000-0000-0000-00000000000{i}"
+        shutil.copytree(data.release_dir(live), data.release_dir(rid))
+        manifest = json.loads((data.release_dir(rid) / "RELEASE.json").read_text())
+        manifest["created"] = f"2020-01-0{i + 1}T00:00:00+00:00"
+        (data.release_dir(rid) / "RELEASE.json").write_text(json.dumps(manifest))
+        older.append(rid)
+    removed = data.prune(keep=2)
+    assert set(removed) == set(older[:2]) and live not in removed
+    assert all((data_dir / "releases" / f).exists() for f in ("backup", "manual", ".hidden"))
+    assert (data_dir / "indexes-backup").exists() and data.live_id() == live
+    data.verify(live)
+    with pytest.raises(ReleaseError):
+        data.release_dir("../..")
+
+
+def test_rollback_points_readers_at_an_earlier_release(published, tmp_path, capsys):
+    data_dir = fresh(published, tmp_path)
+    data = DataDir(data_dir)
+    first = data.live_id()
+    assert materialize(data_dir, run_config(7)).success
+    second = data.live_id()
+    assert second != first
+    assert main(["--data-dir", str(data_dir), "releases"]) == 0
+    listing = capsys.readouterr().out
+    assert f"* {second}" in listing and first in listing and "served_place_ndcg20=" in listing
+    assert main(["--data-dir", str(data_dir), "rollback", first]) == 0
+    assert data.live_id() == first
+    with data.connect() as con:
+        assert con.execute("SELECT release_id FROM release").fetchone()[0] == first
+    assert main(["--data-dir", str(data_dir), "rollback", "00000000-0000-0000-0000-000000000009"]) == 2
+    assert data.live_id() == first
+
+
+def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
+    data = DataDir(tmp_path)
+    data.acquire("run-a")
+    data.acquire("run-a")
+    with pytest.raises(LockHeld, match="locked by run run-a"):
+        data.acquire("run-b")
+    data.release_lock("run-a")
+    data.acquire("run-b")
+    assert data.holds("run-b")
