@@ -76,12 +76,21 @@ def test_early_stopping_restores_the_best_state(tiny_data):
     assert any(not torch.equal(final[k], last[k]) for k in last)
 
 
+def test_gains_below_min_delta_do_not_keep_training_going(tiny_data):
+    scores = iter([0.3, 0.3004, 0.3008, 0.5])
+    cfg = TrainConfig(max_epochs=4, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=2,
+                      min_delta=1e-3)
+    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(scores), log=lambda m: None)
+    assert len(result.history) == 3 and result.stopped_by == "patience"
+    assert result.best_epoch == 3  # the best state is kept even though its gain was too small to go on
+
+
 def test_the_time_cap_stops_training(tiny_data):
     cfg = TrainConfig(max_epochs=50, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=50,
                       max_minutes=1e-6)
     ticks = iter(np.linspace(0.1, 0.9, 50))
     result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(ticks), log=lambda m: None)
-    assert len(result.history) == 1
+    assert len(result.history) == 1 and result.stopped_by == "time cap"
 
 
 def test_a_mistyped_mode_is_rejected_before_anything_runs():

@@ -65,8 +65,9 @@ class TrainConfig:
     fanouts: tuple[int, ...] = (10, 5)
     eval_users: int = 1_000
     retrieval_candidates: int = 200
-    patience: int = 2
-    max_minutes: float = 6.0
+    patience: int = 2  # epochs without a gain of at least min_delta before stopping
+    min_delta: float = 1e-3
+    max_minutes: float = 8.0  # a safety cap; the stopping rule is patience (the cap depends on the machine)
     seed: int = 0
 
 
@@ -186,7 +187,9 @@ def train(
     validate: Callable[[GraphRec], float],
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train until validation NDCG@20 stops improving for ``patience`` epochs."""
+    """Train until validation NDCG@20 has not gained ``min_delta`` for ``patience`` epochs
+    (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap),
+    then restore the best state."""
     torch.use_deterministic_algorithms(True)  # CPU scatter/index_add otherwise sum in thread order
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -214,11 +217,10 @@ def train(
                                "seconds": elapsed, "lr": opt.param_groups[0]["lr"], **mean})
         parts_text = ", ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "total")
         log(f"epoch {epoch}: loss {mean['total']:.4f} ({parts_text}) val NDCG@20 {ndcg:.4f} [{elapsed:.0f}s]")
-        if ndcg > result.best_val_ndcg:
+        since_best = 0 if ndcg >= result.best_val_ndcg + cfg.min_delta else since_best + 1
+        if ndcg > result.best_val_ndcg:  # keep the best state, even when its gain is too small to go on
             result.best_val_ndcg, result.best_epoch = ndcg, epoch
-            best_state, since_best = copy.deepcopy(model.state_dict()), 0
-        else:
-            since_best += 1
+            best_state = copy.deepcopy(model.state_dict())
         if since_best >= cfg.patience:
             result.stopped_by = "patience"
             break
