@@ -261,10 +261,11 @@ class DataDir:
         write_atomic(root / MANIFEST, json.dumps(full, indent=2, sort_keys=True).encode())
         return full
 
-    def switch(self, release: str) -> None:
-        """Point readers at ``release`` (complete and verified) by one atomic rename, then
-        swap in a DuckDB database over its tables."""
-        self.verify(release)
+    def switch(self, release: str, verify: bool = True) -> None:
+        """Point readers at ``release`` (complete, and verified unless its digests were
+        just recorded) by one atomic rename, then swap in a DuckDB database over its tables."""
+        if verify:
+            self.verify(release)
         write_atomic(self.root / POINTER, json.dumps({"release": release}).encode())
         build_duckdb(self.duckdb_path, Storage(self.release_dir(release), release=release))
 

@@ -48,18 +48,25 @@ def resolve_data_dir(data_dir: str | None = None) -> Path:
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser().resolve()
 
 
-def write_atomic(dest: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``dest``, then rename it into place."""
+@contextmanager
+def atomic_path(dest: Path):
+    """A temporary path beside ``dest`` to write to; renamed over ``dest`` when the block
+    succeeds, removed when it fails (readers see the old file or the new one, never half)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+        yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_atomic(dest: Path, payload: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(payload)
 
 
 def _ident(name: str) -> str:
@@ -107,25 +114,11 @@ class Storage:
     def exists(self, name: str, staged: bool = False) -> bool:
         return self.table_path(name, staged).exists()
 
-    # -- atomic primitives -------------------------------------------------------------
-    @contextmanager
-    def _atomic_path(self, dest: Path):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        try:
-            yield Path(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
     # -- tables ------------------------------------------------------------------------
     def write_table(self, name: str, table: pa.Table, staged: bool = True) -> Path:
         """Atomically write an Arrow table as Parquet (deterministic bytes for equal input)."""
         dest = self.table_path(name, staged)
-        with self._atomic_path(dest) as tmp:
+        with atomic_path(dest) as tmp:
             pq.write_table(table, tmp, compression="zstd", row_group_size=1_000_000)
         return dest
 
@@ -146,13 +139,13 @@ class Storage:
             if not src.exists():
                 raise FileNotFoundError(f"no staged table {name!r} in this run ({src}); materialize the {name!r} asset "
                                         "in the same run as published_tables")
-            with self._atomic_path(dest) as tmp:
+            with atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
 
     def append_table(self, name: str, part: str, table: pa.Table) -> Path:
         """Add one Parquet part to the folder table ``<root>/<name>/`` (e.g. one per run)."""
         dest = self.root / name / f"{part}.parquet"
-        with self._atomic_path(dest) as tmp:
+        with atomic_path(dest) as tmp:
             pq.write_table(table, tmp, compression="zstd")
         return dest
 
@@ -165,7 +158,7 @@ class Storage:
     # -- bytes and tensors ---------------------------------------------------------------
     def write_bytes(self, name: str, payload: bytes) -> Path:
         dest = self.root / name
-        with self._atomic_path(dest) as tmp:
+        with atomic_path(dest) as tmp:
             tmp.write_bytes(payload)
         return dest
 
@@ -173,7 +166,7 @@ class Storage:
     def write_via_path(self, name: str):
         """A temporary local path to write ``name`` through (for libraries that only save to
         a path, such as hnswlib); it is renamed into place when the block succeeds."""
-        with self._atomic_path(self.root / name) as tmp:
+        with atomic_path(self.root / name) as tmp:
             yield tmp
 
     def local_path(self, name: str) -> Path:
@@ -219,7 +212,7 @@ class Storage:
     # -- json --------------------------------------------------------------------------
     def write_json(self, name: str, payload: dict) -> Path:
         dest = self.root / name
-        with self._atomic_path(dest) as tmp:
+        with atomic_path(dest) as tmp:
             tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
         return dest
 
