@@ -64,38 +64,28 @@ def _read(store: Storage, name: str) -> dict:
     return manifest
 
 
-def lineage_problems(store: Storage, upto: str = "indexes") -> list[str]:
-    """What disagrees along world -> splits and graph -> model -> embeddings -> indexes
-    (stopping after ``upto``: ``world``, ``graph``, ``model``, ``embeddings`` or ``indexes``);
+def lineage_problems(store: Storage) -> list[str]:
+    """What disagrees along world -> splits and graph -> model -> embeddings -> indexes;
     each problem names the asset to materialize."""
     from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT
     from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST
 
-    steps = ["world", "graph", "model", "embeddings", "indexes"]
     problems: list[str] = []
     try:
         world = _read(store, WORLD_MANIFEST)
         if world.get("tables") != table_digests(store, WORLD_TABLES):
             problems.append("the world tables differ from world_manifest.json: materialize published_tables")
-        if steps.index(upto) < 1:
-            return problems
         graph = _read(store, GRAPH_MANIFEST)
         if graph.get("world_sha256") != world.get("world_sha256"):
             problems.append("the training graph was built from another world: materialize interaction_split_table, "
                             "friend_label_split_table, training_graph and what follows")
         elif graph.get("splits") != table_digests(store, SPLITS):
             problems.append("the splits changed since the training graph was built: materialize training_graph")
-        if steps.index(upto) < 2:
-            return problems
         if _read(store, MODEL_MANIFEST).get("graph_sha256") != store.digest(GRAPH_FILE):
             problems.append("the model was trained on another training graph: materialize graphrec_model")
-        if steps.index(upto) < 3:
-            return problems
         model_sha = store.digest(MODEL_WEIGHTS)
         if _read(store, EMBEDDINGS_MANIFEST).get("model_sha256") != model_sha:
             problems.append("the embeddings were made by another model: materialize user_embeddings")
-        if steps.index(upto) < 4:
-            return problems
         version = _read(store, CURRENT).get("version", "")
         if _read(store, f"{INDEX_ROOT}/{version}/manifest.json").get("model_sha256") != model_sha:
             problems.append("the ANN indexes were built from another model's embeddings: materialize ann_indexes")
