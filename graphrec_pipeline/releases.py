@@ -62,13 +62,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def file_digests(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (relative POSIX paths), except the manifest."""
     out = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel != MANIFEST and not rel.startswith(f"{STAGING}/") and not DEBRIS.match(path.name):
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[rel] = _sha256(path)
     return out
 
 
@@ -89,7 +93,7 @@ def verify_files(root: Path) -> dict:
             raise ReleaseError(f"{path} names {rel!r}, outside the release")
         if not file.is_file():
             raise ReleaseError(f"{file} is missing")
-        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+        if _sha256(file) != digest:
             raise ReleaseError(f"{file} does not match its recorded digest (corrupt, truncated or changed)")
     return manifest
 

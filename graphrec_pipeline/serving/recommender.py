@@ -405,23 +405,18 @@ def _check_release(store: Storage) -> None:
 
 
 def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]:
-    """Model, embeddings and indexes, checked to come from the same trained weights."""
+    """Model, embeddings and indexes (that they come from the same weights is checked by
+    :func:`_check_release`: digests of a sealed release, lineage of one being made)."""
     try:
         store.local_path(MODEL_WEIGHTS), store.local_path(MODEL_CONFIG)
     except FileNotFoundError as err:
         raise AssetError(f"no trained model in {store.root}", "graphrec_model") from err
-    model_sha = store.digest(MODEL_WEIGHTS)
-    manifest = store.read_json(EMBEDDINGS_MANIFEST)
-    if manifest is None:
+    if store.read_json(EMBEDDINGS_MANIFEST) is None:
         raise AssetError(f"no embeddings in {store.root}", "user_embeddings")
-    if manifest["model_sha256"] != model_sha:
-        raise AssetError("the embeddings are stale (made by an earlier model)", "user_embeddings")
     try:
         indexes = load_city_indexes(store)
     except FileNotFoundError as err:
         raise AssetError(f"no ANN indexes in {store.root}", "ann_indexes") from err
-    if indexes.model_sha256 != model_sha:
-        raise AssetError("the ANN indexes are stale (built from an earlier model's embeddings)", "ann_indexes")
     return load_model(store), load_embeddings(store), indexes
 
 
