@@ -27,6 +27,7 @@ import torch
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index
 from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes
+from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
 
@@ -74,19 +75,19 @@ def time_batches(rec: Recommender, users: np.ndarray) -> dict:
 def two_stage_recall(rec: Recommender, users: np.ndarray, k: int = 10) -> dict:
     """Served top-k vs the head's exhaustive top-k over every eligible item of the user's city."""
     w = rec.world
-    no_ctx = rec.place_context(-1, np.zeros(0, np.int64), np.zeros(0, np.int64))
-    friend_ctx = rec.friend_context(None, np.zeros(0, np.int64))
+    no_ctx = rec.place_flow.context(PlaceQuery())
+    friend_ctx = rec.people_flow.context(PeopleQuery())
     kept_places, kept_people = [], []
     for u in users.tolist():
         city = int(w.user_city[u])
         places = np.flatnonzero(w.place_city == city)
-        places = places[rec.place_filter(np.zeros(0, np.int64), None)(np.array([u]), places[None])[0]]
-        best = places[np.argsort(-rec.place_scores(np.array([u]), places[None], no_ctx)[0], kind="stable")[:k]]
+        places = places[rec.place_flow.keep(PlaceQuery(), np.array([u]), places[None])[0]]
+        best = places[np.argsort(-rec.place_flow.scores(np.array([u]), places[None], no_ctx)[0], kind="stable")[:k]]
         served = [r.place_id for r in rec.recommend_places(u, k=k)]
         kept_places.append(np.isin(best, served).mean())
         people = np.flatnonzero(w.user_city == city)
-        people = people[rec.people_filter()(np.array([u]), people[None])[0]]
-        best = people[np.argsort(-rec.friend_scores(np.array([u]), people[None], friend_ctx)[2][0], kind="stable")[:k]]
+        people = people[rec.people_flow.keep(PeopleQuery(), np.array([u]), people[None])[0]]
+        best = people[np.argsort(-rec.people_flow.scores(np.array([u]), people[None], friend_ctx)[2][0], kind="stable")[:k]]
         served = [r.user_id for r in rec.recommend_people(u, k=k)]
         kept_people.append(np.isin(best, served).mean())
     return {"places_recall@10": float(np.mean(kept_places)), "people_recall@10": float(np.mean(kept_people))}

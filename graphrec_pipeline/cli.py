@@ -5,11 +5,13 @@
     graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
                               [--activity-tags jazz] [--json]
     graphrec list tags|categories|time-slots|cities|vibes
+    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1]
     graphrec releases [--json]
     graphrec rollback RELEASE
 
 ``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``). Queries
-read the live release. A bad query, or missing, stale or corrupt assets print one line on
+read the live release; ``serve`` answers them over HTTP (``serving/http_api.py``) and
+follows the live release without a restart. A bad query, or missing, stale or corrupt assets print one line on
 stderr and exit with status 2.
 """
 
@@ -21,7 +23,7 @@ import os
 import sys
 
 from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
-from graphrec_pipeline.serving.query import AssetError, QueryError
+from graphrec_pipeline.serving.query import AssetError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
 
 EXIT_USAGE = 2
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[common], help="valid names for queries")
     listing.add_argument("what", choices=sorted(VOCABULARIES))
 
+    serve = commands.add_parser("serve", parents=[common], help="answer queries over HTTP (FastAPI on uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy (default 1)")
+    serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new live release")
+
     releases = commands.add_parser("releases", parents=[common], help="complete releases, newest first")
     releases.add_argument("--json", action="store_true")
     rollback = commands.add_parser("rollback", parents=[common], help="make an earlier complete release live")
@@ -90,6 +98,19 @@ def _rollback(data: DataDir, release: str) -> None:
     finally:
         data.release_lock(owner)
     print(f"release {release} is live")
+
+
+def _serve(data: DataDir, args: argparse.Namespace) -> None:
+    """uvicorn with the app factory; options reach every worker through the environment."""
+    import uvicorn
+
+    if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0:
+        raise QueryError(f"serve: need --workers >= 1, --port in 1..65535 and --poll-seconds > 0, not "
+                         f"{args.workers}, {args.port}, {args.poll_seconds}")
+    os.environ["GRAPHREC_DATA_DIR"] = str(data.root)
+    os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
+    uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info")
 
 
 def _table(kind: str, results) -> None:
@@ -126,23 +147,26 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "rollback":
         _rollback(data, args.release)
         return 0
+    if args.command == "serve":
+        _serve(data, args)
+        return 0
     from rich.console import Console
 
     from graphrec_pipeline.serving.recommender import Recommender
+    from graphrec_pipeline.serving.threads import limit_threads
 
+    if args.kind == "places":
+        query = PlaceQuery.parse(k=args.k, city_id=args.city_id, time_slot=args.time_slot, categories=args.categories,
+                                 tags=args.tags, max_price=args.max_price)
+    else:
+        query = PeopleQuery.parse(k=args.k, city_id=args.city_id, target_place_id=args.target_place_id,
+                                  activity_tags=args.activity_tags)
+    limit_threads(1)
     store = data.live()
     with Console(stderr=True).status(f"Loading release {store.release} from {data.root}"):
         recommender = Recommender(store)
-    if args.kind == "places":
-        results = recommender.recommend_places(
-            args.user_id, k=args.k, city_id=args.city_id, time_slot=args.time_slot, categories=args.categories,
-            tags=args.tags, max_price=args.max_price,
-        )
-    else:
-        results = recommender.recommend_people(
-            args.user_id, k=args.k, city_id=args.city_id, target_place_id=args.target_place_id,
-            activity_tags=args.activity_tags,
-        )
+    answer = recommender.recommend_places if args.kind == "places" else recommender.recommend_people
+    results = answer(args.user_id, query)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -9,6 +9,7 @@ import sys
 
 import dagster as dg
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -28,7 +29,7 @@ from graphrec_pipeline.serving.city_indexes import (
 )
 from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
-from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, QueryError
+from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
@@ -63,17 +64,17 @@ def test_blockwise_inference_equals_full_forward(trained, aggr):
 def test_pair_heads_equal_the_models_heads(rec, trained):
     model, rng = rec.model, np.random.default_rng(0)
     user, others = 11, rng.choice(1000, 150, replace=False)
-    ctx = rec.place_context(2, np.array([3]), np.array([8, 40]))
+    ctx = rec.place_flow.context(PlaceQuery(time_slot=2, categories=(3,), tags=(8, 40)))
+    friend_ctx = rec.people_flow.context(PeopleQuery(target_place_id=5, activity_tags=(1,)))
     n = len(others)
     descriptors = GraphRec.describe(trained["inputs"].graph["place"].x)  # from the graph, as in training
     with torch.no_grad():
         expected = model.place_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
                                      torch.from_numpy(ctx).expand(n, -1), descriptors[others]).numpy()
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
-                                             torch.from_numpy(rec.friend_context(5, np.array([1]))).expand(n, -1))
-    np.testing.assert_allclose(rec.place_scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
-    s_compat, p_attend, _ = (x[0] for x in rec.friend_scores(np.array([user]), others[None],
-                                                             rec.friend_context(5, np.array([1]))))
+                                             torch.from_numpy(friend_ctx).expand(n, -1))
+    np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
+    s_compat, p_attend, _ = (x[0] for x in rec.people_flow.scores(np.array([user]), others[None], friend_ctx))
     np.testing.assert_allclose(s_compat, torch.sigmoid(compat).numpy(), atol=1e-6)
     np.testing.assert_allclose(p_attend, torch.sigmoid(attend).numpy(), atol=1e-6)
 
@@ -86,6 +87,27 @@ def test_embedding_tables_in_duckdb(served):
     assert (n, dim) == (1000, 128)
     row = np.array(con.execute("SELECT embedding FROM user_embeddings WHERE user_id = ?", [17]).fetchone()[0])
     np.testing.assert_allclose(row, served["emb"].z_user[17], rtol=1e-6)
+
+
+def _eligible_places(world, user: int, city: int | None = None, categories=(), max_price: int | None = None) -> int:
+    """Counted from the world's tables, not through the recommender's filters."""
+    home = world["users"].filter(pl.col("user_id") == user)["home_city_id"][0]
+    places = world["places"].filter(pl.col("city_id") == (home if city is None else city))
+    if categories:
+        ids = [COARSE_CATEGORIES.index(c) for c in categories]
+        places = places.filter(pl.col("category_ids").list.eval(pl.element().is_in(ids)).list.any())
+    if max_price is not None:
+        places = places.filter(pl.col("price_band") <= max_price)
+    return len(places.join(world["interactions"].filter(pl.col("user_id") == user), on="place_id", how="anti"))
+
+
+def _eligible_people(world, user: int) -> int:
+    users, blocks = world["users"], world["user_blocks"]
+    home = users.filter(pl.col("user_id") == user)["home_city_id"][0]
+    blocked = pl.concat([blocks.filter(pl.col("user_id") == user)["blocked_user_id"],
+                         blocks.filter(pl.col("blocked_user_id") == user)["user_id"]])
+    return len(users.filter((pl.col("home_city_id") == home) & (pl.col("user_id") != user)
+                            & ~pl.col("user_id").is_in(blocked.implode())))
 
 
 def _ids(results) -> np.ndarray:
@@ -111,25 +133,26 @@ def test_tags_and_time_slot_shift_ranking_toward_matching_places(rec):
     assert np.mean(slot_gain) > 0.08
 
 
-def test_hard_filters_and_visited_are_respected(rec):
+def test_hard_filters_and_visited_are_respected(rec, served):
     w = rec.world
     for u in USERS[:30]:
         got = rec.recommend_places(int(u), k=20, categories=["dining", "culture"], max_price=1)
         ids = np.array([r.place_id for r in got])
-        assert len(got) == min(20, rec.available("place", int(u), categories=["dining", "culture"], max_price=1))
+        assert len(got) == min(20, _eligible_places(served["world"], int(u), categories=["dining", "culture"],
+                                                 max_price=1))
         assert (w.place_price[ids] <= 1).all()
         assert w.place_categories[ids][:, [COARSE_CATEGORIES.index("dining"), COARSE_CATEGORIES.index("culture")]].any(1).all()
         assert not np.isin(ids, w.visited_by(int(u))).any()
         assert (w.place_city[ids] == w.user_city[u]).all()
 
 
-def test_other_city_and_widening_when_filters_are_strict(rec):
+def test_other_city_and_widening_when_filters_are_strict(rec, served):
     w = rec.world
     u = int(USERS[3])
     other = (int(w.user_city[u]) + 1) % 8
     got = rec.recommend_places(u, k=50, city_id=other, categories=["outdoors"], max_price=0)
     assert all(r.city_id == other for r in got)
-    assert len(got) == min(50, rec.available("place", u, city_id=other, categories=["outdoors"], max_price=0))
+    assert len(got) == min(50, _eligible_places(served["world"], u, other, ["outdoors"], 0))
 
 
 def test_people_never_self_nor_blocked_either_way(rec, served):
@@ -141,7 +164,7 @@ def test_people_never_self_nor_blocked_either_way(rec, served):
         got = [r.user_id for r in rec.recommend_people(int(u), k=200)]
         assert int(u) not in got
         assert not any((int(u), v) in pairs or (v, int(u)) in pairs for v in got)
-        assert len(got) == min(200, rec.available("user", int(u)))
+        assert len(got) == min(200, _eligible_people(served["world"], int(u)))
 
 
 def test_batch_answers_equal_single_answers(rec):
@@ -419,7 +442,7 @@ def test_failed_index_build_keeps_previous_indexes_live(served, tmp_path, monkey
 
 def test_resource_works_outside_dagster(served):
     resource = RecommenderResource(storage=StorageResource(data_dir=str(served["data"].root)))
-    got = resource.recommend_places(7, k=3, time_slot="night")
+    got = resource.recommend_places(7, PlaceQuery.parse(k=3, time_slot="night"))
     assert [r.place_id for r in got] == [r.place_id for r in served["recommender"].recommend_places(7, k=3, time_slot="night")]
     assert resource.recommender() is resource.recommender()
 
@@ -471,6 +494,6 @@ def test_the_evaluated_served_flow_is_what_the_resource_answers(served):
     places = served_places(resource.recommender())(users, 3)
     people = served_people(resource.recommender())(users)
     for i, u in enumerate(users):
-        want = [r.place_id for r in resource.recommend_places(int(u), k=20, time_slot=3)]
+        want = [r.place_id for r in resource.recommend_places(int(u), PlaceQuery.parse(k=20, time_slot=3))]
         assert places[i, : len(want)].tolist() == want and (places[i, len(want):] == -1).all()
-        assert people[i].tolist() == [r.user_id for r in resource.recommend_people(int(u), k=10)]
+        assert people[i].tolist() == [r.user_id for r in resource.recommend_people(int(u), PeopleQuery(k=10))]

@@ -8,7 +8,9 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from graphrec_pipeline import constants as K
-from graphrec_pipeline.serving.recommender import PersonRecommendation, PlaceRecommendation, Recommender
+from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
+from graphrec_pipeline.serving.recommender import Recommender
+from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecommendation
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.world.config import WorldConfig
@@ -114,16 +116,17 @@ class RecommenderResource(dg.ConfigurableResource):
             exclude_visited=self.exclude_visited, visited_keys=visited_keys,
         )
 
-    def recommend_places(self, user_id: int, **query) -> list[PlaceRecommendation]:
-        """See :meth:`Recommender.recommend_places` (k, city_id, time_slot, categories, tags, max_price)."""
-        return self.recommender().recommend_places(user_id, **query)
+    def recommend_places(self, user_id: int, query: PlaceQuery = PlaceQuery()) -> list[PlaceRecommendation]:
+        """Top-k places for one user; build the query with ``PlaceQuery.parse(time_slot="evening", ...)``."""
+        return self.recommender().recommend_places(user_id, query)
 
-    def recommend_people(self, user_id: int, **query) -> list[PersonRecommendation]:
-        """See :meth:`Recommender.recommend_people` (k, city_id, target_place_id, activity_tags)."""
-        return self.recommender().recommend_people(user_id, **query)
+    def recommend_people(self, user_id: int, query: PeopleQuery = PeopleQuery()) -> list[PersonRecommendation]:
+        """Top-k people for one user; ``PeopleQuery.parse(target_place_id=..., activity_tags=...)``."""
+        return self.recommender().recommend_people(user_id, query)
 
-    def recommend_places_batch(self, user_ids, **query) -> list[list[PlaceRecommendation]]:
-        return self.recommender().recommend_places_batch(user_ids, **query)
+    def places(self, user_ids, query: PlaceQuery = PlaceQuery()) -> list[list[PlaceRecommendation]]:
+        """The same place query for many users (an empty list where nothing is eligible)."""
+        return self.recommender().places(user_ids, query)
 
-    def recommend_people_batch(self, user_ids, **query) -> list[list[PersonRecommendation]]:
-        return self.recommender().recommend_people_batch(user_ids, **query)
+    def people(self, user_ids, query: PeopleQuery = PeopleQuery()) -> list[list[PersonRecommendation]]:
+        return self.recommender().people(user_ids, query)

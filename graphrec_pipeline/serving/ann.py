@@ -14,6 +14,7 @@ slot an approximate search could not fill.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -143,6 +144,7 @@ class HnswlibIndex:
     def __init__(self, index: hnswlib.Index, ids: np.ndarray, r2: float, settings: HnswSettings):
         self.index, self.ids, self.r2, self.settings = index, np.asarray(ids, np.int64), r2, settings
         self.index.set_ef(settings.ef_search)
+        self._lock = threading.Lock()  # the beam (set_ef) is index state: one search at a time sets and uses it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -159,9 +161,10 @@ class HnswlibIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self.ids))
-        self.index.set_ef(max(self.settings.ef_search, k))
         q = np.asarray(queries, np.float32)
-        pos, l2 = self.index.knn_query(augment_queries(q), k=k, num_threads=1)
+        with self._lock:
+            self.index.set_ef(max(self.settings.ef_search, k))
+            pos, l2 = self.index.knn_query(augment_queries(q), k=k, num_threads=1)
         return self.ids[pos.astype(np.int64)], _inner_products(q, self.r2, l2).astype(np.float32)
 
     def save(self, store: Storage, name: str) -> None:

@@ -1,4 +1,6 @@
-"""What a recommendation query may ask, and the errors it gets when it asks wrongly.
+"""What a recommendation query may ask (:class:`PlaceQuery`, :class:`PeopleQuery`, parsed
+and validated once for the CLI, the resource and the HTTP API), and the errors it gets
+when it asks wrongly.
 
 Every error names the argument, the offending value and what would be valid (the
 closest names for a misspelt tag or category). :class:`QueryError` is a bad query (the
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec_pipeline.taxonomy import PRICE_BANDS, TIME_SLOTS
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, PRICE_BANDS, TIME_SLOTS
 
 
 class QueryError(ValueError):
@@ -89,3 +92,67 @@ def check_price(value: int | None) -> int | None:
         bands = ", ".join(f"{i}={name}" for i, name in enumerate(PRICE_BANDS))
         raise QueryError(f"max_price must be a price band 0..{len(PRICE_BANDS) - 1} ({bands}), not {value!r}")
     return int(value)
+
+
+MAX_K = 200
+
+
+def _optional_id(value, what: str) -> int | None:
+    """A non-negative integer id or None (the range is the world's, checked when answering)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise QueryError(f"unknown {what} id {value!r}; ids are integers from 0")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PlaceQuery:
+    """A place query's context and filters (§6.3), validated against the vocabularies.
+
+    ``time_slot`` is a slot index (-1: none); ``categories`` and ``tags`` are sorted index
+    tuples. Ids are checked against the world when the recommender answers."""
+
+    k: int = 10
+    city_id: int | None = None
+    time_slot: int = -1
+    categories: tuple[int, ...] = ()
+    tags: tuple[int, ...] = ()
+    max_price: int | None = None
+
+    @classmethod
+    def parse(cls, k: int = 10, city_id: int | None = None, time_slot: str | int | None = None,
+              categories: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None,
+              max_price: int | None = None) -> "PlaceQuery":
+        """From what a caller types (names, comma-separated lists); raises :class:`QueryError`."""
+        return cls(k=check_k(k, MAX_K), city_id=_optional_id(city_id, "city"), time_slot=parse_time_slot(time_slot),
+                   categories=tuple(parse_names(categories, COARSE_CATEGORIES, "category").tolist()),
+                   tags=tuple(parse_names(tags, FINE_TAGS, "tag").tolist()), max_price=check_price(max_price))
+
+    def describe(self) -> dict:
+        """The query in names, as answers echo it."""
+        return {"k": self.k, "city_id": self.city_id,
+                "time_slot": TIME_SLOTS[self.time_slot] if self.time_slot >= 0 else None,
+                "categories": [COARSE_CATEGORIES[c] for c in self.categories],
+                "tags": [FINE_TAGS[t] for t in self.tags], "max_price": self.max_price}
+
+
+@dataclass(frozen=True)
+class PeopleQuery:
+    """A people query (§6.4): the outing's target place and activity tags are context."""
+
+    k: int = 10
+    city_id: int | None = None
+    target_place_id: int | None = None
+    activity_tags: tuple[int, ...] = ()
+
+    @classmethod
+    def parse(cls, k: int = 10, city_id: int | None = None, target_place_id: int | None = None,
+              activity_tags: str | Iterable[str] | None = None) -> "PeopleQuery":
+        return cls(k=check_k(k, MAX_K), city_id=_optional_id(city_id, "city"),
+                   target_place_id=_optional_id(target_place_id, "place"),
+                   activity_tags=tuple(parse_names(activity_tags, FINE_TAGS, "tag").tolist()))
+
+    def describe(self) -> dict:
+        return {"k": self.k, "city_id": self.city_id, "target_place_id": self.target_place_id,
+                "activity_tags": [FINE_TAGS[t] for t in self.activity_tags]}

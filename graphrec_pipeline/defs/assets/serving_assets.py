@@ -13,9 +13,8 @@ from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
-from graphrec_pipeline.serving.query import NoCandidatesError
-from graphrec_pipeline.serving.recommender import results_frame
-from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
+from graphrec_pipeline.serving.results import results_frame
+from graphrec_pipeline.serving.smoke import smoke_test
 from graphrec_pipeline.train.fit import load_model
 
 GROUP = "serving"
@@ -111,26 +110,6 @@ def ann_indexes_recall(context: dg.AssetCheckExecutionContext, storage: StorageR
     )
 
 
-def sample_queries(user_city: np.ndarray, place_city: np.ndarray, n: int, seed: int) -> list[tuple[str, dict]]:
-    """A fixed mix of place and people queries over random users, with and without context
-    and filters (an outing's target place is in the user's city), for the smoke check."""
-    rng = np.random.default_rng(seed)
-    users = rng.choice(len(user_city), size=min(n, len(user_city)), replace=False)
-    queries = []
-    for i, u in enumerate(users.tolist()):
-        slot = TIME_SLOTS[i % len(TIME_SLOTS)]
-        cat = COARSE_CATEGORIES[i % len(COARSE_CATEGORIES)]
-        tag = FINE_TAGS[(7 * i) % len(FINE_TAGS)]
-        queries += [
-            ("places", {"user_id": u, "k": 10}),
-            ("places", {"user_id": u, "k": 10, "time_slot": slot, "tags": [tag], "categories": [cat], "max_price": 2}),
-            ("people", {"user_id": u, "k": 10}),
-            ("people", {"user_id": u, "k": 10, "activity_tags": [tag],
-                        "target_place_id": int(rng.choice(np.flatnonzero(place_city == user_city[u])))}),
-        ]
-    return queries
-
-
 @dg.asset_check(
     asset=ann_indexes,
     blocking=True,
@@ -139,26 +118,12 @@ def sample_queries(user_city: np.ndarray, place_city: np.ndarray, n: int, seed: 
 )
 def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommender: RecommenderResource) -> dg.AssetCheckResult:
     rec = recommender.build(store=recommender.storage.for_run(context))  # this run's release, not the live one
-    failures, latencies = [], []
-    queries = sample_queries(rec.world.user_city, rec.world.place_city, 25, seed=0)
-    for kind, query in queries:
-        filters = {k: query[k] for k in ("categories", "max_price") if k in query}
-        want = min(query["k"], rec.available("place" if kind == "places" else "user", query["user_id"], **filters))
-        try:
-            start = time.perf_counter()
-            got = (rec.recommend_places if kind == "places" else rec.recommend_people)(**query)
-            latencies.append(time.perf_counter() - start)
-            if len(got) != want:
-                failures.append(f"{kind} {query}: {len(got)} results, expected {want}")
-        except NoCandidatesError as err:
-            if want:
-                failures.append(f"{kind} {query}: {err}, but {want} items are eligible")
-        except (ValueError, RuntimeError) as err:  # QueryError and AssetError included
-            failures.append(f"{kind} {query}: {type(err).__name__}: {err}")
+    report = smoke_test(rec, n_users=25, seed=0)
+    failures = report.failures
     for f in failures:
         context.log.error(f)
-    ms = np.array(latencies) * 1e3
-    example = int(queries[0][1]["user_id"])
+    ms = np.array(report.latencies_ms)
+    example = report.example_user
     previews = {}
     if not failures:
         previews = {
@@ -170,7 +135,7 @@ def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommen
     return dg.AssetCheckResult(
         passed=not failures,
         metadata={
-            "queries": len(queries),
+            "queries": report.queries,
             "failures": len(failures),
             **({"failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures[:20]))} if failures else {}),
             **({"latency_p50_ms": float(np.percentile(ms, 50)), "latency_max_ms": float(ms.max())} if len(ms) else {}),

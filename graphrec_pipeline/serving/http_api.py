@@ -1,0 +1,183 @@
+"""The HTTP API: place and people recommendations over the live release (FastAPI).
+
+    GET  /recommend/places?user_id=42&k=10&time_slot=evening&tags=jazz,techno&categories=dining&max_price=2
+    GET  /recommend/people?user_id=42&k=10&target_place_id=7&activity_tags=jazz
+    POST /recommend/places/batch   {"user_ids": [1, 2, 3], "k": 10, "time_slot": "evening", ...}
+    POST /recommend/people/batch   {"user_ids": [1, 2, 3], "k": 10, ...}
+    GET  /healthz, GET /version, GET /docs (OpenAPI)
+
+Parameters mean what they mean on the CLI and results carry the fields of its ``--json``;
+every answer names the release it came from. A bad query is a 400 whose ``error`` names
+the parameter (404 when the city has nothing eligible); missing or corrupt assets are a
+503 naming the asset to materialize; nothing answers with a traceback. The server follows
+the live release (``live.py``): a new run or a rollback is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from graphrec_pipeline.releases import DataDir
+from graphrec_pipeline.serving.live import LiveRecommender
+from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
+from graphrec_pipeline.serving.threads import limit_threads
+
+log = logging.getLogger("graphrec.serve")
+MAX_BATCH = 1000
+Names = str | list[str] | None
+
+
+class PlaceBatch(BaseModel):
+    """One place query for many users."""
+
+    user_ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
+    k: int = 10
+    city_id: int | None = None
+    time_slot: str | int | None = None
+    categories: Names = None
+    tags: Names = None
+    max_price: int | None = None
+
+
+class PeopleBatch(BaseModel):
+    """One people query for many users."""
+
+    user_ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
+    k: int = 10
+    city_id: int | None = None
+    target_place_id: int | None = None
+    activity_tags: Names = None
+
+
+def _error(status: int, message: str, **extra) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _validation_message(err: RequestValidationError) -> str:
+    """FastAPI's list of errors as one line naming each parameter and what it got."""
+    parts = []
+    for e in err.errors():
+        name = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body")) or "body"
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        parts.append(f"{name}: {e.get('msg', 'invalid')}{got}")
+    return "; ".join(parts)
+
+
+def _batch(rec, user_ids: list[int], query, answer) -> JSONResponse:
+    answers = answer(user_ids, query)
+    return JSONResponse({"release": rec.release, "query": query.describe(),
+                         "results": [{"user_id": u, "results": [r.to_dict() for r in a]}
+                                     for u, a in zip(user_ids, answers, strict=True)]})
+
+
+class InternalErrors:
+    """Any other exception becomes a 500 with one line and no traceback, logged on the
+    server; the connection stays open (Starlette's own handler re-raises and drops it)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        started = False
+
+        async def tracking(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as err:
+            log.exception("error answering %s", scope.get("path"))
+            if started or scope["type"] != "http":
+                raise
+            await _error(500, f"internal error ({type(err).__name__}); see the server log")(scope, receive, send)
+
+
+def create_app(data_dir: str | None = None, poll_seconds: float | None = None, threads: int = 1,
+               **settings) -> FastAPI:
+    """The app over ``data_dir`` (default: ``$GRAPHREC_DATA_DIR``, else ``./data``).
+
+    ``uvicorn --factory graphrec_pipeline.serving.http_api:create_app`` works too; the
+    ``graphrec serve`` command passes its options through ``GRAPHREC_SERVE_*`` variables so
+    that every worker process builds the same app."""
+    data_dir = data_dir or os.environ.get("GRAPHREC_DATA_DIR")
+    poll = float(os.environ.get("GRAPHREC_SERVE_POLL_SECONDS", 1.0)) if poll_seconds is None else poll_seconds
+    limit_threads(threads)
+    live = LiveRecommender(DataDir.at(data_dir), poll_seconds=poll, **settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        live.start()
+        yield
+        live.stop()
+
+    app = FastAPI(title="graphrec", summary="Place and people recommendations from the live release.",
+                  lifespan=lifespan)
+    app.state.live = live
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, err: RequestValidationError):
+        return _error(400, _validation_message(err))
+
+    @app.exception_handler(NoCandidatesError)
+    async def nothing_eligible(request: Request, err: NoCandidatesError):
+        return _error(404, str(err))
+
+    @app.exception_handler(QueryError)
+    async def bad_query(request: Request, err: QueryError):
+        return _error(400, str(err))
+
+    @app.exception_handler(AssetError)
+    async def unavailable(request: Request, err: AssetError):
+        return _error(503, str(err), asset=err.asset)
+
+    app.add_middleware(InternalErrors)
+
+    @app.get("/recommend/places", summary="Top-k places for a user (§6.3)")
+    def places(user_id: int, k: int = 10, city_id: int | None = None, time_slot: str | None = None,
+               tags: str | None = None, categories: str | None = None, max_price: int | None = None):
+        query = PlaceQuery.parse(k=k, city_id=city_id, time_slot=time_slot, categories=categories, tags=tags,
+                                 max_price=max_price)
+        rec = live.get()
+        results = rec.recommend_places(user_id, query)
+        return JSONResponse({"release": rec.release, "user_id": user_id, "query": query.describe(),
+                             "results": [r.to_dict() for r in results]})
+
+    @app.get("/recommend/people", summary="Top-k people for a user to go out with (§6.4)")
+    def people(user_id: int, k: int = 10, city_id: int | None = None, target_place_id: int | None = None,
+               activity_tags: str | None = None):
+        query = PeopleQuery.parse(k=k, city_id=city_id, target_place_id=target_place_id, activity_tags=activity_tags)
+        rec = live.get()
+        results = rec.recommend_people(user_id, query)
+        return JSONResponse({"release": rec.release, "user_id": user_id, "query": query.describe(),
+                             "results": [r.to_dict() for r in results]})
+
+    @app.post("/recommend/places/batch", summary="One place query for many users")
+    def places_batch(body: PlaceBatch):
+        rec = live.get()
+        return _batch(rec, body.user_ids, PlaceQuery.parse(**body.model_dump(exclude={"user_ids"})), rec.places)
+
+    @app.post("/recommend/people/batch", summary="One people query for many users")
+    def people_batch(body: PeopleBatch):
+        rec = live.get()
+        return _batch(rec, body.user_ids, PeopleQuery.parse(**body.model_dump(exclude={"user_ids"})), rec.people)
+
+    @app.get("/healthz", summary="200 when a release is loaded")
+    def healthz():
+        status = live.status()
+        live.get()  # 503 naming what to materialize when nothing is loaded
+        return JSONResponse({"status": "ok", **status})
+
+    @app.get("/version", summary="What is served: release, model, indexes, world")
+    def version():
+        return JSONResponse(live.get().version())
+
+    return app

@@ -1,0 +1,71 @@
+"""The people flow (§6.4): who a user may be shown (never themself, nobody blocked either
+way), the friend head's ``s_compat`` and ``p_attend`` with the outing as context,
+``s_final = alpha s_compat + (1 - alpha) p_attend``, and the results it builds."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from graphrec_pipeline.constants import C_COARSE, C_FINE
+from graphrec_pipeline.model.context import context_raw
+from graphrec_pipeline.serving.explain import explain_people
+from graphrec_pipeline.serving.pair_heads import PairHeads
+from graphrec_pipeline.serving.query import PeopleQuery
+from graphrec_pipeline.serving.results import PersonRecommendation
+from graphrec_pipeline.serving.world_view import WorldView
+from graphrec_pipeline.taxonomy import fine_tag_categories
+
+
+class PeopleFlow:
+    """Filter, score and build people results for a :class:`PeopleQuery`."""
+
+    kind = "user"
+
+    def __init__(self, world: WorldView, heads: PairHeads, z_user: torch.Tensor, alpha: float):
+        self.world, self.heads, self.z_user, self.alpha = world, heads, z_user, alpha
+        self.tag_categories = fine_tag_categories().astype(np.float32)
+
+    def context(self, query: PeopleQuery) -> np.ndarray:
+        """The outing as context: the target place's tags and categories, plus the activity
+        tags and their categories (training uses a co-attended place's, so both look alike)."""
+        w = self.world
+        tags = np.zeros((1, C_FINE), np.float32)
+        categories = np.zeros((1, C_COARSE), np.float32)
+        if query.target_place_id is not None:
+            tags[0] += w.place_tags[query.target_place_id]
+            categories[0] = np.maximum(categories[0], w.place_categories[query.target_place_id])
+        if query.activity_tags:
+            tag_ids = list(query.activity_tags)
+            tags[0, tag_ids] += 1.0 / len(tag_ids)
+            categories[0] = np.maximum(categories[0], self.tag_categories[tag_ids].max(axis=0))
+        return context_raw(1, categories=categories, tags=tags)[0]
+
+    def keep(self, query: PeopleQuery, users: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return (ids != users[:, None]) & ~self.world.blocked(users, ids)
+
+    def scores(self, users: np.ndarray, others: np.ndarray, ctx_raw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(s_compat, p_attend, s_final), each (b, m), of ``users[i]`` with ``others[i]``."""
+        compat, attend = self.heads(self.z_user[torch.from_numpy(np.asarray(users, np.int64))],
+                                    torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(others, np.int64)))
+        s_compat, p_attend = torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()
+        return s_compat, p_attend, self.alpha * s_compat + (1 - self.alpha) * p_attend
+
+    def score(self, query: PeopleQuery, users: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        s_compat, p_attend, s_final = self.scores(users, ids, self.context(query))
+        return s_final, [s_compat, p_attend, s_final]
+
+    def build(self, query: PeopleQuery, user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list[PersonRecommendation]:
+        w = self.world
+        outing = np.array(query.activity_tags, dtype=np.int64)
+        if query.target_place_id is not None:
+            outing = np.union1d(outing, np.flatnonzero(w.place_tags[query.target_place_id] > 0))
+        reasons = explain_people(w.fine_pref[user], w.vibe_pref[user], w.area[user], int(w.user_city[user]),
+                                 w.fine_pref[ids], w.vibe_pref[ids], w.area[ids], w.user_city[ids], outing)
+        return [
+            PersonRecommendation(
+                user_id=int(v), city_id=int(w.user_city[v]), s_compat=float(c), p_attend=float(a),
+                s_final=float(f), explanations=[r.text for r in why], reasons=why,
+            )
+            for v, c, a, f, why in zip(ids, *extras, reasons, strict=True)
+        ]

@@ -1,0 +1,74 @@
+"""The place flow (§6.3): which places a user may be shown, how the place head scores
+them under the query's context, and the results it builds.
+
+The context (time slot, categories, tags) acts only through the trained model: its head,
+bilinear match and learned per-dimension match on the place's tags, categories and slot;
+there is no hand-written boost. Categories are also a hard filter, as is ``max_price``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from graphrec_pipeline.constants import C_COARSE, C_FINE
+from graphrec_pipeline.model.context import context_raw
+from graphrec_pipeline.serving.explain import explain_places, place_name
+from graphrec_pipeline.serving.pair_heads import PairHeads
+from graphrec_pipeline.serving.query import PlaceQuery
+from graphrec_pipeline.serving.results import PlaceRecommendation
+from graphrec_pipeline.serving.world_view import WorldView
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, neighborhood_name
+
+
+class PlaceFlow:
+    """Filter, score and build place results for a :class:`PlaceQuery`."""
+
+    kind = "place"
+
+    def __init__(self, world: WorldView, heads: PairHeads, z_user: torch.Tensor, exclude_visited: bool = True):
+        self.world, self.heads, self.z_user, self.exclude_visited = world, heads, z_user, exclude_visited
+
+    def context(self, query: PlaceQuery) -> np.ndarray:
+        """The raw context vector of the query (slot one-hot, categories, tags)."""
+        categories = np.zeros((1, C_COARSE), np.float32)
+        categories[0, list(query.categories)] = 1.0
+        tags = np.zeros((1, C_FINE), np.float32)
+        tags[0, list(query.tags)] = 1.0
+        return context_raw(1, time_slot=np.array([query.time_slot]), categories=categories, tags=tags)[0]
+
+    def keep(self, query: PlaceQuery, users: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Unvisited (unless configured otherwise) and passing the hard filters."""
+        w = self.world
+        ok = ~w.visited(users, ids) if self.exclude_visited else np.ones(ids.shape, dtype=bool)
+        if query.categories:
+            ok &= w.place_categories[ids][..., list(query.categories)].any(axis=-1)
+        if query.max_price is not None:
+            ok &= w.place_price[ids] <= query.max_price
+        return ok
+
+    def scores(self, users: np.ndarray, places: np.ndarray, ctx_raw: np.ndarray) -> np.ndarray:
+        """Place-head logits ``s_place(u, p | ctx)``, (b, m), of ``users[i]`` for ``places[i]``."""
+        (score,) = self.heads(self.z_user[torch.from_numpy(np.asarray(users, np.int64))],
+                              torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(places, np.int64)))
+        return score.numpy()
+
+    def score(self, query: PlaceQuery, users: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        key = self.scores(users, ids, self.context(query))
+        return key, [key]
+
+    def build(self, query: PlaceQuery, user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list[PlaceRecommendation]:
+        w = self.world
+        reasons = explain_places(w.fine_pref[user], w.cat_pref[user], w.area[user], int(w.user_city[user]),
+                                 w.place_tags[ids], w.place_categories[ids], w.place_city[ids],
+                                 w.place_neighborhood[ids], w.place_slot[ids], query.time_slot,
+                                 np.array(query.tags, dtype=np.int64))
+        return [
+            PlaceRecommendation(
+                place_id=int(p), name=place_name(w.place_tags[p], int(p)), city_id=int(w.place_city[p]),
+                neighborhood=neighborhood_name(int(w.place_city[p]), int(w.place_neighborhood[p])),
+                categories=[COARSE_CATEGORIES[c] for c in np.flatnonzero(w.place_categories[p])],
+                price_band=int(w.place_price[p]), score=float(sc), explanations=[r.text for r in why], reasons=why,
+            )
+            for p, sc, why in zip(ids, extras[0], reasons, strict=True)
+        ]

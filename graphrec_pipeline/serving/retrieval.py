@@ -1,0 +1,92 @@
+"""Retrieve, widen, rank: the one engine both flows (places, people) run on.
+
+For each query user, the ``M`` nearest items to ``z_u`` in the city's index; the flow's
+filter marks which may be returned; when fewer than ``k`` pass, the search widens (``4 M``,
+... up to the whole city), so a query gets ``k`` results whenever the city has them. The
+flow's heads then score the survivors in blocks of users and the top ``k`` are built into
+result objects. A single query is a batch of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+from typing import Protocol
+
+import numpy as np
+
+from graphrec_pipeline.serving.city_indexes import CityIndexes
+from graphrec_pipeline.serving.query import NoCandidatesError
+
+WIDEN = 4
+BLOCK = 64
+
+
+class Flow(Protocol):
+    """What a flow supplies to :func:`rank` for a query (see ``place_flow``, ``people_flow``)."""
+
+    kind: str  # which city index to search: "place" or "user"
+
+    def keep(self, query, users: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """(b, m) mask of the candidates ``ids`` that ``users`` may be given."""
+
+    def score(self, query, users: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(b, m) ranking keys of ``ids`` for ``users``, and per-item extras for ``build``."""
+
+    def build(self, query, user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list:
+        """Result objects for ``user``'s top items ``ids`` (best first)."""
+
+
+def compact(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move each row's passing items to the front (in order) and drop the columns no row
+    needs, so the heads score survivors, not everything retrieved."""
+    if mask.all():
+        return ids, mask
+    width = int(mask.sum(1).max(initial=0))
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(mask, order, axis=1)
+
+
+def retrieve(indexes: CityIndexes, kind: str, city: int, z: np.ndarray, k: int, candidates: int,
+             keep) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rows, ids, mask): for each query vector ``z[row]``, the nearest items in the
+    city's index, best first (``mask``: which pass ``keep(rows, ids)``). Rows with fewer
+    than ``k`` passing are searched again wider."""
+    index = indexes.get(kind, city)
+    if index is None:
+        raise NoCandidatesError(f"city {city} has no {kind}s to recommend")
+    rows, m = np.arange(len(z)), candidates
+    while len(rows):
+        ids = index.search(z[rows], m)[0]
+        mask = keep(rows, ids) & (ids >= 0)
+        done = (mask.sum(1) >= k) | (m >= len(index))
+        yield rows[done], ids[done], mask[done]
+        rows, m = rows[~done], min(m * WIDEN, len(index))
+
+
+def rank(flow: Flow, query, indexes: CityIndexes, z_user: np.ndarray, users: np.ndarray, cities: np.ndarray,
+         candidates: int) -> list[list]:
+    """Each user's top ``query.k`` results in its city (an empty list when nothing passes)."""
+    results: list[list] = [[] for _ in users]
+    for city in np.unique(cities):
+        sel = np.flatnonzero(cities == city)
+        city_users = users[sel]
+        keep = partial(_keep_rows, flow, query, city_users)
+        for rows, ids, mask in retrieve(indexes, flow.kind, int(city), z_user[city_users], query.k, candidates, keep):
+            ids, mask = compact(ids, mask)
+            if ids.shape[1] == 0:
+                continue
+            for start in range(0, len(rows), BLOCK):
+                block = slice(start, start + BLOCK)
+                block_users = city_users[rows[block]]
+                key, extras = flow.score(query, block_users, ids[block])
+                key = np.where(mask[block], key, -np.inf)
+                order = np.argsort(-key, axis=1, kind="stable")[:, :query.k]
+                for i, row in enumerate(sel[rows[block]]):
+                    top = order[i][mask[block][i, order[i]]]
+                    results[row] = flow.build(query, int(users[row]), ids[block][i, top], [e[i, top] for e in extras])
+    return results
+
+
+def _keep_rows(flow: Flow, query, users: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return flow.keep(query, users[rows], ids)

@@ -1,0 +1,239 @@
+"""The HTTP API: real servers on free loopback ports, called with a real HTTP client."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from graphrec_pipeline.releases import DataDir
+from graphrec_pipeline.serving.http_api import create_app
+from graphrec_pipeline.serving.live import LiveRecommender
+from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read()}")
+        try:
+            httpx.get(f"{url}/openapi.json", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+class ThreadServer:
+    """uvicorn serving ``app`` in a thread of this process (so a test can reach inside)."""
+
+    def __init__(self, app):
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        _wait_ready(self.url)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _copy(served, dest) -> DataDir:
+    shutil.copytree(served["data"].root, dest)
+    return DataDir(dest)
+
+
+def _new_release(data: DataDir) -> str:
+    """Another complete release of the same content, as a run that changed nothing makes."""
+    run_id = str(uuid.uuid4())
+    data.for_run(run_id)
+    data.seal(run_id, {"run_id": run_id})
+    data.switch(run_id, verify=False)
+    data.release_lock(run_id)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def api(served, tmp_path_factory):
+    data = _copy(served, tmp_path_factory.mktemp("http") / "data")
+    app = create_app(str(data.root), poll_seconds=0.1)
+    with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        yield {"client": client, "app": app, "data": data, "rec": served["recommender"]}
+
+
+def test_places_and_people_answer_as_the_recommender_does(api):
+    client, rec = api["client"], api["rec"]
+    got = client.get("/recommend/places", params={"user_id": 42, "k": 5, "time_slot": "evening", "tags": "jazz,techno"})
+    assert got.status_code == 200
+    body = got.json()
+    want = rec.recommend_places(42, PlaceQuery.parse(k=5, time_slot="evening", tags="jazz,techno"))
+    assert [r["place_id"] for r in body["results"]] == [r.place_id for r in want]
+    assert body["results"][0] == want[0].to_dict() | {"score": pytest.approx(want[0].score, rel=1e-6)}
+    assert body["release"] == api["data"].live_id() and sorted(body["query"]["tags"]) == ["jazz", "techno"]
+    target = int(np.flatnonzero(rec.world.place_city == rec.world.user_city[42])[0])
+    people = client.get("/recommend/people", params={"user_id": 42, "target_place_id": target}).json()
+    assert [r["user_id"] for r in people["results"]] == [r.user_id for r in rec.recommend_people(
+        42, PeopleQuery(target_place_id=target))]
+    assert set(people["results"][0]) == {"user_id", "s_compat", "p_attend", "s_final", "explanations"}
+
+
+def test_batches_answer_as_single_calls(api):
+    client = api["client"]
+    users = [3, 17, 17, 250]
+    query = {"k": 7, "time_slot": "weekend_night", "categories": ["clubs", "dining"], "max_price": 3}
+    batch = client.post("/recommend/places/batch", json={"user_ids": users, **query}).json()
+    assert [b["user_id"] for b in batch["results"]] == users
+    for b in batch["results"]:
+        single = client.get("/recommend/places", params={"user_id": b["user_id"], **query,
+                                                         "categories": "clubs,dining"}).json()
+        assert [r["place_id"] for r in b["results"]] == [r["place_id"] for r in single["results"]]
+    people = client.post("/recommend/people/batch", json={"user_ids": users, "activity_tags": ["jazz"]}).json()
+    for b in people["results"]:
+        single = client.get("/recommend/people", params={"user_id": b["user_id"], "activity_tags": "jazz"}).json()
+        assert [r["user_id"] for r in b["results"]] == [r["user_id"] for r in single["results"]]
+
+
+BAD = [
+    ("/recommend/places", {"user_id": 5000}, 400, "unknown user id 5000"),
+    ("/recommend/places", {"user_id": "abc"}, 400, "user_id: Input should be a valid integer"),
+    ("/recommend/places", {}, 400, "user_id: Field required"),
+    ("/recommend/places", {"user_id": 1, "tags": "jaz"}, 400, "unknown tag 'jaz'; closest: jazz"),
+    ("/recommend/places", {"user_id": 1, "categories": "dinning"}, 400, "closest: dining"),
+    ("/recommend/places", {"user_id": 1, "time_slot": "noon"}, 400, "invalid time slot 'noon'"),
+    ("/recommend/places", {"user_id": 1, "k": 0}, 400, "k must be an integer in 1..200"),
+    ("/recommend/places", {"user_id": 1, "k": 201}, 400, "k must be an integer in 1..200"),
+    ("/recommend/places", {"user_id": 1, "max_price": 9}, 400, "max_price must be a price band"),
+    ("/recommend/places", {"user_id": 1, "city_id": 99}, 400, "unknown city id 99"),
+    ("/recommend/people", {"user_id": 1, "target_place_id": 5000}, 400, "unknown place id 5000"),
+    ("/recommend/people", {"user_id": 1, "activity_tags": "zzzz"}, 400, "unknown tag 'zzzz'"),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "status", "message"), BAD)
+def test_bad_queries_get_a_4xx_naming_the_parameter(api, path, params, status, message):
+    got = api["client"].get(path, params=params)
+    assert got.status_code == status
+    assert message in got.json()["error"] and "Traceback" not in got.text
+
+
+def test_bad_batches_and_an_empty_city(api, monkeypatch):
+    client = api["client"]
+    too_many = client.post("/recommend/places/batch", json={"user_ids": list(range(1001))})
+    assert too_many.status_code == 400 and "user_ids" in too_many.json()["error"]
+    unknown = client.post("/recommend/people/batch", json={"user_ids": [1, 4000]})
+    assert unknown.status_code == 400 and "unknown user id 4000" in unknown.json()["error"]
+    rec = api["app"].state.live.get()
+    monkeypatch.delitem(rec.indexes.indexes["place"], 2)
+    empty = client.get("/recommend/places", params={"user_id": 1, "city_id": 2})
+    assert empty.status_code == 404 and "city 2 has no places" in empty.json()["error"]
+
+
+def test_an_internal_error_is_a_500_without_traceback(api, monkeypatch):
+    rec = api["app"].state.live.get()
+    monkeypatch.setattr(rec, "recommend_people", lambda *a, **k: (_ for _ in ()).throw(KeyError("boom")))
+    got = api["client"].get("/recommend/people", params={"user_id": 1})
+    assert got.status_code == 500 and "KeyError" in got.json()["error"]
+    assert "Traceback" not in got.text and "boom" not in got.text
+
+
+def test_version_and_health_name_the_release(api):
+    client, data = api["client"], api["data"]
+    version = client.get("/version").json()
+    live = data.live_id()
+    assert version["release"] == live and version["model_sha256"] == api["rec"].emb.model_sha256
+    assert version["index_version"] and len(version["world_sha256"]) == 64 and version["world_built"]
+    health = client.get("/healthz").json()
+    assert health == {"status": "ok", "serving": live, "live": live, "error": None}
+    assert "/recommend/places/batch" in client.get("/openapi.json").json()["paths"]
+
+
+def test_missing_assets_are_a_503_until_a_release_goes_live(served, tmp_path):
+    data = DataDir(tmp_path / "data")
+    data.root.mkdir()
+    app = create_app(str(data.root), poll_seconds=0.1)
+    with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        got = client.get("/recommend/places", params={"user_id": 1})
+        assert got.status_code == 503 and "no release is live" in got.json()["error"]
+        assert "materialize" in got.json()["error"] and client.get("/healthz").status_code == 503
+        shutil.rmtree(data.root)
+        _copy(served, data.root)
+        deadline = time.monotonic() + 30
+        while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/recommend/places", params={"user_id": 1}).json()["release"] == data.live_id()
+
+
+def test_an_old_version_finishes_what_it_started(served, tmp_path):
+    data = _copy(served, tmp_path / "data")
+    live = LiveRecommender(data)
+    live.refresh()
+    old = live.get()
+    new = _new_release(data)
+    assert live.refresh() and live.get().release == new and old.release != new
+    shutil.rmtree(data.release_dir(old.release))  # pruned under it: the old object still answers
+    assert len(old.recommend_places(3, PlaceQuery(k=5))) == 5
+
+
+def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
+    """``graphrec serve`` as a user starts it; requests loop while a new release goes live
+    and is rolled back; every answer is a 200 and names one of the two releases."""
+    data = _copy(served, tmp_path / "data")
+    first, port = data.live_id(), _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "serve",
+                             "--port", str(port), "--poll-seconds", "0.1"], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        seen, failures, stop = [], [], threading.Event()
+
+        def hammer(user: int) -> None:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                while not stop.is_set():
+                    r = client.get("/recommend/places", params={"user_id": user, "k": 10})
+                    (seen if r.status_code == 200 and len(r.json()["results"]) == 10 else failures).append(
+                        r.json().get("release") if r.status_code == 200 else r.text)
+
+        threads = [threading.Thread(target=hammer, args=(u,)) for u in (1, 2, 3, 4)]
+        for t in threads:
+            t.start()
+
+        def wait_for(release: str) -> None:
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{url}/version").json()["release"] != release:
+                assert time.monotonic() < deadline, f"{release} never served"
+                time.sleep(0.1)
+            time.sleep(0.5)
+
+        time.sleep(0.5)
+        second = _new_release(data)
+        wait_for(second)
+        subprocess.run([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "rollback",
+                        first], check=True, capture_output=True)
+        wait_for(first)
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not failures, failures[:3]
+    assert set(seen) == {first, second} and len(seen) > 20
