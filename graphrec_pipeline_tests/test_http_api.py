@@ -114,8 +114,9 @@ def test_batches_answer_as_single_calls(api):
 
 BAD = [
     ("/recommend/places", {"user_id": 5000}, 400, "unknown user id 5000"),
-    ("/recommend/places", {"user_id": "abc"}, 400, "user_id: Input should be a valid integer"),
-    ("/recommend/places", {}, 400, "user_id: Field required"),
+    ("/recommend/places", {"user_id": "abc"}, 400, "user_id: expected an integer, got 'abc'"),
+    ("/recommend/places", {}, 400, "user_id: required"),
+    ("/recommend/places", {"user_id": 1, "time-slot": "evening"}, 400, "unknown parameter 'time-slot'"),
     ("/recommend/places", {"user_id": 1, "tags": "jaz"}, 400, "unknown tag 'jaz'; closest: jazz"),
     ("/recommend/places", {"user_id": 1, "categories": "dinning"}, 400, "closest: dining"),
     ("/recommend/places", {"user_id": 1, "time_slot": "noon"}, 400, "invalid time slot 'noon'"),
@@ -163,7 +164,10 @@ def test_version_and_health_name_the_release(api):
     assert version["index_version"] and len(version["world_sha256"]) == 64 and version["world_built"]
     health = client.get("/healthz").json()
     assert health == {"status": "ok", "serving": live, "live": live, "error": None}
-    assert "/recommend/places/batch" in client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/recommend/places/batch" in paths
+    assert [p["name"] for p in paths["/recommend/people"]["get"]["parameters"]] == [
+        "user_id", "k", "city_id", "target_place_id", "activity_tags"]
 
 
 def test_missing_assets_are_a_503_until_a_release_goes_live(served, tmp_path):

@@ -1,0 +1,182 @@
+"""HTTP serving latency and throughput: ``graphrec serve`` called by a real client.
+
+    python benchmarks/http_benchmark.py --data-dir data [--seconds 15] [--workers 1] [--hog]
+
+Starts ``graphrec serve`` on a free loopback port over the live release, then for each
+flow (places, people, each with and without context) and each concurrency (1, 8, 32
+connections) keeps that many requests in flight for ``--seconds`` with an async ``httpx``
+client and reports p50 / p99 / max latency and requests per second. ``--hog`` runs a
+process beside the server that keeps both cores busy with BLAS work, standing in for a
+pipeline run on the same machine. The client runs on the same machine and takes CPU too:
+the figures are what one 2-core box does end to end.
+
+Where the time goes is measured in process on the same queries: retrieval and heads,
+the explanations, and JSON; the rest of an HTTP answer at one connection is the
+framework and the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+
+from common import append_result, log
+from graphrec_pipeline.releases import DataDir
+from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
+from graphrec_pipeline.serving.recommender import Recommender
+from graphrec_pipeline.serving.threads import limit_threads
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
+
+
+def requests_for(rec: Recommender, n: int, seed: int) -> dict[str, list[tuple[str, dict]]]:
+    """Per flow, ``n`` (path, params) requests over random users."""
+    rng = np.random.default_rng(seed)
+    users = rng.choice(rec.world.n_users, n, replace=False)
+    out = {"places": [], "places+context": [], "people": [], "people+context": []}
+    for i, u in enumerate(users.tolist()):
+        city_places = np.flatnonzero(rec.world.place_city == rec.world.user_city[u])
+        out["places"].append(("/recommend/places", {"user_id": u}))
+        out["places+context"].append(("/recommend/places", {
+            "user_id": u, "time_slot": TIME_SLOTS[i % 6], "tags": FINE_TAGS[(7 * i) % 100],
+            "categories": COARSE_CATEGORIES[i % 6], "max_price": 3}))
+        out["people"].append(("/recommend/people", {"user_id": u}))
+        out["people+context"].append(("/recommend/people", {
+            "user_id": u, "target_place_id": int(rng.choice(city_places)), "activity_tags": FINE_TAGS[(3 * i) % 100]}))
+    return out
+
+
+async def load(url: str, requests: list[tuple[str, dict]], connections: int, seconds: float) -> dict:
+    """``connections`` clients, each sending its next request when its last one is answered."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            i = offset
+            while time.perf_counter() < deadline:
+                path, params = requests[i % len(requests)]
+                start = time.perf_counter()
+                r = await client.get(path, params=params)
+                latencies.append(time.perf_counter() - start)
+                errors += r.status_code != 200
+                i += connections
+
+        for path, params in requests[:20]:  # warm-up
+            await client.get(path, params=params)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in range(connections)))
+        elapsed = time.perf_counter() - start
+    ms = np.array(latencies) * 1e3
+    return {"requests": len(ms), "errors": errors, "rps": round(len(ms) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "max_ms": round(float(ms.max()), 2)}
+
+
+def breakdown(rec: Recommender, requests: dict[str, list[tuple[str, dict]]]) -> dict:
+    """In-process mean milliseconds per request: retrieval + heads, explanations, JSON."""
+    out = {}
+    for flow_name, reqs in requests.items():
+        places = flow_name.startswith("places")
+        flow = rec.place_flow if places else rec.people_flow
+        build, built = flow.build, [0.0]
+
+        def timed_build(*args, _build=build):
+            start = time.perf_counter()
+            result = _build(*args)
+            built[0] += time.perf_counter() - start
+            return result
+
+        flow.build = timed_build
+        answer_s = json_s = 0.0
+        for _, params in reqs:
+            query = (PlaceQuery if places else PeopleQuery).parse(**{k: v for k, v in params.items() if k != "user_id"})
+            start = time.perf_counter()
+            results = (rec.recommend_places if places else rec.recommend_people)(params["user_id"], query)
+            mid = time.perf_counter()
+            json.dumps({"release": rec.release, "results": [r.to_dict() for r in results]})
+            answer_s += mid - start
+            json_s += time.perf_counter() - mid
+        del flow.build
+        n = len(reqs)
+        out[flow_name] = {"retrieve_and_score_ms": round((answer_s - built[0]) / n * 1e3, 3),
+                          "explanations_ms": round(built[0] / n * 1e3, 3), "json_ms": round(json_s / n * 1e3, 3)}
+    return out
+
+
+def hog(stop) -> None:
+    a = np.random.default_rng(0).standard_normal((800, 800))
+    while not stop.is_set():
+        a = np.tanh(a @ a.T / 800)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", default="1,8,32")
+    parser.add_argument("--flows", default="places,places+context,people,people+context")
+    parser.add_argument("--hog", action="store_true", help="keep both cores busy beside the server")
+    args = parser.parse_args()
+
+    data = DataDir.at(args.data_dir)
+    limit_threads(1)
+    rec = Recommender(data.live())
+    requests = requests_for(rec, 500, seed=0)
+    flows = args.flows.split(",")
+    split = breakdown(rec, {f: requests[f][:200] for f in flows})
+    log(f"in-process breakdown: {split}")
+    del rec
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "serve",
+                               "--port", str(port), "--workers", str(args.workers)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    stop = multiprocessing.Event()
+    hogger = multiprocessing.Process(target=hog, args=(stop,), daemon=True) if args.hog else None
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("graphrec serve did not come up")
+            time.sleep(0.2)
+        if hogger is not None:
+            hogger.start()
+        rows = []
+        for flow in flows:
+            for c in (int(x) for x in args.connections.split(",")):
+                row = {"flow": flow, "connections": c, **asyncio.run(load(url, requests[flow], c, args.seconds))}
+                log(str(row))
+                rows.append(row)
+    finally:
+        stop.set()
+        if hogger is not None:
+            hogger.join(timeout=10)
+        server.terminate()
+        server.wait(timeout=30)
+    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog,
+                                "seconds": args.seconds, "cpus": os.cpu_count(), "breakdown": split, "load": rows})
+
+
+if __name__ == "__main__":
+    main()
