@@ -35,3 +35,51 @@ def training_curves(history: list[dict]) -> str:
     val_ax.set(title="validation NDCG@20 (serving flow)", xlabel="epoch")
     val_ax.legend(fontsize=7)
     return png_markdown(fig, "training curves")
+
+
+EVAL_PANELS = (("place", "ndcg", 20), ("place_solo", "ndcg", 20), ("place_outing", "ndcg", 20),
+               ("place_all", "ndcg", 20), ("people", "recall", 10), ("people_new", "recall", 10))
+
+
+def evaluation_chart(metrics) -> str:
+    """One bar per ranker (oracles included) for each task's headline metric, as markdown.
+    ``metrics``: the evaluation's long table (model, task, metric, k, value)."""
+    import polars as pl
+
+    panels = [(t, m, k) for t, m, k in EVAL_PANELS
+              if len(metrics.filter((pl.col("task") == t) & (pl.col("metric") == m) & (pl.col("k") == k)))]
+    cols = 3
+    n_rows = max((len(panels) + cols - 1) // cols, 1)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(12, 3.2 * n_rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (task, metric, k) in zip(axes.flat, panels, strict=False):
+        rows = metrics.filter((pl.col("task") == task) & (pl.col("metric") == metric) & (pl.col("k") == k)).sort("value")
+        names = rows["model"].to_list()
+        colors = ["#999999" if n.startswith("oracle") else "#d62728" if n.startswith("graphrec") else "#1f77b4"
+                  for n in names]
+        ax.barh(names, rows["value"].to_list(), color=colors)
+        ax.set_title(f"{task}: {metric}@{k}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return png_markdown(fig, "evaluation by task")
+
+
+def long_tail_chart(interactions_per_place, interactions_per_user) -> str:
+    """Interactions per place and per user by rank (log-log), with the share of all
+    interactions the top places hold, as markdown."""
+    import numpy as np
+
+    fig, (places_ax, users_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    counts = np.sort(np.asarray(interactions_per_place))[::-1]
+    ranks = np.arange(1, len(counts) + 1)
+    places_ax.loglog(ranks, np.maximum(counts, 0.5), color="#1f77b4")
+    places_ax.set(title="interactions per place (long tail)", xlabel="place rank", ylabel="interactions")
+    share = places_ax.twinx()
+    share.semilogx(ranks, np.cumsum(counts) / max(counts.sum(), 1), color="#d62728")
+    share.set_ylabel("cumulative share", color="#d62728")
+    per_user = np.sort(np.asarray(interactions_per_user))[::-1]
+    users_ax.loglog(np.arange(1, len(per_user) + 1), np.maximum(per_user, 0.5), color="#2ca02c")
+    users_ax.set(title="interactions per user", xlabel="user rank", ylabel="interactions")
+    fig.tight_layout(w_pad=3)
+    return png_markdown(fig, "long tail")

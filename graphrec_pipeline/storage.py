@@ -122,6 +122,13 @@ class Storage:
             pq.write_table(table, tmp, compression="zstd", row_group_size=1_000_000)
         return dest
 
+    def stage_file(self, name: str, payload: bytes) -> Path:
+        """Stage a table's file byte for byte, unparsed (an import its check must judge)."""
+        dest = self.table_path(name, staged=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dest, payload)
+        return dest
+
     def read_table(self, name: str, staged: bool = False, columns: Iterable[str] | None = None) -> pl.DataFrame:
         path = self.table_path(name, staged)
         if not path.exists():

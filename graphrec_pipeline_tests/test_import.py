@@ -20,7 +20,7 @@ def import_config(source_dir) -> dict:
 
 def copy_world(data_dir, tmp_path):
     source = tmp_path / "source"
-    source.mkdir()
+    source.mkdir(parents=True)
     live = DataDir(data_dir).live()
     for t in WORLD_TABLES:
         shutil.copy(live.table_path(t), source / f"{t}.parquet")
@@ -66,3 +66,30 @@ def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "places_contract")
     assert not check.passed and "parquet_types" in check.metadata["failed_rules"].value
     assert not (DataDir(tmp_path / "data").release_dir(result.run_id) / "places.parquet").exists()
+
+
+def _contract(result, table):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == f"{table}_contract")
+
+
+def test_unreadable_columnless_and_empty_files_fail_their_checks_by_rule(small_world, tmp_path):
+    """No raw exception inside an asset: each bad file is staged as it is and its blocking
+    check names the rule, the file and what it found."""
+    source = copy_world(small_world[0], tmp_path)
+    data = (source / "places.parquet").read_bytes()
+    (source / "places.parquet").write_bytes(data[: len(data) // 3])
+    pq.write_table(pq.read_table(source / "users.parquet").drop_columns(["home_city_id"]), source / "users.parquet")
+    result = materialize(tmp_path / "data", import_config(source), raise_on_error=False, job="world_tables")
+    places, users = _contract(result, "places"), _contract(result, "users")
+    assert not places.passed and places.metadata["failed_rules"].value == "readable_parquet"
+    assert "staging/places.parquet" in places.metadata["details"].value
+    assert not users.passed and users.metadata["failed_rules"].value == "missing_columns"
+    assert "missing: home_city_id" in users.metadata["details"].value
+
+    source = copy_world(small_world[0], tmp_path / "again")
+    pq.write_table(pq.read_table(source / "interactions.parquet").slice(0, 0), source / "interactions.parquet")
+    result = materialize(tmp_path / "data2", import_config(source), raise_on_error=False, job="world_tables")
+    empty = _contract(result, "interactions")
+    assert not empty.passed and empty.metadata["failed_rules"].value == "not_empty"
+    assert "found: 0 rows" in empty.metadata["details"].value
+    assert DataDir(tmp_path / "data2").live_id() is None

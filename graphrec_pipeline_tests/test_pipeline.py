@@ -96,6 +96,28 @@ def test_training_curves_are_a_picture_and_a_table(small_world):
     assert "val_ndcg20" in text and "| epoch" in text  # the table under the picture
 
 
+@pytest.mark.parametrize(("asset", "key"), [("eval_metrics", "chart"), ("world_report", "long_tail")])
+def test_evaluation_and_long_tail_are_pictures(small_world, asset, key):
+    import base64
+
+    _, result = small_world
+    meta = next(m.materialization.metadata for m in result.get_asset_materialization_events()
+                if m.asset_key.path[-1] == asset)
+    png = base64.b64decode(meta[key].value.split("data:image/png;base64,", 1)[1].split(")", 1)[0])
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+
+
+def test_every_table_asset_reports_the_standard_table_metadata(small_world):
+    _, result = small_world
+    tables = {m.asset_key.path[-1]: m.materialization.metadata for m in result.get_asset_materialization_events()}
+    for name in ("users", "places", "interactions", "user_user_edges", "friend_labels", "user_blocks",
+                 "interaction_split_table", "friend_label_split_table", "user_embeddings", "place_embeddings",
+                 "eval_metrics"):
+        meta = tables[name]
+        assert {"dagster/row_count", "dagster/column_schema", "dagster/table_name", "dagster/uri"} <= set(meta), name
+        assert meta["dagster/row_count"].value > 0 and meta["dagster/uri"].value.startswith("file://")
+
+
 def test_duckdb_shows_exactly_the_published_tables_of_one_release(small_world):
     data_dir, result = small_world
     with duckdb.connect(str(data_dir / "graphrec.duckdb"), read_only=True) as con:

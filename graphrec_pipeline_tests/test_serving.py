@@ -31,6 +31,7 @@ from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings, 
 from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
+from graphrec_pipeline.lineage import stamp_world
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
@@ -420,6 +421,9 @@ def test_stale_assets_name_what_to_materialize(served, tmp_path):
     users = store.read_table("users")
     store.write_table("users", users.with_columns(users["home_city_id"].reverse()).to_arrow(), staged=False)
     with pytest.raises(AssetError, match="world tables differ from world_manifest.json: materialize published_tables"):
+        Recommender(store)
+    stamp_world(store, {"source": "generate"})  # what published_tables does for a regenerated world
+    with pytest.raises(AssetError, match="training graph was built from another world: materialize interaction_split"):
         Recommender(store)
     store.remove("users.parquet")
     with pytest.raises(AssetError, match="users.parquet"):

@@ -133,3 +133,34 @@ def test_rules_of_one_validation_do_not_leak_into_the_next(tiny_world):
     validate_table("places", tiny_world["places"], refs(tiny_world))
     wider = References(TINY.n_cities + 5, TINY.neighborhoods_per_city)
     validate_table("places", tiny_world["places"], wider)
+
+
+def _truncated(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BAD_FILES = [
+    ("places", lambda t: t.slice(0, 0), None, "not_empty", "found: 0 rows"),
+    ("users", lambda t: t.drop_columns(["fine_pref", "home_city_id"]), None, "missing_columns",
+     "missing: home_city_id, fine_pref"),
+    ("interactions", lambda t: t, _truncated, "readable_parquet", "found: "),
+]
+
+
+@pytest.mark.parametrize(("table", "edit", "damage", "rule", "found"), BAD_FILES, ids=[b[3] for b in BAD_FILES])
+def test_a_bad_file_fails_by_rule_naming_the_file(tiny_world, tmp_path, table, edit, damage, rule, found):
+    from graphrec_pipeline.storage import Storage
+    from graphrec_pipeline.tables import to_arrow
+    from graphrec_pipeline.validation.audit import audit_staged
+
+    store = Storage(tmp_path)
+    for name in WORLD_TABLES:
+        store.write_table(name, to_arrow(name, tiny_world[name]), staged=True)
+    store.write_table(table, edit(to_arrow(table, tiny_world[table])), staged=True)
+    if damage:
+        damage(store.table_path(table, staged=True))
+    failures = audit_staged(store, table, TINY.n_cities, TINY.neighborhoods_per_city)
+    assert [f.rule for f in failures] == [rule]
+    assert str(store.table_path(table, staged=True)) in failures[0].description
+    assert found in str(failures[0].sample)

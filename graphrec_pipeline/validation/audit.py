@@ -3,6 +3,7 @@ tables it references (themselves already audited, since the checks are blocking)
 
 from __future__ import annotations
 
+import polars as pl
 import pyarrow as pa
 
 from graphrec_pipeline.storage import Storage
@@ -35,10 +36,32 @@ def parquet_type_failures(name: str, schema: pa.Schema) -> list[RuleFailure]:
     return [RuleFailure("parquet_types", "columns have exactly the contract's Parquet types", 0, "\n".join(wrong))]
 
 
+def file_failures(storage: Storage, name: str) -> tuple[list[RuleFailure], pl.DataFrame | None]:
+    """Rules on the file itself: readable Parquet, every contract column, at least one row,
+    the contract's Parquet types. Returns the failures and the frame (None if unreadable)."""
+    path = storage.table_path(name, staged=True)
+    try:
+        schema = storage.parquet_schema(name, staged=True)
+        frame = storage.read_table(name, staged=True)
+    except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as err:
+        return [RuleFailure("readable_parquet", f"{path} is a readable Parquet file", 0,
+                            f"found: {type(err).__name__}: {err}")], None
+    failures = parquet_type_failures(name, schema)
+    missing = [f.name for f in SCHEMAS[name] if f.name not in schema.names]
+    if missing:
+        failures.append(RuleFailure("missing_columns", f"{path} has every column of the contract", 0,
+                                    f"missing: {', '.join(missing)}; found: {', '.join(schema.names) or 'no columns'}"))
+    if len(frame) == 0:
+        failures.append(RuleFailure("not_empty", f"{path} has at least one row", 0, "found: 0 rows"))
+    return failures, frame
+
+
 def audit_staged(storage: Storage, name: str, n_cities: int, neighborhoods_per_city: int) -> list[RuleFailure]:
-    """Every rule the staged table ``name`` breaks (empty when it passes)."""
-    failures = parquet_type_failures(name, storage.parquet_schema(name, staged=True))
-    frame = storage.read_table(name, staged=True)
+    """Every rule the staged table ``name`` breaks (empty when it passes). A file that is
+    unreadable, empty or lacks columns is judged by those rules alone."""
+    failures, frame = file_failures(storage, name)
+    if frame is None or any(f.rule in ("missing_columns", "not_empty") for f in failures):
+        return failures
     ref = References(n_cities=n_cities, neighborhoods_per_city=neighborhoods_per_city)
     needs = REFERENCED.get(name, ())
     if "users" in needs:

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.graph.build import EDGE_TYPES, GRAPH_FILE, PU, UP, UU, build_graph, graph_to_tensors
 from graphrec_pipeline.graph.leakage import leakage_report
@@ -11,6 +12,7 @@ from graphrec_pipeline.lineage import stamp_graph
 from graphrec_pipeline.profiles import markdown_table
 
 GROUP = "graph"
+CODE = code_version("graph", "tables", "columns", "timeslots", "coattendance")
 
 
 class SplitSettings(dg.Config):
@@ -32,7 +34,7 @@ def _counts(frame: pl.DataFrame) -> dict:
     return {f"rows_{s}": int(n) for s, n in counts.iter_rows()}
 
 
-@dg.asset(group_name=GROUP, deps=["published_tables"], kinds={"duckdb", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["published_tables"], kinds={"duckdb", "parquet"})
 def interaction_split_table(
     context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource
 ) -> dg.MaterializeResult:
@@ -40,23 +42,25 @@ def interaction_split_table(
     ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val."""
     store = storage.for_run(context)
     split = interaction_split(store.read_table("interactions"), config.split_config())
-    store.write_table("interaction_split", split.to_arrow(), staged=False)
+    path = store.write_table("interaction_split", split.to_arrow(), staged=False)
     context.log.info(f"interaction split: {_counts(split)}")
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(split), **_counts(split)})
+    return dg.MaterializeResult(metadata={**parquet_metadata("interaction_split", path), **_counts(split)},
+                                data_version=file_version(path))
 
 
-@dg.asset(group_name=GROUP, deps=["published_tables"], kinds={"duckdb", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["published_tables"], kinds={"duckdb", "parquet"})
 def friend_label_split_table(
     context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource
 ) -> dg.MaterializeResult:
     """``friend_label_split`` (user_u, user_v, split): a seeded random split by pair."""
     store = storage.for_run(context)
     split = friend_label_split(store.read_table("friend_labels"), config.split_config())
-    store.write_table("friend_label_split", split.to_arrow(), staged=False)
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(split), **_counts(split)})
+    path = store.write_table("friend_label_split", split.to_arrow(), staged=False)
+    return dg.MaterializeResult(metadata={**parquet_metadata("friend_label_split", path), **_counts(split)},
+                                data_version=file_version(path))
 
 
-@dg.asset(group_name=GROUP, deps=[interaction_split_table, friend_label_split_table], kinds={"pytorch", "safetensors"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[interaction_split_table, friend_label_split_table], kinds={"pytorch", "safetensors"})
 def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """The PyG ``HeteroData`` of §3 over **training** data only: user (148) and place (114)
     nodes, interacts / rev_interacts edges (12 features, one per training user-place pair)
@@ -91,7 +95,8 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
             "interacts_edges": int(data[UP].edge_index.shape[1]),
             "rev_interacts_edges": int(data[PU].edge_index.shape[1]),
             "social_edges_directed": int(data[UU].edge_index.shape[1]),
-        }
+        },
+        data_version=file_version(path),
     )
 
 

@@ -6,18 +6,21 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, value_version
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
 from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.plots import training_curves
+from graphrec_pipeline.plots import evaluation_chart, training_curves
 from graphrec_pipeline.profiles import markdown_table
-from graphrec_pipeline.train.fit import Inputs, fit, load_model, save_model
+from graphrec_pipeline.train.fit import MODEL_WEIGHTS, Inputs, fit, load_model, save_model
 from graphrec_pipeline.train.trainer import TrainConfig
 
 HISTORY = "model/history"
+CODE = code_version("model", "train", "graph/build", "graph/features")
+EVAL_CODE = code_version("evaluation", "metrics", "simple_rankers", "serving", "world/oracle")
 
 
 TrainingSettings = config_from(
@@ -37,7 +40,7 @@ def sparkline(values: list[float]) -> str:
     return "".join(bars[int((v - lo) / (hi - lo + 1e-12) * (len(bars) - 1))] for v in values)
 
 
-@dg.asset(group_name="model", deps=["training_graph"], kinds={"pytorch", "safetensors"})
+@dg.asset(group_name="model", code_version=CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"})
 def graphrec_model(
     context: dg.AssetExecutionContext, config: TrainingSettings, storage: StorageResource, world: WorldResource
 ) -> dg.MaterializeResult:
@@ -68,7 +71,8 @@ def graphrec_model(
             ),
             "final_loss": float(history["total"][-1]),
             "config": dg.MetadataValue.json(dataclasses.asdict(model_cfg) | {"train": dataclasses.asdict(train_cfg)}),
-        }
+        },
+        data_version=file_version(store.local_path(MODEL_WEIGHTS)),
     )
 
 
@@ -80,7 +84,7 @@ class EvaluationSettings(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name="evaluation", deps=[graphrec_model, "ann_indexes"], kinds={"duckdb", "parquet"})
+@dg.asset(group_name="evaluation", code_version=EVAL_CODE, deps=[graphrec_model, "ann_indexes"], kinds={"duckdb", "parquet"})
 def eval_metrics(
     context: dg.AssetExecutionContext,
     config: EvaluationSettings,
@@ -106,10 +110,12 @@ def eval_metrics(
         pl.lit(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).alias("created_at"),
         "model", "task", "metric", "k", "value",
     )
-    store.append_table("eval_metrics", context.run_id, table.to_arrow())
+    part = store.append_table("eval_metrics", context.run_id, table.to_arrow())
     numeric = {
         f"{r['model']}_{r['task']}_{r['metric']}{'' if r['k'] is None else r['k']}": float(r["value"])
         for r in metrics.iter_rows(named=True)
     }
     tables = {name: dg.MetadataValue.md(markdown_table(frame)) for name, frame in summary_tables(metrics).items()}
-    return dg.MaterializeResult(metadata={**tables, **numeric})
+    chart = {"chart": dg.MetadataValue.md(evaluation_chart(metrics))}
+    return dg.MaterializeResult(metadata={**parquet_metadata("eval_metrics", part), **chart, **tables, **numeric},
+                                data_version=value_version(metrics.write_csv()))

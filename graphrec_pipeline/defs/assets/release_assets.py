@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.defs.metadata import code_version
 from graphrec_pipeline.defs.resources import StorageResource
 from graphrec_pipeline.lineage import lineage_problems
 from graphrec_pipeline.profiles import markdown_table
@@ -25,7 +26,7 @@ def headline_metrics(store, run_id: str) -> dict[str, float]:
                                     & (pl.col("metric") == key[2]) & (pl.col("k") == key[3])))}
 
 
-@dg.asset(group_name="release", deps=["eval_metrics", "world_report", "ann_indexes"], kinds={"duckdb"})
+@dg.asset(group_name="release", code_version=code_version("releases", "lineage", "storage"), deps=["eval_metrics", "world_report", "ann_indexes"], kinds={"duckdb"})
 def release(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """Makes this run's release live: checks that its pieces agree (world -> graph -> model
     -> embeddings -> indexes, by digest), records every file's digest in ``RELEASE.json``,
@@ -54,5 +55,6 @@ def release(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.M
                 [{"release": r["release"], "created": r["created"], "live": r["live"], **r["metrics"]}
                  for r in data.releases()]))),
             **manifest["metrics"],
-        }
+        },
+        data_version=dg.DataVersion(store.release),
     )

@@ -7,17 +7,19 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
 from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.serving.ann import HnswSettings
-from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
+from graphrec_pipeline.serving.city_indexes import INDEX_ROOT, IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.results import results_frame
 from graphrec_pipeline.serving.smoke import smoke_test
 from graphrec_pipeline.train.fit import load_model
 
 GROUP = "serving"
+CODE = code_version("serving", "model/inference")
 RECALL_TARGET = 0.99
 
 
@@ -28,10 +30,10 @@ def _norms(z: np.ndarray) -> dict:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(USER_EMBEDDINGS, group_name=GROUP, deps=["graphrec_model", "training_graph"],
+        dg.AssetSpec(USER_EMBEDDINGS, group_name=GROUP, code_version=CODE, deps=["graphrec_model", "training_graph"],
                      kinds={"pytorch", "parquet"},
                      description="z_user of every user (user_id, city_id, embedding FLOAT[128]), §6.1."),
-        dg.AssetSpec(PLACE_EMBEDDINGS, group_name=GROUP, deps=["graphrec_model", "training_graph"],
+        dg.AssetSpec(PLACE_EMBEDDINGS, group_name=GROUP, code_version=CODE, deps=["graphrec_model", "training_graph"],
                      kinds={"pytorch", "parquet"},
                      description="z_place of every place (place_id, city_id, embedding FLOAT[128]), §6.1."),
     ]
@@ -48,10 +50,12 @@ def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
     seconds = round(time.perf_counter() - start, 1)
     context.log.info(f"exported {len(emb.z_user)} user and {len(emb.z_place)} place embeddings in {seconds} s")
     for key, z in ((USER_EMBEDDINGS, emb.z_user), (PLACE_EMBEDDINGS, emb.z_place)):
+        path = store.table_path(key)
         yield dg.MaterializeResult(
             asset_key=key,
-            metadata={"dagster/row_count": len(z), "dim": z.shape[1], "seconds": seconds,
+            metadata={**parquet_metadata(key, path), "dim": z.shape[1], "seconds": seconds,
                       "model_sha256": emb.model_sha256, **_norms(z)},
+            data_version=file_version(path),
         )
 
 
@@ -78,7 +82,7 @@ class IndexConfig(dg.Config):
         )
 
 
-@dg.asset(group_name=GROUP, deps=[USER_EMBEDDINGS, PLACE_EMBEDDINGS], kinds={"faiss", "hnswlib"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[USER_EMBEDDINGS, PLACE_EMBEDDINGS], kinds={"faiss", "hnswlib"})
 def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage: StorageResource) -> dg.MaterializeResult:
     """One place index and one user index per city under ``indexes/``, each with its
     recall@200 against exact search; the new set goes live only once it is all written."""
@@ -94,7 +98,8 @@ def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage:
             "min_recall@200": float(recall.min()),
             "mean_recall@200": float(recall.mean()),
             "report": dg.MetadataValue.md(markdown_table(report.with_columns(pl.col("recall@200").round(4)))),
-        }
+        },
+        data_version=file_version(*sorted((store.root / INDEX_ROOT / version).iterdir())),
     )
 
 

@@ -5,16 +5,19 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
+from graphrec_pipeline.defs.metadata import code_version, value_version
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.lineage import stamp_world
+from graphrec_pipeline.plots import long_tail_chart
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.tables import WORLD_TABLES
 from graphrec_pipeline.world.report import holdout_benchmark, interaction_summary
 
 GROUP = "warehouse"
+CODE = code_version("storage", "lineage", "world/report", "world/oracle", "simple_rankers", "metrics")
 
 
-@dg.asset(group_name=GROUP, deps=WORLD_TABLES, kinds={"parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=WORLD_TABLES, kinds={"parquet"})
 def published_tables(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Promotes this run's audited staged tables to ``<release>/<table>.parquet`` and records
     their digests in ``world_manifest.json``. Runs only after every blocking contract check
@@ -30,11 +33,12 @@ def published_tables(context: dg.AssetExecutionContext, storage: StorageResource
             "world_sha256": manifest["world_sha256"],
             "rows": dg.MetadataValue.md(markdown_table(pl.DataFrame({"table": list(counts), "rows": list(counts.values())}))),
             **{f"rows_{t}": n for t, n in counts.items()},
-        }
+        },
+        data_version=dg.DataVersion(manifest["world_sha256"][:16]),
     )
 
 
-@dg.asset(group_name=GROUP, deps=[published_tables], kinds={"numpy"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[published_tables], kinds={"numpy"})
 def world_report(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Is the world learnable, not trivial, and free of artifacts? Interactions per user,
     the long tail, and a temporal hold-out (last 20% of the horizon, places new to the
@@ -53,8 +57,11 @@ def world_report(context: dg.AssetExecutionContext, storage: StorageResource, wo
     ndcg = table.filter((pl.col("metric") == "ndcg") & (pl.col("positives") == "all"))
     context.log.info(f"hold-out NDCG@20: { {r: round(v, 4) for r, v in ndcg.select('ranker', 'value').iter_rows()} }")
     quantiles = summary.pop("interactions_per_user")
+    tail = long_tail_chart(inter.group_by("place_id").len()["len"].to_numpy(),
+                           inter.group_by("user_id").len()["len"].to_numpy())
     return dg.MaterializeResult(
         metadata={
+            "long_tail": dg.MetadataValue.md(tail),
             "holdout_rankers": dg.MetadataValue.md(markdown_table(wide)),
             "interactions_per_user": dg.MetadataValue.md(
                 markdown_table(pl.DataFrame({"quantile": list(quantiles), "interactions": list(quantiles.values())}))
@@ -63,5 +70,6 @@ def world_report(context: dg.AssetExecutionContext, storage: StorageResource, wo
             **{f"recall20_{r['ranker']}_{r['positives']}": r["value"] for r in table.filter(pl.col("metric") == "recall").iter_rows(named=True)},
             **summary,
             **{k: round(v, 4) for k, v in calibration.items()},
-        }
+        },
+        data_version=value_version(table.write_csv()),
     )

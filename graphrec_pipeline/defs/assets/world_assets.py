@@ -6,11 +6,14 @@ and only ``published_tables`` (group ``warehouse``) promotes the audited tables.
 
 
 import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.profiles import table_profile
 from graphrec_pipeline.storage import maps_as_lists
@@ -21,12 +24,16 @@ from graphrec_pipeline.world.places import generate_places
 from graphrec_pipeline.world.users import generate_users
 
 GROUP = "world"
+CODE = code_version("world", "tables", "taxonomy", "constants", "timeslots", "coattendance", "columns")
 
 
 def stage_table(
     context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource, name: str, make
 ) -> dg.MaterializeResult:
-    """Generate (``make()``) or import the table, write it to staging, report metadata."""
+    """Generate (``make()``) or import the table, write it to staging, report metadata.
+
+    An imported file is staged as it is, even when it is unreadable, empty or lacks
+    columns: the table's blocking check then fails by rule, naming the file."""
     store = storage.for_run(context)
     started = time.perf_counter()
     if world.generated:
@@ -34,25 +41,31 @@ def stage_table(
     else:
         if not world.source_dir:
             raise dg.Failure(f"world.source is 'parquet' but world.source_dir is not set (table {name!r})")
-        src = f"{world.source_dir}/{name}.parquet"
+        src = Path(world.source_dir) / f"{name}.parquet"
+        if not src.is_file():
+            raise dg.Failure(f"world.source_dir has no {name}.parquet: {src} is missing")
         context.log.info(f"importing {src} as is; the blocking check validates it")
-        table = pq.read_table(src)
-    path = store.write_table(name, table, staged=True)
+        path = store.stage_file(name, src.read_bytes())
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as err:
+            context.log.error(f"{src} is not readable Parquet ({err}); the {name}_contract check will fail")
+            return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "source": world.source,
+                                                  "readable": False, "error": str(err)},
+                                        data_version=file_version(path))
+    path = store.write_table(name, table, staged=True) if world.generated else store.table_path(name, staged=True)
     frame = maps_as_lists(pl.from_arrow(table))
     seconds = time.perf_counter() - started
     context.log.info(f"{name}: {len(frame):,} rows staged at {path} in {seconds:.1f}s")
-    columns = dg.TableSchema(
-        columns=[dg.TableColumn(f.name, str(f.type)) for f in table.schema] if table.schema else []
-    )
+    complete = len(frame) > 0 and {f.name for f in SCHEMAS[name]} <= set(frame.columns)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(frame),
-            "dagster/column_schema": columns,
-            "path": dg.MetadataValue.path(str(path)),
+            **table_metadata(name, table.schema, len(frame), path),
             "source": world.source,
             "seconds": round(seconds, 2),
-            **{k: dg.MetadataValue.md(v) for k, v in table_profile(name, frame).items()},
-        }
+            **({k: dg.MetadataValue.md(v) for k, v in table_profile(name, frame).items()} if complete else {}),
+        },
+        data_version=file_version(path),
     )
 
 
@@ -60,21 +73,21 @@ def _read(context, storage: StorageResource, name: str) -> pl.DataFrame:
     return storage.for_run(context).read_table(name, staged=True)
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"})
 def places(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Places (§2.3, §7.2): skewed cities, 1-2 categories, 3-7 category-consistent fine tags,
     city-specific prices, category-specific time slots, log-normal popularity."""
     return stage_table(context, storage, world, "places", lambda: generate_places(world.world_config()))
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"})
 def users(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Users (§2.2, §7.3): home city and neighborhood, Dirichlet preferences, 3-10 vibe
     traits, behaviour statistics, 1-3 frequent areas."""
     return stage_table(context, storage, world, "users", lambda: generate_users(world.world_config()))
 
 
-@dg.asset(group_name=GROUP, deps=["users"], kinds={"faiss", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users"], kinds={"faiss", "parquet"})
 def similar_user_candidates(
     context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource
 ) -> dg.MaterializeResult:
@@ -85,15 +98,13 @@ def similar_user_candidates(
     path = storage.for_run(context).write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
     context.log.info(f"{len(pairs):,} candidate pairs (k={cfg.similar_users_k})")
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(pairs),
-            "path": dg.MetadataValue.path(str(path)),
-            "overlap_median": float(pairs["interest_overlap_score"].median() or 0.0),
-        }
+        metadata={**parquet_metadata("similar_user_candidates", path),
+                  "overlap_median": float(pairs["interest_overlap_score"].median() or 0.0)},
+        data_version=file_version(path),
     )
 
 
-@dg.asset(group_name=GROUP, deps=["users", "places", "similar_user_candidates"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "places", "similar_user_candidates"], kinds={"polars", "parquet"})
 def interactions(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """User-place interactions (§2.4, §7.4): softmax sampling over home-city places by
     affinity plus taste noise, occasional travel, friends' joint outings; engagement and the
@@ -112,7 +123,7 @@ def interactions(context: dg.AssetExecutionContext, storage: StorageResource, wo
     )
 
 
-@dg.asset(group_name=GROUP, deps=["users", "similar_user_candidates", "interactions"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates", "interactions"], kinds={"polars", "parquet"})
 def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Soft social edges (§2.5, §7.5): similar users plus repeat co-attenders, with interest
     overlap, co-attendance counted from the interactions, and shared-neighborhood weight."""
@@ -130,7 +141,7 @@ def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource,
     )
 
 
-@dg.asset(group_name=GROUP, deps=["users", "user_user_edges", "interactions"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "user_user_edges", "interactions"], kinds={"polars", "parquet"})
 def friend_labels(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Friend labels (§2.6): positives by overlap >= 0.6 or co-attendance >= 2, negatives
     from random same-city pairs with overlap < 0.3 and no co-attendance, attendance sampled."""
@@ -148,7 +159,7 @@ def friend_labels(context: dg.AssetExecutionContext, storage: StorageResource, w
     )
 
 
-@dg.asset(group_name=GROUP, deps=["users", "similar_user_candidates"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates"], kinds={"polars", "parquet"})
 def user_blocks(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """User blocks (blocker -> blocked): people recommendation must never suggest them."""
     return stage_table(
