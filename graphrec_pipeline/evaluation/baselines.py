@@ -22,6 +22,7 @@ from torch_geometric.nn import LightGCN
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
+from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.train.data import TrainingData, sample_same_city
 
 
@@ -59,7 +60,9 @@ def train_lightgcn(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     positives = np.flatnonzero(data.edge_positive)
     start, best, best_emb, since = time.perf_counter(), -np.inf, None, 0
+    progress = Progress("LightGCN", steps, log, deadline_seconds=max_seconds if max_seconds < float("inf") else None)
     for step in range(1, steps + 1):
+        progress.update()
         pick = rng.choice(positives, size=min(batch, len(positives)), replace=False)
         users = torch.from_numpy(data.edge_user[pick])
         pos = torch.from_numpy(data.edge_place[pick]) + n_users

@@ -1,8 +1,9 @@
 """Per-city ANN indexes (§6.2): one place index and one user index per city.
 
-``backend="auto"`` takes exact search for a city of at most ``exact_max_items`` vectors
-(below that a brute-force matrix product is as fast as walking an HNSW graph on this
-machine: see docs/benchmarks.md) and ``approximate_backend`` above it. Every index's
+``backend="auto"`` measures, at build time and on the building machine, the p99 of a
+single-threaded exact query over each city's vectors (as serving runs it) and searches the
+city exactly when that is within ``exact_budget_ms``, the cost of an HNSW query (see
+docs/benchmarks.md); larger cities get ``approximate_backend``. Every index's
 recall@200 against exact search is measured on the city's own users as queries; an HNSW
 index below ``target_recall`` gets its search beam doubled (up to ``max_ef_search``) until
 it reaches it, and keeps the ``ef_search`` it needed.
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, VectorIndex, build_index, load_index, recall_at_k
 from graphrec_pipeline.serving.embeddings import Embeddings
@@ -38,8 +40,9 @@ KEEP_VERSIONS = 2  # the live one and the one before, for a reader that is still
 class IndexSettings:
     """Args:
         backend: ``auto``, ``exact``, ``faiss`` or ``hnswlib``.
-        approximate_backend: what ``auto`` uses for cities larger than ``exact_max_items``.
-        exact_max_items: the largest city that ``auto`` searches exactly.
+        approximate_backend: what ``auto`` uses where exact search is over budget.
+        exact_budget_ms: the p99 single-query latency of exact search up to which ``auto``
+            keeps it (measured per city at build time, one BLAS thread).
         hnsw: graph settings for the HNSW backends (``ef_search`` >= the 200 candidates).
         recall_k: depth of the recall measurement (the serving flows retrieve 200).
         recall_queries: users per city used as recall queries.
@@ -49,7 +52,7 @@ class IndexSettings:
 
     backend: str = "auto"
     approximate_backend: str = "hnswlib"
-    exact_max_items: int = 10_000
+    exact_budget_ms: float = 0.3
     hnsw: HnswSettings = field(default_factory=HnswSettings)
     recall_k: int = 200
     recall_queries: int = 500
@@ -64,10 +67,25 @@ class IndexSettings:
         if self.hnsw.ef_search < self.recall_k:
             raise ValueError(f"hnsw.ef_search ({self.hnsw.ef_search}) must be at least recall_k ({self.recall_k})")
 
-    def backend_for(self, n_items: int) -> str:
+    def backend_for(self, exact_p99_ms: float) -> str:
         if self.backend != "auto":
             return self.backend
-        return "exact" if n_items <= self.exact_max_items else self.approximate_backend
+        return "exact" if exact_p99_ms <= self.exact_budget_ms else self.approximate_backend
+
+
+def exact_p99_ms(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, repeats: int = 100) -> float:
+    """p99 milliseconds of one exact query over ``vectors`` with one BLAS thread, as the
+    serving processes run it."""
+    index = build_index("exact", vectors, ids, HnswSettings())
+    rows = queries[np.arange(repeats) % len(queries)]
+    times = np.empty(repeats)
+    with threadpool_limits(1):
+        for i in range(-5, repeats):
+            start = time.perf_counter()
+            index.search(rows[i : i + 1] if i >= 0 else rows[:1], k)
+            if i >= 0:
+                times[i] = time.perf_counter() - start
+    return float(np.percentile(times, 99) * 1e3)
 
 
 @dataclass
@@ -104,14 +122,15 @@ def build_city_indexes(
             ids = np.flatnonzero(city_of == city)
             if len(ids) == 0:
                 continue
-            backend = settings.backend_for(len(ids))
-            start = time.perf_counter()
-            index = build_index(backend, z[ids], ids, settings.hnsw)
-            seconds = time.perf_counter() - start
             users = np.flatnonzero(emb.user_city == city)
             if len(users) > settings.recall_queries:
                 users = np.sort(rng.choice(users, settings.recall_queries, replace=False))
-            queries = emb.z_user[users]
+            queries = emb.z_user[users] if len(users) else z[ids[:1]]
+            exact_ms = exact_p99_ms(z[ids], ids, queries, settings.recall_k) if settings.backend == "auto" else None
+            backend = settings.backend_for(exact_ms)
+            start = time.perf_counter()
+            index = build_index(backend, z[ids], ids, settings.hnsw)
+            seconds = time.perf_counter() - start
             exact_ids, _ = build_index("exact", z[ids], ids, settings.hnsw).search(queries, settings.recall_k)
             recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
             while backend != "exact" and recall < settings.target_recall and index.settings.ef_search < settings.max_ef_search:
@@ -120,6 +139,7 @@ def build_city_indexes(
             ef = None if backend == "exact" else index.settings.ef_search
             indexes[kind][city] = index
             rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend, "ef_search": ef,
+                         "exact_p99_ms": None if exact_ms is None else round(exact_ms, 4),
                          "build_seconds": round(seconds, 3), f"recall@{settings.recall_k}": recall})
             log(f"{kind} index of city {city}: {len(ids)} items, {backend}"
                 f"{'' if ef is None else f' (ef_search {ef})'}, recall@{settings.recall_k} {recall:.4f}")

@@ -42,6 +42,7 @@ from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives
 from graphrec_pipeline.train.sampler import NeighborSampler
 
@@ -205,11 +206,13 @@ def train(
     sampler = NeighborSampler(data.graph, cfg.fanouts) if cfg.mode == "minibatch" else None
     best_state, since_best = None, 0
     start = time.perf_counter()
+    progress = Progress("training", cfg.max_epochs * cfg.steps_per_epoch, log, deadline_seconds=60 * cfg.max_minutes)
     for epoch in range(1, cfg.max_epochs + 1):
         parts = []
         for _ in range(cfg.steps_per_epoch):
             parts.append(train_step(model, opt, data, cfg, rng, sampler))
             schedule.step()
+            progress.update(note=f"epoch {epoch}, loss {parts[-1]['total']:.4f}")
         mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
         ndcg = validate(model)
         elapsed = time.perf_counter() - start

@@ -15,6 +15,7 @@ from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.plots import evaluation_chart, training_curves
 from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.train.fit import MODEL_WEIGHTS, Inputs, fit, load_model, save_model
 from graphrec_pipeline.train.trainer import TrainConfig
 
@@ -98,13 +99,15 @@ def eval_metrics(
     Appended to the DuckDB table ``eval_metrics`` one part per run."""
     store = storage.for_run(context)
     inputs = Inputs.load(store)
-    metrics = evaluate_all(
-        inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
-        n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users,
-        lightgcn_lr=config.lightgcn_lr, train_cfg=TrainConfig(max_minutes=config.lightgcn_max_minutes, seed=config.seed),
-        seed=config.seed,
-        recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store), log=context.log.info,
-    )
+    with heartbeat("evaluating", context.log.info):
+        metrics = evaluate_all(
+            inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
+            n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users,
+            lightgcn_lr=config.lightgcn_lr, train_cfg=TrainConfig(max_minutes=config.lightgcn_max_minutes,
+                                                                  seed=config.seed),
+            seed=config.seed,
+            recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store), log=context.log.info,
+        )
     table = metrics.select(
         pl.lit(context.run_id).alias("run_id"),
         pl.lit(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).alias("created_at"),

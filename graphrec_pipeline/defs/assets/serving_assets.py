@@ -11,6 +11,7 @@ from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
 from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
 from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.serving.city_indexes import INDEX_ROOT, IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
@@ -45,8 +46,9 @@ def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
     start = time.perf_counter()
     users = store.read_table("users", columns=["user_id", "home_city_id"]).sort("user_id")
     places = store.read_table("places", columns=["place_id", "city_id"]).sort("place_id")
-    emb = export_embeddings(store, load_model(store), graph_from_tensors(store.read_tensors(GRAPH_FILE)),
-                            users["home_city_id"].to_numpy(), places["city_id"].to_numpy())
+    with heartbeat("exporting embeddings", context.log.info):
+        emb = export_embeddings(store, load_model(store), graph_from_tensors(store.read_tensors(GRAPH_FILE)),
+                                users["home_city_id"].to_numpy(), places["city_id"].to_numpy())
     seconds = round(time.perf_counter() - start, 1)
     context.log.info(f"exported {len(emb.z_user)} user and {len(emb.z_place)} place embeddings in {seconds} s")
     for key, z in ((USER_EMBEDDINGS, emb.z_user), (PLACE_EMBEDDINGS, emb.z_place)):
@@ -64,7 +66,7 @@ class IndexConfig(dg.Config):
 
     backend: str = "auto"
     approximate_backend: str = "hnswlib"
-    exact_max_items: int = 10_000
+    exact_budget_ms: float = 0.3
     hnsw_m: int = 32
     ef_construction: int = 200
     ef_search: int = 256
@@ -75,7 +77,7 @@ class IndexConfig(dg.Config):
 
     def settings(self) -> IndexSettings:
         return IndexSettings(
-            backend=self.backend, approximate_backend=self.approximate_backend, exact_max_items=self.exact_max_items,
+            backend=self.backend, approximate_backend=self.approximate_backend, exact_budget_ms=self.exact_budget_ms,
             hnsw=HnswSettings(m=self.hnsw_m, ef_construction=self.ef_construction, ef_search=self.ef_search,
                               seed=self.seed),
             recall_queries=self.recall_queries, target_recall=self.target_recall, max_ef_search=self.max_ef_search,

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.profiles import table_profile
+from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.storage import maps_as_lists
 from graphrec_pipeline.tables import SCHEMAS, to_arrow
 from graphrec_pipeline.world import social
@@ -37,7 +38,8 @@ def stage_table(
     store = storage.for_run(context)
     started = time.perf_counter()
     if world.generated:
-        table = to_arrow(name, make())
+        with heartbeat(f"generating {name}", context.log.info):
+            table = to_arrow(name, make())
     else:
         if not world.source_dir:
             raise dg.Failure(f"world.source is 'parquet' but world.source_dir is not set (table {name!r})")
