@@ -1,14 +1,15 @@
 """HTTP serving latency and throughput: ``graphrec serve`` called by a real client.
 
-    python benchmarks/http_benchmark.py --data-dir data [--seconds 15] [--workers 1] [--hog]
+    python benchmarks/http_benchmark.py --data-dir data [--seconds 15] [--workers 1] [--hog] [--pin]
 
 Starts ``graphrec serve`` on a free loopback port over the live release, then for each
 flow (places, people, each with and without context) and each concurrency (1, 8, 32
 connections) keeps that many requests in flight for ``--seconds`` with an async ``httpx``
 client and reports p50 / p99 / max latency and requests per second. ``--hog`` runs a
 process beside the server that keeps both cores busy with BLAS work, standing in for a
-pipeline run on the same machine. The client runs on the same machine and takes CPU too:
-the figures are what one 2-core box does end to end.
+pipeline run on the same machine. The client runs on the same machine and takes CPU too
+(about 1 ms per request): the figures are what one 2-core box does end to end. ``--pin``
+gives the server CPU 0 and the client CPU 1, as if the client ran elsewhere.
 
 Where the time goes is measured in process on the same queries: retrieval and heads,
 the explanations, and JSON; the rest of an HTTP answer at one connection is the
@@ -58,19 +59,23 @@ def requests_for(rec: Recommender, n: int, seed: int) -> dict[str, list[tuple[st
 async def load(url: str, requests: list[tuple[str, dict]], connections: int, seconds: float) -> dict:
     """``connections`` clients, each sending its next request when its last one is answered."""
     latencies: list[float] = []
-    errors = 0
+    errors: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         async def worker(offset: int) -> None:
-            nonlocal errors
             i = offset
             while time.perf_counter() < deadline:
                 path, params = requests[i % len(requests)]
                 start = time.perf_counter()
-                r = await client.get(path, params=params)
+                try:
+                    r = await client.get(path, params=params)
+                    failed = None if r.status_code == 200 else f"HTTP {r.status_code}"
+                except httpx.TransportError as err:  # counted, not hidden: a failed request
+                    failed = type(err).__name__
                 latencies.append(time.perf_counter() - start)
-                errors += r.status_code != 200
+                if failed:
+                    errors[failed] = errors.get(failed, 0) + 1
                 i += connections
 
         for path, params in requests[:20]:  # warm-up
@@ -129,6 +134,8 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8,32")
     parser.add_argument("--flows", default="places,places+context,people,people+context")
     parser.add_argument("--hog", action="store_true", help="keep both cores busy beside the server")
+    parser.add_argument("--pin", action="store_true",
+                        help="server on CPU 0, this client on CPU 1 (as if the client ran on another machine)")
     args = parser.parse_args()
 
     data = DataDir.at(args.data_dir)
@@ -143,9 +150,13 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    pin = (lambda: os.sched_setaffinity(0, {0})) if args.pin else None
     server = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "serve",
                                "--port", str(port), "--workers", str(args.workers)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=open(os.environ.get("SERVE_LOG", os.devnull), "w"),
+                              preexec_fn=pin)
+    if args.pin:
+        os.sched_setaffinity(0, {1})
     url = f"http://127.0.0.1:{port}"
     stop = multiprocessing.Event()
     hogger = multiprocessing.Process(target=hog, args=(stop,), daemon=True) if args.hog else None
@@ -174,7 +185,7 @@ def main() -> None:
             hogger.join(timeout=10)
         server.terminate()
         server.wait(timeout=30)
-    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog,
+    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "pin": args.pin,
                                 "seconds": args.seconds, "cpus": os.cpu_count(), "breakdown": split, "load": rows})
 
 

@@ -5,7 +5,7 @@
     graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
                               [--activity-tags jazz] [--json]
     graphrec list tags|categories|time-slots|cities|vibes
-    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1]
+    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--access-log]
     graphrec releases [--json]
     graphrec rollback RELEASE
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy (default 1)")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new live release")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs CPU per request)")
 
     releases = commands.add_parser("releases", parents=[common], help="complete releases, newest first")
     releases.add_argument("--json", action="store_true")
@@ -110,7 +111,7 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
     os.environ["GRAPHREC_DATA_DIR"] = str(data.root)
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info")
+                workers=args.workers, log_level="info", access_log=args.access_log)
 
 
 def _table(kind: str, results) -> None:
