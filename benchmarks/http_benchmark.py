@@ -120,7 +120,8 @@ def breakdown(rec: Recommender, requests: dict[str, list[tuple[str, dict]]]) -> 
     return out
 
 
-def hog(stop) -> None:
+def hog(stop, nice: int) -> None:
+    os.nice(nice)
     a = np.random.default_rng(0).standard_normal((800, 800))
     while not stop.is_set():
         a = np.tanh(a @ a.T / 800)
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8,32")
     parser.add_argument("--flows", default="places,places+context,people,people+context")
     parser.add_argument("--hog", action="store_true", help="keep both cores busy beside the server")
+    parser.add_argument("--hog-nice", type=int, default=0, help="niceness of the hog (19: a pipeline run with nice)")
     parser.add_argument("--pin", action="store_true",
                         help="server on CPU 0, this client on CPU 1 (as if the client ran on another machine)")
     args = parser.parse_args()
@@ -159,7 +161,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
     url = f"http://127.0.0.1:{port}"
     stop = multiprocessing.Event()
-    hogger = multiprocessing.Process(target=hog, args=(stop,), daemon=True) if args.hog else None
+    hogger = multiprocessing.Process(target=hog, args=(stop, args.hog_nice), daemon=True) if args.hog else None
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -185,7 +187,7 @@ def main() -> None:
             hogger.join(timeout=10)
         server.terminate()
         server.wait(timeout=30)
-    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "pin": args.pin,
+    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "hog_nice": args.hog_nice, "pin": args.pin,
                                 "seconds": args.seconds, "cpus": os.cpu_count(), "breakdown": split, "load": rows})
 
 

@@ -111,7 +111,8 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
     os.environ["GRAPHREC_DATA_DIR"] = str(data.root)
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", access_log=args.access_log)
+                workers=args.workers, log_level="info", access_log=args.access_log,
+                timeout_keep_alive=30)
 
 
 def _table(kind: str, results) -> None:
