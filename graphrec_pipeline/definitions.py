@@ -11,10 +11,12 @@ from graphrec_pipeline.defs.assets import (
     warehouse_assets,
     world_assets,
 )
+from graphrec_pipeline.defs.executor import executor
 from graphrec_pipeline.defs.jobs import daily_pipeline_schedule, full_pipeline_job, serving_job, world_tables_job
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 
 storage = StorageResource.configure_at_launch()
+
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
@@ -29,4 +31,5 @@ defs = dg.Definitions(
     resources={"storage": storage, "world": WorldResource(), "recommender": RecommenderResource(storage=storage)},
     jobs=[full_pipeline_job, world_tables_job, serving_job],
     schedules=[daily_pipeline_schedule],
+    executor=executor,
 )
