@@ -503,3 +503,11 @@ def test_the_evaluated_served_flow_is_what_the_resource_answers(served):
         want = [r.place_id for r in resource.recommend_places(int(u), PlaceQuery.parse(k=20, time_slot=3))]
         assert places[i, : len(want)].tolist() == want and (places[i, len(want):] == -1).all()
         assert people[i].tolist() == [r.user_id for r in resource.recommend_people(int(u), PeopleQuery(k=10))]
+
+
+@pytest.mark.parametrize("build", [lambda: PlaceQuery(k=0), lambda: PlaceQuery(time_slot=6), lambda: PlaceQuery(tags=(100,)),
+                                   lambda: PlaceQuery(categories=(-1,)), lambda: PlaceQuery(max_price=5),
+                                   lambda: PeopleQuery(activity_tags=(200,)), lambda: PeopleQuery(target_place_id=-2)])
+def test_a_query_built_directly_is_validated_too(build):
+    with pytest.raises(QueryError):
+        build()

@@ -106,6 +106,12 @@ def _optional_id(value, what: str) -> int | None:
     return int(value)
 
 
+def _check_indices(values: tuple[int, ...], vocabulary: list[str], what: str) -> None:
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < len(vocabulary)]
+    if bad:
+        raise QueryError(f"{what} index {bad[0]!r} is not in 0..{len(vocabulary) - 1}")
+
+
 @dataclass(frozen=True)
 class PlaceQuery:
     """A place query's context and filters (§6.3), validated against the vocabularies.
@@ -119,6 +125,16 @@ class PlaceQuery:
     categories: tuple[int, ...] = ()
     tags: tuple[int, ...] = ()
     max_price: int | None = None
+
+    def __post_init__(self) -> None:
+        """A query built directly (not parsed) is checked too."""
+        check_k(self.k, MAX_K)
+        _optional_id(self.city_id, "city")
+        if self.time_slot != -1:
+            parse_time_slot(self.time_slot)
+        _check_indices(self.categories, COARSE_CATEGORIES, "category")
+        _check_indices(self.tags, FINE_TAGS, "tag")
+        check_price(self.max_price)
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, time_slot: str | int | None = None,
@@ -145,6 +161,12 @@ class PeopleQuery:
     city_id: int | None = None
     target_place_id: int | None = None
     activity_tags: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_k(self.k, MAX_K)
+        _optional_id(self.city_id, "city")
+        _optional_id(self.target_place_id, "place")
+        _check_indices(self.activity_tags, FINE_TAGS, "tag")
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, target_place_id: int | None = None,
