@@ -3,7 +3,6 @@
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
-import dagster as dg
 import pytest
 
 from graphrec_pipeline.releases import DataDir
@@ -127,20 +126,3 @@ def test_duckdb_shows_exactly_the_published_tables_of_one_release(small_world):
     assert views == {*WORLD_TABLES, "interaction_split", "friend_label_split", "user_embeddings", "place_embeddings",
                      "eval_metrics", "release"}
     assert release == result.run_id == DataDir(data_dir).live_id()
-
-
-def test_the_executor_forks_steps_by_default_and_takes_spawn_by_config():
-    from graphrec_pipeline.definitions import defs
-
-    job = defs.resolve_implicit_global_asset_job_def()
-    resources = {"resources": {"storage": {"config": {"data_dir": "unused"}}}}
-    default = dg.validate_run_config(job, resources)
-    assert job.executor_def.name == "multiprocess"
-    assert default["execution"]["multiprocess"]["start_method"] == {
-        "forkserver": {"preload_modules": ["graphrec_pipeline.definitions"]}}
-    spawn = dg.validate_run_config(job, {**resources, "execution": {"config": {"start_method": "spawn",
-                                                                              "max_concurrent": 1}}})
-    assert spawn["execution"]["multiprocess"]["start_method"] == {"spawn": {}}
-    assert spawn["execution"]["multiprocess"]["max_concurrent"] == 1
-    with pytest.raises(dg.DagsterInvalidConfigError, match="fork"):
-        dg.validate_run_config(job, {**resources, "execution": {"config": {"start_method": "fork"}}})

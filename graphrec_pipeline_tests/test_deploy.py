@@ -1,0 +1,57 @@
+"""The executor selector and the deployment files, validated by Dagster's own config
+checks (no cluster needed)."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._config import process_config
+from dagster._core.instance.config import dagster_instance_config
+
+from graphrec_pipeline.definitions import defs
+
+REPO = Path(__file__).resolve().parents[1]
+RESOURCES = {"resources": {"storage": {"config": {"data_dir": "unused"}}}}
+
+
+def _job():
+    return defs.resolve_implicit_global_asset_job_def()
+
+
+def _yaml(path: str) -> dict:
+    return yaml.safe_load((REPO / path).read_text())
+
+
+def test_multiprocess_is_the_default_and_dask_and_k8s_are_chosen_by_config():
+    from dagster_dask import dask_executor
+    from dagster_k8s import k8s_job_executor
+
+    assert dg.validate_run_config(_job(), RESOURCES)["execution"] == {
+        "graphrec": {"multiprocess": {"max_concurrent": 0, "start_method": "forkserver"}}}
+    spawn = {**RESOURCES, "execution": {"config": {"multiprocess": {"start_method": "spawn", "max_concurrent": 1}}}}
+    assert dg.validate_run_config(_job(), spawn)["execution"]["graphrec"]["multiprocess"]["start_method"] == "spawn"
+    dask = _yaml("configs/dask.yaml")
+    merged = {**_yaml("configs/small.yaml"), **RESOURCES, **dask}
+    assert "dask" in dg.validate_run_config(_job(), merged)["execution"]["graphrec"]
+    assert process_config(dask_executor.config_schema.config_type, dask["execution"]["config"]["dask"]).success
+    k8s = _yaml("deploy/k8s_executor.yaml")
+    assert "k8s" in dg.validate_run_config(_job(), {**RESOURCES, **k8s})["execution"]["graphrec"]
+    assert process_config(k8s_job_executor.config_schema.config_type, k8s["execution"]["config"]["k8s"]).success
+    with pytest.raises(dg.DagsterInvalidConfigError):
+        dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": {"spark": {}}}})
+
+
+def test_the_production_instance_config_is_valid(monkeypatch):
+    from dagster_k8s import K8sRunLauncher
+    from dagster_postgres import PostgresRunStorage
+
+    for var in ("DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB", "GRAPHREC_IMAGE"):
+        monkeypatch.setenv(var, "x")
+    config, _ = dagster_instance_config(str(REPO / "deploy"))
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
+    assert process_config(K8sRunLauncher.config_type(), launcher["config"]).success
+    assert process_config(PostgresRunStorage.config_type(), config["storage"]["postgres"]).success
+    bad = {**launcher["config"], "job_namespace": 3}
+    assert not process_config(K8sRunLauncher.config_type(), bad).success
