@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.inference import embed_in_blocks
 from graphrec_pipeline.storage import Storage
@@ -54,6 +55,7 @@ def export_embeddings(
     store: Storage, model: GraphRec, graph, user_city: np.ndarray, place_city: np.ndarray
 ) -> Embeddings:
     """Run the forward pass and write both tables and the manifest (each file atomically)."""
+    use_compute_threads()
     z_user, z_place = (z.numpy() for z in embed_in_blocks(model, graph))
     emb = Embeddings(z_user, z_place, user_city, place_city, store.digest(MODEL_WEIGHTS))
     store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user), staged=False)

@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.constants import N_TIME_SLOTS
 from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
 from graphrec_pipeline.model.config import ModelConfig
@@ -192,6 +193,7 @@ def train(
     (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap),
     then restore the best state."""
     torch.use_deterministic_algorithms(True)  # CPU scatter/index_add otherwise sum in thread order
+    use_compute_threads()  # and the sums of a product depend on how many threads split it
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if model_cfg.id_embeddings:
