@@ -136,13 +136,14 @@ def main() -> None:
     parser.add_argument("--flows", default="places,places+context,people,people+context")
     parser.add_argument("--hog", action="store_true", help="keep both cores busy beside the server")
     parser.add_argument("--hog-nice", type=int, default=0, help="niceness of the hog (19: a pipeline run with nice)")
+    parser.add_argument("--candidates", type=int, default=200, help="M of the server (graphrec serve --candidates)")
     parser.add_argument("--pin", action="store_true",
                         help="server on CPU 0, this client on CPU 1 (as if the client ran on another machine)")
     args = parser.parse_args()
 
     data = DataDir.at(args.data_dir)
     limit_threads(1)
-    rec = Recommender(data.live())
+    rec = Recommender(data.live(), candidates=args.candidates)
     requests = requests_for(rec, 500, seed=0)
     flows = args.flows.split(",")
     split = breakdown(rec, {f: requests[f][:200] for f in flows})
@@ -154,7 +155,8 @@ def main() -> None:
         port = s.getsockname()[1]
     pin = (lambda: os.sched_setaffinity(0, {0})) if args.pin else None
     server = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "serve",
-                               "--port", str(port), "--workers", str(args.workers)],
+                               "--port", str(port), "--workers", str(args.workers),
+                               "--candidates", str(args.candidates)],
                               stdout=subprocess.DEVNULL, stderr=open(os.environ.get("SERVE_LOG", os.devnull), "w"),
                               preexec_fn=pin)
     if args.pin:
@@ -187,7 +189,7 @@ def main() -> None:
             hogger.join(timeout=10)
         server.terminate()
         server.wait(timeout=30)
-    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "hog_nice": args.hog_nice, "pin": args.pin,
+    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "hog_nice": args.hog_nice, "pin": args.pin, "candidates": args.candidates,
                                 "seconds": args.seconds, "cpus": os.cpu_count(), "breakdown": split, "load": rows})
 
 

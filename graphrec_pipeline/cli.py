@@ -5,7 +5,7 @@
     graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
                               [--activity-tags jazz] [--json]
     graphrec list tags|categories|time-slots|cities|vibes
-    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--access-log]
+    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--candidates 200] [--access-log]
     graphrec releases [--json]
     graphrec rollback RELEASE
 
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy (default 1)")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new live release")
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs CPU per request)")
+    serve.add_argument("--candidates", type=int, default=200,
+                       help="M, candidates scored per query (default 200, what eval_metrics measures; fewer is faster)")
 
     releases = commands.add_parser("releases", parents=[common], help="complete releases, newest first")
     releases.add_argument("--json", action="store_true")
@@ -105,11 +107,12 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
     """uvicorn with the app factory; options reach every worker through the environment."""
     import uvicorn
 
-    if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0:
-        raise QueryError(f"serve: need --workers >= 1, --port in 1..65535 and --poll-seconds > 0, not "
-                         f"{args.workers}, {args.port}, {args.poll_seconds}")
+    if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0 or not 10 <= args.candidates <= 1000:
+        raise QueryError(f"serve: need --workers >= 1, --port in 1..65535, --poll-seconds > 0 and --candidates in "
+                         f"10..1000, not {args.workers}, {args.port}, {args.poll_seconds}, {args.candidates}")
     os.environ["GRAPHREC_DATA_DIR"] = str(data.root)
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
+    os.environ["GRAPHREC_SERVE_CANDIDATES"] = str(args.candidates)
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", access_log=args.access_log,
                 timeout_keep_alive=30)

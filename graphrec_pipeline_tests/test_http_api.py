@@ -241,3 +241,11 @@ def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
         proc.wait(timeout=30)
     assert not failures, failures[:3]
     assert set(seen) == {first, second} and len(seen) > 20
+
+
+def test_serve_rejects_bad_options_in_one_line(served, capsys):
+    from graphrec_pipeline.cli import main
+
+    assert main(["--data-dir", str(served["data"].root), "serve", "--candidates", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--candidates in 10..1000" in err and err.count("\n") == 1
