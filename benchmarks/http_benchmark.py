@@ -34,7 +34,7 @@ import numpy as np
 from common import append_result, log
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
-from graphrec_pipeline.serving.recommender import Recommender
+from graphrec_pipeline.serving.recommender import CANDIDATES, Recommender
 from graphrec_pipeline.serving.threads import limit_threads
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
 
@@ -120,6 +120,22 @@ def breakdown(rec: Recommender, requests: dict[str, list[tuple[str, dict]]]) -> 
     return out
 
 
+def overlap_with(rec: Recommender, reference: Recommender, requests: dict[str, list[tuple[str, dict]]]) -> dict:
+    """Share of ``reference``'s top-k that ``rec`` keeps, per flow (fewer candidates vs 200)."""
+    out = {}
+    for flow_name, reqs in requests.items():
+        places = flow_name.startswith("places")
+        shares = []
+        for _, params in reqs:
+            query = (PlaceQuery if places else PeopleQuery).parse(**{k: v for k, v in params.items() if k != "user_id"})
+            ids = [[r.place_id if places else r.user_id
+                    for r in (x.recommend_places if places else x.recommend_people)(params["user_id"], query)]
+                   for x in (rec, reference)]
+            shares.append(len(set(ids[0]) & set(ids[1])) / max(len(ids[1]), 1))
+        out[flow_name] = round(float(np.mean(shares)), 4)
+    return out
+
+
 def hog(stop, nice: int) -> None:
     os.nice(nice)
     a = np.random.default_rng(0).standard_normal((800, 800))
@@ -148,6 +164,10 @@ def main() -> None:
     flows = args.flows.split(",")
     split = breakdown(rec, {f: requests[f][:200] for f in flows})
     log(f"in-process breakdown: {split}")
+    overlap = None
+    if args.candidates != CANDIDATES:
+        overlap = overlap_with(rec, Recommender(data.live()), {f: requests[f][:200] for f in flows})
+        log(f"top-k kept against M = {CANDIDATES}: {overlap}")
     del rec
 
     with socket.socket() as s:
@@ -189,7 +209,7 @@ def main() -> None:
             hogger.join(timeout=10)
         server.terminate()
         server.wait(timeout=30)
-    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "hog_nice": args.hog_nice, "pin": args.pin, "candidates": args.candidates,
+    append_result("http.json", {"release": data.live_id(), "workers": args.workers, "hog": args.hog, "hog_nice": args.hog_nice, "pin": args.pin, "candidates": args.candidates, "overlap_with_200": overlap,
                                 "seconds": args.seconds, "cpus": os.cpu_count(), "breakdown": split, "load": rows})
 
 
