@@ -192,26 +192,25 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
 
     app.add_middleware(InternalErrors)
 
-    @app.get("/recommend/places", summary="Top-k places for a user (§6.3)", openapi_extra=_openapi(PLACE_PARAMS))
-    async def places(request: Request):
-        params = _params(request, PLACE_PARAMS)
+    def single(request: Request, spec: dict, kind, answer: str) -> JSONResponse:
+        """One user's answer: the query string parsed by hand, the query typed, the live
+        recommender taken once (the request finishes on that version)."""
+        params = _params(request, spec)
         user_id = params.pop("user_id")
-        query = PlaceQuery.parse(**params)
+        query = kind.parse(**params)
         rec = live.get()
-        results = rec.recommend_places(user_id, query)
+        results = getattr(rec, answer)(user_id, query)
         return JSONResponse({"release": rec.release, "user_id": user_id, "query": query.describe(),
                              "results": [r.to_dict() for r in results]})
+
+    @app.get("/recommend/places", summary="Top-k places for a user (§6.3)", openapi_extra=_openapi(PLACE_PARAMS))
+    async def places(request: Request):
+        return single(request, PLACE_PARAMS, PlaceQuery, "recommend_places")
 
     @app.get("/recommend/people", summary="Top-k people for a user to go out with (§6.4)",
              openapi_extra=_openapi(PEOPLE_PARAMS))
     async def people(request: Request):
-        params = _params(request, PEOPLE_PARAMS)
-        user_id = params.pop("user_id")
-        query = PeopleQuery.parse(**params)
-        rec = live.get()
-        results = rec.recommend_people(user_id, query)
-        return JSONResponse({"release": rec.release, "user_id": user_id, "query": query.describe(),
-                             "results": [r.to_dict() for r in results]})
+        return single(request, PEOPLE_PARAMS, PeopleQuery, "recommend_people")
 
     @app.post("/recommend/places/batch", summary="One place query for many users")
     def places_batch(body: PlaceBatch):
