@@ -19,7 +19,6 @@ live. Release ids are the Dagster run ids, so pruning touches nothing it did not
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -33,7 +32,15 @@ from pathlib import Path
 
 import duckdb
 
-from graphrec_pipeline.storage import DUCKDB_FILE, STAGING, Storage, build_duckdb, resolve_data_dir, write_atomic
+from graphrec_pipeline.storage import (
+    DUCKDB_FILE,
+    STAGING,
+    Storage,
+    build_duckdb,
+    resolve_data_dir,
+    sha256_file,
+    write_atomic,
+)
 
 POINTER = "CURRENT.json"
 RELEASES = "releases"
@@ -62,17 +69,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def file_digests(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (relative POSIX paths), except the manifest."""
     out = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel != MANIFEST and not rel.startswith(f"{STAGING}/") and not DEBRIS.match(path.name):
-            out[rel] = _sha256(path)
+            out[rel] = sha256_file(path)
     return out
 
 
@@ -93,7 +96,7 @@ def verify_files(root: Path) -> dict:
             raise ReleaseError(f"{path} names {rel!r}, outside the release")
         if not file.is_file():
             raise ReleaseError(f"{file} is missing")
-        if _sha256(file) != digest:
+        if sha256_file(file) != digest:
             raise ReleaseError(f"{file} does not match its recorded digest (corrupt, truncated or changed)")
     return manifest
 

@@ -48,6 +48,15 @@ def resolve_data_dir(data_dir: str | None = None) -> Path:
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser().resolve()
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks (releases run to hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @contextmanager
 def atomic_path(dest: Path):
     """A temporary path beside ``dest`` to write to; renamed over ``dest`` when the block
@@ -185,7 +194,7 @@ class Storage:
 
     def digest(self, name: str) -> str:
         """SHA-256 of a stored file: how serving tells whether its inputs are from one run."""
-        return hashlib.sha256(self.read_bytes(name)).hexdigest()
+        return sha256_file(self.local_path(name))
 
     def remove(self, name: str) -> None:
         """Delete a stored file or folder (e.g. an index version that is no longer live)."""

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import graphrec_pipeline
+from graphrec_pipeline.storage import sha256_file
 
 DUCKDB_CATALOG = "graphrec"  # the database file graphrec.duckdb, attached under its stem
 PACKAGE = Path(graphrec_pipeline.__file__).parent
@@ -42,12 +43,9 @@ def parquet_metadata(name: str, path: Path) -> dict:
 
 def file_version(*paths: Path) -> dg.DataVersion:
     """A data version from the bytes of one or more files."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return dg.DataVersion(h.hexdigest()[:16])
+    if len(paths) == 1:
+        return dg.DataVersion(sha256_file(paths[0])[:16])
+    return value_version(" ".join(sha256_file(p) for p in paths))
 
 
 def value_version(value: str) -> dg.DataVersion:
