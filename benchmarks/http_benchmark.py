@@ -174,7 +174,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     pin = (lambda: os.sched_setaffinity(0, {0})) if args.pin else None
-    server = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "serve",
+    server = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.location), "serve",
                                "--port", str(port), "--workers", str(args.workers),
                                "--candidates", str(args.candidates)],
                               stdout=subprocess.DEVNULL, stderr=open(os.environ.get("SERVE_LOG", os.devnull), "w"),

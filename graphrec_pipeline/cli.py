@@ -8,8 +8,11 @@
     graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--candidates 200] [--access-log]
     graphrec releases [--json]
     graphrec rollback RELEASE
+    graphrec sql "SELECT count(*) FROM interactions" [--csv]
 
-``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``). Queries
+``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``); it may
+be an ``s3://bucket/prefix`` (``--endpoint-url`` or ``$AWS_ENDPOINT_URL`` for MinIO and other
+S3-compatible stores). Queries
 read the live release; ``serve`` answers them over HTTP (``serving/http_api.py``) and
 follows the live release without a restart. A bad query, or missing, stale or corrupt assets print one line on
 stderr and exit with status 2.
@@ -24,6 +27,7 @@ import sys
 
 from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
 from graphrec_pipeline.serving.query import AssetError, PeopleQuery, PlaceQuery, QueryError
+from graphrec_pipeline.storage import StorageUnavailable
 from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
 
 EXIT_USAGE = 2
@@ -41,7 +45,9 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS,
-                        help="data directory (default: $GRAPHREC_DATA_DIR or ./data)")
+                        help="data directory or s3://bucket/prefix (default: $GRAPHREC_DATA_DIR or ./data)")
+    common.add_argument("--endpoint-url", default=argparse.SUPPRESS,
+                        help="S3-compatible endpoint for an s3:// data dir (default: $AWS_ENDPOINT_URL, else AWS)")
     parser = OneLineParser(prog="graphrec", description=__doc__.split("\n\n")[0], parents=[common])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
@@ -79,7 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     releases.add_argument("--json", action="store_true")
     rollback = commands.add_parser("rollback", parents=[common], help="make an earlier complete release live")
     rollback.add_argument("release", help="a release id from 'graphrec releases'")
+    sql = commands.add_parser("sql", parents=[common], help="run SQL over the live release's DuckDB views")
+    sql.add_argument("query", help="one SQL statement; the views are the published tables")
+    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     return parser
+
+
+def _sql(data: DataDir, query: str, as_csv: bool) -> None:
+    """The query on a read-only connection (a local or object-store data dir alike)."""
+    import duckdb
+
+    con = data.connect()
+    try:
+        result = con.sql(query)
+        if result is None:
+            return
+        frame = result.pl()
+    except duckdb.Error as err:
+        raise QueryError(f"sql: {str(err).splitlines()[0]}") from None
+    finally:
+        con.close()
+    if as_csv:
+        sys.stdout.write(frame.write_csv())
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60):
+            print(frame)
 
 
 def _releases(data: DataDir, as_json: bool) -> None:
@@ -110,7 +142,9 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
     if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0 or not 10 <= args.candidates <= 1000:
         raise QueryError(f"serve: need --workers >= 1, --port in 1..65535, --poll-seconds > 0 and --candidates in "
                          f"10..1000, not {args.workers}, {args.port}, {args.poll_seconds}, {args.candidates}")
-    os.environ["GRAPHREC_DATA_DIR"] = str(data.root)
+    os.environ["GRAPHREC_DATA_DIR"] = str(data.location)
+    if getattr(data.location, "endpoint_url", None):
+        os.environ["AWS_ENDPOINT_URL"] = data.location.endpoint_url
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
     os.environ["GRAPHREC_SERVE_CANDIDATES"] = str(args.candidates)
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
@@ -145,7 +179,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "list":
         print("\n".join(VOCABULARIES[args.what]))
         return 0
-    data = DataDir.at(getattr(args, "data_dir", None))
+    data = DataDir.at(getattr(args, "data_dir", None), getattr(args, "endpoint_url", None))
+    if args.command == "sql":
+        _sql(data, args.query, args.csv)
+        return 0
     if args.command == "releases":
         _releases(data, args.json)
         return 0
@@ -168,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
                                   activity_tags=args.activity_tags)
     limit_threads(1)
     store = data.live()
-    with Console(stderr=True).status(f"Loading release {store.release} from {data.root}"):
+    with Console(stderr=True).status(f"Loading release {store.release} from {data.location}"):
         recommender = Recommender(store)
     answer = recommender.recommend_places if args.kind == "places" else recommender.recommend_people
     results = answer(args.user_id, query)
@@ -183,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (QueryError, AssetError, ReleaseError, LockHeld, FileNotFoundError) as err:
+    except (QueryError, AssetError, ReleaseError, LockHeld, FileNotFoundError, StorageUnavailable) as err:
         print(f"graphrec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

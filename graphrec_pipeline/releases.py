@@ -1,19 +1,21 @@
-"""Releases: every run writes into its own directory; one pointer says which is live.
+"""Releases: every run writes into its own folder; one pointer says which is live.
 
-Layout of a data directory::
+Layout of a data directory (a local folder or an ``s3://`` prefix)::
 
-    CURRENT.json              {"release": "<id>"}: the live release (replaced by rename)
+    CURRENT.json              {"release": "<id>"}: the live release (replaced atomically)
     graphrec.duckdb           views over the live release's tables (rebuilt at each switch)
     .lock                     the run that may write: run id, pid, host, start time
     releases/<id>/            everything one run made: staging/, <table>.parquet, graph/,
                               model/, serving/, indexes/, eval_metrics/, RELEASE.json
 
-A run's release starts as hard links to the live release's files (cheap; writes replace a
-file by rename, so they never change the live one's bytes), then the run overwrites what
-it makes. ``RELEASE.json`` (the file digests, the run, the headline metrics) is written
-last, and only then does the pointer move: a reader that resolved the pointer reads one
-complete release until it resolves again, and a crash anywhere leaves the previous one
-live. Release ids are the Dagster run ids, so pruning touches nothing it did not create.
+A run's release starts as a copy of the live release (hard links on disk, server-side
+copies on an object store; every write replaces a whole file, so the copy never changes
+the live one's bytes), then the run overwrites what it makes. ``RELEASE.json`` (the file
+digests, the run, the headline metrics) is written last, and only then does the pointer
+move: a reader that resolved the pointer reads one complete release until it resolves
+again, and a crash anywhere leaves the previous one live. Release ids are the Dagster run
+ids, so pruning touches nothing it did not create. The lock is a file created
+exclusively (``O_EXCL`` on disk, a conditional PUT on an object store).
 """
 
 from __future__ import annotations
@@ -22,25 +24,17 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from graphrec_pipeline.storage import (
-    DUCKDB_FILE,
-    STAGING,
-    Storage,
-    build_duckdb,
-    resolve_data_dir,
-    sha256_file,
-    write_atomic,
-)
+from graphrec_pipeline.storage import DUCKDB_FILE, STAGING, Storage
+from graphrec_pipeline.storage.location import SEEDED, LocalDir, Location, location
+from graphrec_pipeline.storage.warehouse import build_duckdb, connect
 
 POINTER = "CURRENT.json"
 RELEASES = "releases"
@@ -69,97 +63,119 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def file_digests(root: Path) -> dict[str, str]:
+def _counted(rel: str) -> bool:
+    """Whether a file belongs in a release's digests (not the manifest, staging or debris)."""
+    name = rel.rsplit("/", 1)[-1]
+    return rel != MANIFEST and not rel.startswith(f"{STAGING}/") and not DEBRIS.match(name) and name != SEEDED
+
+
+def file_digests(root: Location) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (relative POSIX paths), except the manifest."""
-    out = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel != MANIFEST and not rel.startswith(f"{STAGING}/") and not DEBRIS.match(path.name):
-            out[rel] = sha256_file(path)
-    return out
+    return {rel: root.sha256(rel) for rel in root.files() if _counted(rel)}
 
 
-def verify_files(root: Path) -> dict:
+def verify_files(root: Location) -> dict:
     """The release manifest under ``root``, after checking that every file it lists lies
     inside ``root`` and has its recorded digest."""
-    path = root / MANIFEST
-    if not path.exists():
-        raise ReleaseError(f"release {root.name} is incomplete: {path} is missing")
+    where = root.url(MANIFEST)
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(root.read_bytes(MANIFEST))
         files = dict(manifest["files"])
+    except FileNotFoundError:
+        raise ReleaseError(f"release {root.url().rsplit('/', 1)[-1]} is incomplete: {where} is missing") from None
     except (ValueError, KeyError, TypeError) as err:
-        raise ReleaseError(f"{path}: corrupt manifest ({err})") from err
+        raise ReleaseError(f"{where}: corrupt manifest ({err})") from err
     for rel, digest in files.items():
-        file = root / rel
-        if not file.resolve().is_relative_to(root.resolve()):
-            raise ReleaseError(f"{path} names {rel!r}, outside the release")
-        if not file.is_file():
-            raise ReleaseError(f"{file} is missing")
-        if sha256_file(file) != digest:
-            raise ReleaseError(f"{file} does not match its recorded digest (corrupt, truncated or changed)")
+        parts = rel.split("/")
+        if rel.startswith("/") or ".." in parts or "" in parts:
+            raise ReleaseError(f"{where} names {rel!r}, outside the release")
+        if not root.exists(rel):
+            raise ReleaseError(f"{root.url(rel)} is missing")
+        if root.sha256(rel) != digest:
+            raise ReleaseError(f"{root.url(rel)} does not match its recorded digest (corrupt, truncated or changed)")
     return manifest
 
 
-@dataclass
 class DataDir:
     """A data directory of releases: who may write, what is live, and switching."""
 
-    root: Path
+    def __init__(self, where: str | Path | Location | None = None, endpoint_url: str | None = None):
+        self.location = location(where, endpoint_url)
 
     @classmethod
-    def at(cls, data_dir: str | Path | None = None) -> "DataDir":
-        return cls(resolve_data_dir(str(data_dir) if data_dir else None))
+    def at(cls, data_dir: str | Path | Location | None = None, endpoint_url: str | None = None) -> "DataDir":
+        return cls(data_dir, endpoint_url)
+
+    def __repr__(self) -> str:
+        return f"DataDir({self.location.url()!r})"
+
+    @property
+    def root(self) -> Path:
+        """The folder on the local disk (a local data dir only; for tests and tools)."""
+        if not isinstance(self.location, LocalDir):
+            raise TypeError(f"{self.location} is not a local folder")
+        return self.location.root
 
     # -- reading ---------------------------------------------------------------------
     def live_id(self) -> str | None:
-        path = self.root / POINTER
-        if not path.exists():
-            return None
+        where = self.location.url(POINTER)
         try:
-            release = json.loads(path.read_text())["release"]
+            release = json.loads(self.location.read_bytes(POINTER))["release"]
+        except FileNotFoundError:
+            return None
         except (ValueError, KeyError, TypeError) as err:
-            raise ReleaseError(f"{path}: not a release pointer ({err})") from err
+            raise ReleaseError(f"{where}: not a release pointer ({err})") from err
         if not isinstance(release, str) or not RELEASE_ID.match(release):
-            raise ReleaseError(f"{path}: {release!r} is not a release id")
+            raise ReleaseError(f"{where}: {release!r} is not a release id")
         return release
 
-    def release_dir(self, release: str) -> Path:
+    @staticmethod
+    def release_name(release: str) -> str:
         if not RELEASE_ID.match(release):
             raise ReleaseError(f"{release!r} is not a release id")
-        return self.root / RELEASES / release
+        return f"{RELEASES}/{release}"
+
+    def release_location(self, release: str) -> Location:
+        return self.location.child(self.release_name(release))
+
+    def release_dir(self, release: str) -> Path:
+        """A release's folder on the local disk (a local data dir only)."""
+        return self.root / self.release_name(release)
+
+    def storage(self, release: str) -> Storage:
+        return Storage(self.release_location(release), release=release)
 
     def live(self) -> Storage:
         """A reader's view: the live release, resolved once (keep the object for one
         consistent snapshot)."""
         release = self.live_id()
         if release is None:
-            raise FileNotFoundError(f"no release is live in {self.root}; materialize the pipeline first")
-        return Storage(self.release_dir(release), release=release)
+            raise FileNotFoundError(f"no release is live in {self.location}; materialize the pipeline first")
+        return self.storage(release)
 
     def manifest(self, release: str) -> dict:
-        path = self.release_dir(release) / MANIFEST
-        if not path.exists():
-            raise ReleaseError(f"release {release} is incomplete: {path} is missing")
+        name = f"{self.release_name(release)}/{MANIFEST}"
         try:
-            return json.loads(path.read_text())
+            return json.loads(self.location.read_bytes(name))
+        except FileNotFoundError:
+            raise ReleaseError(f"release {release} is incomplete: {self.location.url(name)} is missing") from None
         except ValueError as err:
-            raise ReleaseError(f"{path}: corrupt manifest ({err})") from err
+            raise ReleaseError(f"{self.location.url(name)}: corrupt manifest ({err})") from err
 
     def releases(self) -> list[dict]:
         """Complete releases, newest first: id, created, live, metrics."""
         live = self.live_id()
         out = []
-        for d in sorted((self.root / RELEASES).glob("*")) if (self.root / RELEASES).is_dir() else []:
-            if RELEASE_ID.match(d.name) and (d / MANIFEST).exists():
-                m = self.manifest(d.name)
-                out.append({"release": d.name, "created": m.get("created"), "live": d.name == live,
+        for name in self.location.list(RELEASES):
+            if RELEASE_ID.match(name) and self.location.exists(f"{RELEASES}/{name}/{MANIFEST}"):
+                m = self.manifest(name)
+                out.append({"release": name, "created": m.get("created"), "live": name == live,
                             "metrics": m.get("metrics", {})})
         return sorted(out, key=lambda r: r["created"] or "", reverse=True)
 
     def verify(self, release: str) -> dict:
         """The manifest, after checking every file it lists has its recorded digest."""
-        return verify_files(self.release_dir(release))
+        return verify_files(self.release_location(release))
 
     # -- writing (under the lock) ----------------------------------------------------
     def acquire(self, run_id: str, grace_seconds: float = 30.0, wait_seconds: float = 0.0,
@@ -170,44 +186,38 @@ class DataDir:
         the lock for ``grace_seconds`` (a killed run: every process of a live run refreshes
         it, :meth:`heartbeat`). Otherwise wait up to ``wait_seconds``, then raise
         :class:`LockHeld`."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.location.check()
         deadline = time.monotonic() + wait_seconds
         me = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
               "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        path = self.root / LOCK
         while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder.get("run_id") == run_id:
-                    write_atomic(path, json.dumps({**me, "since": holder.get("since", me["since"])}).encode())
-                    return
-                if finished(holder.get("run_id", "")) or self._stale(holder, grace_seconds):
-                    path.unlink(missing_ok=True)
-                    continue
-                if time.monotonic() >= deadline:
-                    raise LockHeld(
-                        f"{self.root} is locked by run {holder.get('run_id')} (pid {holder.get('pid')} on "
-                        f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, or set "
-                        "storage.lock_wait_seconds to queue behind it"
-                    ) from None
-                time.sleep(1.0)
+            if self.location.create(LOCK, json.dumps(me).encode()):
+                self.clean_debris(keep=run_id)
+                return
+            holder = self._holder()
+            if holder.get("run_id") == run_id:  # another step of the run: name its process
+                self.location.replace_if_unchanged(LOCK, json.dumps({**me, "since": holder.get("since")}).encode())
+                return
+            if finished(holder.get("run_id", "")) or self._stale(holder, grace_seconds):
+                self.location.remove(LOCK)
                 continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.clean_debris(keep=run_id)
-            return
+            if time.monotonic() >= deadline:
+                raise LockHeld(
+                    f"{self.location} is locked by run {holder.get('run_id')} (pid {holder.get('pid')} on "
+                    f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, or set "
+                    "storage.lock_wait_seconds to queue behind it"
+                ) from None
+            time.sleep(1.0)
 
     def _holder(self) -> dict:
         try:
-            return json.loads((self.root / LOCK).read_text())
-        except (OSError, ValueError):
+            return json.loads(self.location.read_bytes(LOCK))
+        except (FileNotFoundError, ValueError):
             return {}
 
     def _stale(self, holder: dict, grace_seconds: float) -> bool:
         try:
-            age = time.time() - (self.root / LOCK).stat().st_mtime
+            age = time.time() - self.location.mtime(LOCK)
         except FileNotFoundError:
             return True
         if holder.get("host") not in (None, socket.gethostname()):
@@ -217,7 +227,7 @@ class DataDir:
 
     def release_lock(self, run_id: str) -> None:
         if self._holder().get("run_id") == run_id:
-            (self.root / LOCK).unlink(missing_ok=True)
+            self.location.remove(LOCK)
 
     def holds(self, run_id: str) -> bool:
         return self._holder().get("run_id") == run_id
@@ -225,17 +235,18 @@ class DataDir:
     def heartbeat(self, run_id: str, every_seconds: float = 5.0) -> None:
         """Keep the lock's time fresh from this process while ``run_id`` holds it, so a long
         step never looks abandoned (one daemon thread per process and run)."""
-        key = (str(self.root), run_id)
+        key = (self.location.url(), run_id)
         if key in _HEARTBEATS:
             return
 
         def beat() -> None:
-            while self.holds(run_id):
-                try:
-                    os.utime(self.root / LOCK)
-                except FileNotFoundError:
-                    break
-                time.sleep(every_seconds)
+            try:
+                while (holder := self._holder()).get("run_id") == run_id:
+                    if not self.location.replace_if_unchanged(LOCK, json.dumps(holder).encode()):
+                        break
+                    time.sleep(every_seconds)
+            except Exception:  # the store went away: the step itself will report it
+                pass
             _HEARTBEATS.discard(key)
 
         _HEARTBEATS.add(key)
@@ -246,64 +257,60 @@ class DataDir:
         """The writable release of ``run_id`` (made on first use from the live one)."""
         self.acquire(run_id, grace_seconds, wait_seconds, finished)
         self.heartbeat(run_id)
-        dest = self.release_dir(run_id)
-        if not dest.exists():
-            tmp = dest.with_name(f".{run_id}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
+        dest = self.release_name(run_id)
+        if not self.location.seeded(dest):
             live = self.live_id()
-            if live is not None and self.release_dir(live).is_dir():
-                src = self.release_dir(live)
-                shutil.copytree(src, tmp, copy_function=os.link,
-                                ignore=lambda d, names: [n for n in names if n in (MANIFEST, STAGING) and Path(d) == src])
-            else:
-                tmp.mkdir(parents=True)
-            os.replace(tmp, dest)
-        return Storage(dest, release=run_id)
+            self.location.copy_tree(self.release_name(live) if live else f"{RELEASES}/.none", dest,
+                                    skip=(MANIFEST, STAGING))
+        return self.storage(run_id)
 
     def seal(self, run_id: str, manifest: dict) -> dict:
         """Record the release's file digests and ``manifest`` (metrics, run) in RELEASE.json."""
-        root = self.release_dir(run_id)
+        root = self.release_location(run_id)
         full = {"release": run_id, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 **manifest, "files": file_digests(root)}
-        write_atomic(root / MANIFEST, json.dumps(full, indent=2, sort_keys=True).encode())
+        root.write_bytes(MANIFEST, json.dumps(full, indent=2, sort_keys=True).encode())
         return full
 
     def switch(self, release: str, verify: bool = True) -> None:
         """Point readers at ``release`` (complete, and verified unless its digests were
-        just recorded) by one atomic rename, then swap in a DuckDB database over its tables."""
+        just recorded) in one atomic write, then put in a DuckDB database over its tables."""
         if verify:
             self.verify(release)
-        write_atomic(self.root / POINTER, json.dumps({"release": release}).encode())
-        build_duckdb(self.duckdb_path, Storage(self.release_dir(release), release=release))
+        self.location.write_bytes(POINTER, json.dumps({"release": release}).encode())
+        build_duckdb(self.storage(release), self.location)
+
+    @property
+    def duckdb_url(self) -> str:
+        return self.location.url(DUCKDB_FILE)
 
     @property
     def duckdb_path(self) -> Path:
+        """The database file on the local disk (a local data dir only)."""
         return self.root / DUCKDB_FILE
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection to ``graphrec.duckdb`` (the live release's views)."""
-        if not self.duckdb_path.exists():
-            raise FileNotFoundError(f"{self.duckdb_path} does not exist; materialize the pipeline first")
-        return duckdb.connect(str(self.duckdb_path), read_only=True)
+        """A read-only connection to ``graphrec.duckdb`` (the live release's views), on an
+        object store too (:func:`graphrec_pipeline.storage.warehouse.connect`)."""
+        return connect(self.location)
 
     def clean_debris(self, keep: str) -> list[str]:
         """Remove what dead runs left: incomplete releases and temporary files. Only names
         the pipeline makes are touched (run-id folders, ``.<name>.tmp`` files)."""
         removed = []
-        releases = self.root / RELEASES
         live = self.live_id()
-        for d in sorted(releases.iterdir()) if releases.is_dir() else []:
-            if d.name in (keep, live):
+        for name in self.location.list(RELEASES):
+            if name in (keep, live):
                 continue
-            if (RELEASE_ID.match(d.name) and not (d / MANIFEST).exists()) or (
-                d.name.startswith(".") and d.name.endswith(".tmp")
+            if (RELEASE_ID.match(name) and not self.location.exists(f"{RELEASES}/{name}/{MANIFEST}")) or (
+                name.startswith(".") and name.endswith(".tmp")
             ):
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(d.name)
-        for f in self.root.iterdir():
-            if f.is_file() and DEBRIS.match(f.name):
-                f.unlink(missing_ok=True)
-                removed.append(f.name)
+                self.location.remove(f"{RELEASES}/{name}")
+                removed.append(name)
+        for name in self.location.list():
+            if DEBRIS.match(name):
+                self.location.remove(name)
+                removed.append(name)
         return removed
 
     def prune(self, keep: int, min_age_hours: float = 0.0) -> list[str]:
@@ -315,6 +322,6 @@ class DataDir:
         for r in self.releases()[keep:]:
             created = dt.datetime.fromisoformat(r["created"]) if r["created"] else now
             if r["release"] != live and (now - created).total_seconds() >= 3600 * min_age_hours:
-                shutil.rmtree(self.release_dir(r["release"]))
+                self.location.remove(self.release_name(r["release"]))
                 removed.append(r["release"])
         return removed

@@ -1,5 +1,11 @@
-"""Shared fixtures: a tiny world as frames, and the small config materialized once."""
+"""Shared fixtures: a tiny world as frames, the small config materialized once, and a real
+S3-compatible server (moto in server mode) on loopback."""
 
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +26,57 @@ def tiny_world():
     return generate_world(TINY)
 
 
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """``moto_server`` in its own process on a free loopback port; returns it and its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, **S3_CREDENTIALS, **(extra_env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The URL of an S3-compatible server on loopback for the whole session; the test
+    process (and the Dask workers it starts) carry its fake credentials."""
+    proc, url = start_moto()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in S3_CREDENTIALS.items():
+            mp.setenv(key, value)
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        mp.setenv("GRAPHREC_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"graphrec-cache-{uuid.uuid4().hex[:8]}"))
+        yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def new_bucket(endpoint: str) -> str:
+    """A new, empty bucket; its ``s3://`` URL."""
+    import s3fs
+
+    name = f"graphrec-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True).mkdir(name)
+    return f"s3://{name}"
+
+
 INSTANCE = dg.DagsterInstance.ephemeral()  # one for the session: the data-dir lock asks it whether a run has ended
 
 
@@ -27,14 +84,16 @@ def small_run_config() -> dict:
     return yaml.safe_load((REPO / "configs" / "small.yaml").read_text())
 
 
-def materialize(data_dir: Path, run_config: dict | None = None, raise_on_error: bool = True, job: str = "full_pipeline"):
+def materialize(data_dir: Path | str, run_config: dict | None = None, raise_on_error: bool = True,
+                job: str = "full_pipeline", endpoint_url: str | None = None):
     """Run a job's assets and checks in process against ``data_dir`` (training and
     evaluation settings from ``configs/small.yaml`` unless the run config gives its own)."""
     small = small_run_config()
     config = {**(run_config or small)}
     resources = dict(config.get("resources", {}))
     storage = resources.get("storage", {}).get("config", {})
-    resources["storage"] = {"config": {**storage, "data_dir": str(data_dir)}}
+    resources["storage"] = {"config": {**storage, "data_dir": str(data_dir),
+                                       **({"endpoint_url": endpoint_url} if endpoint_url else {})}}
     config["resources"] = resources
     if job == "full_pipeline":
         config.setdefault("ops", small["ops"])
@@ -49,6 +108,32 @@ def small_world(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("small")
     result = materialize(data_dir)
     return data_dir, result
+
+
+def full_pipeline():
+    """The job, for Dask workers to rebuild (``dg.reconstructable``)."""
+    from graphrec_pipeline.definitions import defs
+
+    return defs.resolve_job_def("full_pipeline")
+
+
+@pytest.fixture(scope="session")
+def s3_small_world(s3_endpoint):
+    """The small config run on a local Dask cluster (configs/dask.yaml) with its data dir in
+    a bucket of the loopback S3 server: the DataDir and the pids its steps ran in."""
+    import re
+    from graphrec_pipeline.releases import DataDir
+
+    data_dir = f"{new_bucket(s3_endpoint)}/graphrec"
+    config = small_run_config()
+    config["resources"]["storage"] = {"config": {"data_dir": data_dir, "endpoint_url": s3_endpoint}}
+    config.update(yaml.safe_load((REPO / "configs" / "dask.yaml").read_text()))
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(full_pipeline), instance=instance, run_config=config)
+        assert result.success
+        pids = {int(m.group(1)) for e in instance.all_logs(result.run_id)
+                if (m := re.search(r"Capturing logs for process \(pid: (\d+)\)", e.message or ""))}
+    return DataDir(data_dir, s3_endpoint), pids
 
 
 @pytest.fixture(scope="session")

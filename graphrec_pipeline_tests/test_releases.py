@@ -16,7 +16,8 @@ import pytest
 
 from graphrec_pipeline.cli import main
 from graphrec_pipeline.releases import POINTER, DataDir, LockHeld, ReleaseError
-from graphrec_pipeline.storage import Storage, build_duckdb
+from graphrec_pipeline.storage import LocalDir, Storage
+from graphrec_pipeline.storage.warehouse import build_duckdb
 from graphrec_pipeline_tests.conftest import REPO, materialize
 
 TINY = {"n_users": 300, "n_places": 300, "n_cities": 3}
@@ -78,7 +79,7 @@ def fresh(published, tmp_path) -> Path:
     dest = tmp_path / "data"
     shutil.copytree(published[1], dest)
     data = DataDir(dest)
-    build_duckdb(data.duckdb_path, data.live())
+    build_duckdb(data.live(), data.location)
     return dest
 
 
@@ -231,7 +232,7 @@ def test_a_hostile_file_name_is_no_sql(tmp_path):
     name = 'x" AS SELECT 1; CREATE TABLE pwned AS SELECT 42 AS v; CREATE VIEW "y'
     pq.write_table(pa.table({"a": [1]}), tmp_path / "r" / f"{name}.parquet")
     pq.write_table(pa.table({'b"; DROP TABLE t; --': [1]}), tmp_path / "r" / "users.parquet")
-    db = build_duckdb(tmp_path / "g.duckdb", store)
+    db = build_duckdb(store, LocalDir(tmp_path), "g.duckdb")
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:

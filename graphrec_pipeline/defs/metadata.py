@@ -14,38 +14,39 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 import graphrec_pipeline
-from graphrec_pipeline.storage import sha256_file
+from graphrec_pipeline.storage import Storage
 
 DUCKDB_CATALOG = "graphrec"  # the database file graphrec.duckdb, attached under its stem
 PACKAGE = Path(graphrec_pipeline.__file__).parent
 
 
-def table_metadata(name: str, schema: pa.Schema, rows: int, path: Path) -> dict:
+def table_metadata(name: str, schema: pa.Schema, rows: int, url: str) -> dict:
     """``dagster/row_count``, ``dagster/column_schema``, ``dagster/table_name`` (the DuckDB
     view the table is published as) and ``dagster/uri`` of a Parquet table."""
     return {
         "dagster/row_count": rows,
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema]),
         "dagster/table_name": f"{DUCKDB_CATALOG}.main.{name}",
-        "dagster/uri": path.resolve().as_uri(),
-        "path": dg.MetadataValue.path(str(path)),
+        "dagster/uri": url if "://" in url else Path(url).as_uri(),
+        "path": dg.MetadataValue.path(url),
     }
 
 
-def parquet_metadata(name: str, path: Path) -> dict:
-    """:func:`table_metadata` read from the file's footer."""
-    meta = pq.read_metadata(path)
-    return table_metadata(name, meta.schema.to_arrow_schema(), meta.num_rows, path)
+def parquet_metadata(store: Storage, name: str, file: str | None = None) -> dict:
+    """:func:`table_metadata` read from the footer of the published table ``name`` (or of
+    the stored Parquet ``file``)."""
+    file = file or store.table_file(name)
+    meta = store.footer(file)
+    return table_metadata(name, meta.schema.to_arrow_schema(), meta.num_rows, store.location.url(file))
 
 
-def file_version(*paths: Path) -> dg.DataVersion:
-    """A data version from the bytes of one or more files."""
-    if len(paths) == 1:
-        return dg.DataVersion(sha256_file(paths[0])[:16])
-    return value_version(" ".join(sha256_file(p) for p in paths))
+def file_version(store: Storage, *names: str) -> dg.DataVersion:
+    """A data version from the bytes of one or more stored files."""
+    if len(names) == 1:
+        return dg.DataVersion(store.digest(names[0])[:16])
+    return value_version(" ".join(store.digest(n) for n in names))
 
 
 def value_version(value: str) -> dg.DataVersion:

@@ -19,13 +19,20 @@ _DEFAULTS = WorldConfig()
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The data directory: ``data_dir`` if set, else ``$GRAPHREC_DATA_DIR``, else ``./data``.
+    """The data directory: ``data_dir`` if set, else ``$GRAPHREC_DATA_DIR``, else ``./data``;
+    a local folder or ``s3://bucket/prefix`` (``endpoint_url``, else ``$AWS_ENDPOINT_URL``,
+    selects MinIO or another S3-compatible store; credentials come from the AWS chain).
 
     A run writes into its own release (``releases.py``) while holding the directory's lock;
     readers see the live release. Settings say how long to queue behind another run and
     how many releases to keep."""
 
-    data_dir: str | None = Field(default=None, description="Data directory (default: $GRAPHREC_DATA_DIR or ./data).")
+    data_dir: str | None = Field(
+        default=None, description="Data directory or s3://bucket/prefix (default: $GRAPHREC_DATA_DIR or ./data)."
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint for an s3:// data_dir (default: $AWS_ENDPOINT_URL, else AWS)."
+    )
     lock_wait_seconds: float = Field(default=0.0, description="How long a run waits for another run's lock (0: fail fast).")
     lock_grace_seconds: float = Field(
         default=30.0, description="A lock whose process is gone is taken over after this many seconds without a step."
@@ -34,7 +41,7 @@ class StorageResource(dg.ConfigurableResource):
     prune_min_age_hours: float = Field(default=0.0, description="Never prune a release younger than this.")
 
     def data(self) -> DataDir:
-        return DataDir.at(self.data_dir)
+        return DataDir.at(self.data_dir, self.endpoint_url)
 
     def storage(self) -> Storage:
         """The live release, as readers see it."""

@@ -14,6 +14,7 @@ import logging
 import threading
 
 from graphrec_pipeline.releases import DataDir, ReleaseError
+from graphrec_pipeline.storage import StorageUnavailable
 from graphrec_pipeline.serving.query import AssetError
 from graphrec_pipeline.serving.recommender import Recommender
 
@@ -40,7 +41,7 @@ class LiveRecommender:
             err = self._error
             if isinstance(err, AssetError):
                 raise err
-            raise AssetError(f"nothing to serve from {self.data.root}: {err or 'no release loaded yet'}",
+            raise AssetError(f"nothing to serve from {self.data.location}: {err or 'no release loaded yet'}",
                              "the whole pipeline (dagster asset materialize --select '*')")
         return current
 
@@ -49,12 +50,12 @@ class LiveRecommender:
         with self._load:
             try:
                 live = self.data.live_id()
-            except ReleaseError as err:
+            except (ReleaseError, StorageUnavailable) as err:
                 self._note_failure(None, err)
                 return False
             if live is None:
                 if self._current is None:
-                    self._error = FileNotFoundError(f"no release is live in {self.data.root}")
+                    self._error = FileNotFoundError(f"no release is live in {self.data.location}")
                 return False
             if self._current is not None and live == self._current.release:
                 self._error = self._failed = None  # e.g. rolled back from a release that failed
@@ -80,7 +81,7 @@ class LiveRecommender:
         live = None
         try:
             live = self.data.live_id()
-        except ReleaseError:
+        except (ReleaseError, StorageUnavailable):
             pass
         return {"serving": self._current.release if self._current is not None else None, "live": live,
                 "error": None if self._error is None else str(self._error)}

@@ -155,10 +155,9 @@ class Recommender:
         store = self.store
 
         def built(name: str) -> str | None:
-            path = store.root / name
-            if not path.exists():
+            if not store.has(name):
                 return None
-            return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+            return dt.datetime.fromtimestamp(store.mtime(name), dt.timezone.utc).isoformat(timespec="seconds")
 
         world = store.read_json(WORLD_MANIFEST) or {}
         index_version = (store.read_json(CURRENT) or {}).get("version")
@@ -186,16 +185,16 @@ def _query(kind, query, keywords: dict):
 def _check_release(store: Storage) -> None:
     """A sealed release: every file has its recorded digest (before any parser reads it).
     A release still being made (the pipeline's own checks): its pieces agree by lineage."""
-    if (store.root / MANIFEST).exists():
+    if store.has(MANIFEST):
         try:
-            verify_files(store.root)
+            verify_files(store.location)
         except ReleaseError as err:
             raise AssetError(f"{err}; re-run the pipeline, or roll back to an earlier release (graphrec releases)",
                              None) from err
         return
     problems = lineage_problems(store)
     if problems:
-        raise AssetError(f"the pieces of {store.root} disagree: " + "; ".join(problems), None)
+        raise AssetError(f"the pieces of {store.location} disagree: " + "; ".join(problems), None)
 
 
 def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]:
@@ -204,11 +203,11 @@ def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]
     try:
         store.local_path(MODEL_WEIGHTS), store.local_path(MODEL_CONFIG)
     except FileNotFoundError as err:
-        raise AssetError(f"no trained model in {store.root}", "graphrec_model") from err
+        raise AssetError(f"no trained model in {store.location}", "graphrec_model") from err
     if store.read_json(EMBEDDINGS_MANIFEST) is None:
-        raise AssetError(f"no embeddings in {store.root}", "user_embeddings")
+        raise AssetError(f"no embeddings in {store.location}", "user_embeddings")
     try:
         indexes = load_city_indexes(store)
     except FileNotFoundError as err:
-        raise AssetError(f"no ANN indexes in {store.root}", "ann_indexes") from err
+        raise AssetError(f"no ANN indexes in {store.location}", "ann_indexes") from err
     return load_model(store), load_embeddings(store), indexes

@@ -39,7 +39,7 @@ def parquet_type_failures(name: str, schema: pa.Schema) -> list[RuleFailure]:
 def file_failures(storage: Storage, name: str) -> tuple[list[RuleFailure], pl.DataFrame | None]:
     """Rules on the file itself: readable Parquet, every contract column, at least one row,
     the contract's Parquet types. Returns the failures and the frame (None if unreadable)."""
-    path = storage.table_path(name, staged=True)
+    path = storage.table_url(name, staged=True)
     try:
         schema = storage.parquet_schema(name, staged=True)
         frame = storage.read_table(name, staged=True)

@@ -42,10 +42,10 @@ def interaction_split_table(
     ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val."""
     store = storage.for_run(context)
     split = interaction_split(store.read_table("interactions"), config.split_config())
-    path = store.write_table("interaction_split", split.to_arrow(), staged=False)
+    store.write_table("interaction_split", split.to_arrow(), staged=False)
     context.log.info(f"interaction split: {_counts(split)}")
-    return dg.MaterializeResult(metadata={**parquet_metadata("interaction_split", path), **_counts(split)},
-                                data_version=file_version(path))
+    return dg.MaterializeResult(metadata={**parquet_metadata(store, "interaction_split"), **_counts(split)},
+                                data_version=file_version(store, store.table_file("interaction_split")))
 
 
 @dg.asset(group_name=GROUP, code_version=CODE, deps=["published_tables"], kinds={"duckdb", "parquet"})
@@ -55,9 +55,9 @@ def friend_label_split_table(
     """``friend_label_split`` (user_u, user_v, split): a seeded random split by pair."""
     store = storage.for_run(context)
     split = friend_label_split(store.read_table("friend_labels"), config.split_config())
-    path = store.write_table("friend_label_split", split.to_arrow(), staged=False)
-    return dg.MaterializeResult(metadata={**parquet_metadata("friend_label_split", path), **_counts(split)},
-                                data_version=file_version(path))
+    store.write_table("friend_label_split", split.to_arrow(), staged=False)
+    return dg.MaterializeResult(metadata={**parquet_metadata(store, "friend_label_split"), **_counts(split)},
+                                data_version=file_version(store, store.table_file("friend_label_split")))
 
 
 @dg.asset(group_name=GROUP, code_version=CODE, deps=[interaction_split_table, friend_label_split_table], kinds={"pytorch", "safetensors"})
@@ -88,7 +88,7 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
     context.log.info(f"training graph: {data}")
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(path),
             "tensors": dg.MetadataValue.md(markdown_table(shapes)),
             "users": data["user"].num_nodes,
             "places": data["place"].num_nodes,
@@ -96,7 +96,7 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
             "rev_interacts_edges": int(data[PU].edge_index.shape[1]),
             "social_edges_directed": int(data[UU].edge_index.shape[1]),
         },
-        data_version=file_version(path),
+        data_version=file_version(store, GRAPH_FILE),
     )
 
 

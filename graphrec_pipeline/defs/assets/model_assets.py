@@ -73,7 +73,7 @@ def graphrec_model(
             "final_loss": float(history["total"][-1]),
             "config": dg.MetadataValue.json(dataclasses.asdict(model_cfg) | {"train": dataclasses.asdict(train_cfg)}),
         },
-        data_version=file_version(store.local_path(MODEL_WEIGHTS)),
+        data_version=file_version(store, MODEL_WEIGHTS),
     )
 
 
@@ -113,12 +113,12 @@ def eval_metrics(
         pl.lit(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).alias("created_at"),
         "model", "task", "metric", "k", "value",
     )
-    part = store.append_table("eval_metrics", context.run_id, table.to_arrow())
+    store.append_table("eval_metrics", context.run_id, table.to_arrow())
     numeric = {
         f"{r['model']}_{r['task']}_{r['metric']}{'' if r['k'] is None else r['k']}": float(r["value"])
         for r in metrics.iter_rows(named=True)
     }
     tables = {name: dg.MetadataValue.md(markdown_table(frame)) for name, frame in summary_tables(metrics).items()}
     chart = {"chart": dg.MetadataValue.md(evaluation_chart(metrics))}
-    return dg.MaterializeResult(metadata={**parquet_metadata("eval_metrics", part), **chart, **tables, **numeric},
+    return dg.MaterializeResult(metadata={**parquet_metadata(store, "eval_metrics", f"eval_metrics/{context.run_id}.parquet"), **chart, **tables, **numeric},
                                 data_version=value_version(metrics.write_csv()))

@@ -17,10 +17,10 @@ HEADLINES = {  # (model, task, metric, k) -> name in the release manifest
 
 def headline_metrics(store, run_id: str) -> dict[str, float]:
     """A few numbers of this run's evaluation, for ``graphrec releases``."""
-    part = store.root / "eval_metrics" / f"{run_id}.parquet"
-    if not part.exists():
+    part = f"eval_metrics/{run_id}.parquet"
+    if not store.has(part):
         return {}
-    rows = pl.read_parquet(part)
+    rows = pl.read_parquet(store.read_bytes(part))
     return {name: round(float(r["value"][0]), 4) for key, name in HEADLINES.items()
             if len(r := rows.filter((pl.col("model") == key[0]) & (pl.col("task") == key[1])
                                     & (pl.col("metric") == key[2]) & (pl.col("k") == key[3])))}
@@ -49,7 +49,7 @@ def release(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.M
             "release": store.release,
             "previous": str(previous),
             "files": len(manifest["files"]),
-            "duckdb": dg.MetadataValue.path(str(data.duckdb_path)),
+            "duckdb": dg.MetadataValue.path(data.duckdb_url),
             "pruned": ", ".join(pruned) or "none",
             "releases": dg.MetadataValue.md(markdown_table(pl.DataFrame(
                 [{"release": r["release"], "created": r["created"], "live": r["live"], **r["metrics"]}

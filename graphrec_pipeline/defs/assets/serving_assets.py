@@ -52,12 +52,11 @@ def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
     seconds = round(time.perf_counter() - start, 1)
     context.log.info(f"exported {len(emb.z_user)} user and {len(emb.z_place)} place embeddings in {seconds} s")
     for key, z in ((USER_EMBEDDINGS, emb.z_user), (PLACE_EMBEDDINGS, emb.z_place)):
-        path = store.table_path(key)
         yield dg.MaterializeResult(
             asset_key=key,
-            metadata={**parquet_metadata(key, path), "dim": z.shape[1], "seconds": seconds,
+            metadata={**parquet_metadata(store, key), "dim": z.shape[1], "seconds": seconds,
                       "model_sha256": emb.model_sha256, **_norms(z)},
-            data_version=file_version(path),
+            data_version=file_version(store, store.table_file(key)),
         )
 
 
@@ -101,7 +100,7 @@ def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage:
             "mean_recall@200": float(recall.mean()),
             "report": dg.MetadataValue.md(markdown_table(report.with_columns(pl.col("recall@200").round(4)))),
         },
-        data_version=file_version(*sorted((store.root / INDEX_ROOT / version).iterdir())),
+        data_version=file_version(store, *(f"{INDEX_ROOT}/{version}/{f}" for f in store.list_dir(f"{INDEX_ROOT}/{version}"))),
     )
 
 

@@ -3,7 +3,6 @@
 
 import dagster as dg
 import polars as pl
-import pyarrow.parquet as pq
 
 from graphrec_pipeline.defs.metadata import code_version, value_version
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
@@ -26,7 +25,7 @@ def published_tables(context: dg.AssetExecutionContext, storage: StorageResource
     store.publish(WORLD_TABLES)
     manifest = stamp_world(store, {"source": world.source, "source_dir": world.source_dir,
                                    "config": world.world_config().__dict__})
-    counts = {t: pq.read_metadata(store.table_path(t)).num_rows for t in WORLD_TABLES}
+    counts = {t: store.parquet_metadata(t).num_rows for t in WORLD_TABLES}
     context.log.info(f"published {counts} in release {store.release}")
     return dg.MaterializeResult(
         metadata={

@@ -6,18 +6,16 @@ and only ``published_tables`` (group ``warehouse``) promotes the audited tables.
 
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.profiles import table_profile
 from graphrec_pipeline.progress import heartbeat
-from graphrec_pipeline.storage import maps_as_lists
+from graphrec_pipeline.storage import location, maps_as_lists
 from graphrec_pipeline.tables import SCHEMAS, to_arrow
 from graphrec_pipeline.world import social
 from graphrec_pipeline.world.interactions import generate_interactions
@@ -43,19 +41,20 @@ def stage_table(
     else:
         if not world.source_dir:
             raise dg.Failure(f"world.source is 'parquet' but world.source_dir is not set (table {name!r})")
-        src = Path(world.source_dir) / f"{name}.parquet"
-        if not src.is_file():
+        source = location(world.source_dir)
+        src = source.url(f"{name}.parquet")
+        if not source.exists(f"{name}.parquet"):
             raise dg.Failure(f"world.source_dir has no {name}.parquet: {src} is missing")
         context.log.info(f"importing {src} as is; the blocking check validates it")
-        path = store.stage_file(name, src.read_bytes())
+        path = store.stage_file(name, source.read_bytes(f"{name}.parquet"))
         try:
-            table = pq.read_table(path)
+            table = store.read_arrow(name, staged=True)
         except (pa.ArrowException, OSError) as err:
             context.log.error(f"{src} is not readable Parquet ({err}); the {name}_contract check will fail")
-            return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "source": world.source,
+            return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(path), "source": world.source,
                                                   "readable": False, "error": str(err)},
-                                        data_version=file_version(path))
-    path = store.write_table(name, table, staged=True) if world.generated else store.table_path(name, staged=True)
+                                        data_version=file_version(store, store.table_file(name, staged=True)))
+    path = store.write_table(name, table, staged=True) if world.generated else store.table_url(name, staged=True)
     frame = maps_as_lists(pl.from_arrow(table))
     seconds = time.perf_counter() - started
     context.log.info(f"{name}: {len(frame):,} rows staged at {path} in {seconds:.1f}s")
@@ -67,7 +66,7 @@ def stage_table(
             "seconds": round(seconds, 2),
             **({k: dg.MetadataValue.md(v) for k, v in table_profile(name, frame).items()} if complete else {}),
         },
-        data_version=file_version(path),
+        data_version=file_version(store, store.table_file(name, staged=True)),
     )
 
 
@@ -97,12 +96,14 @@ def similar_user_candidates(
     inner-product search): the candidate pool for friendships, social edges and blocks."""
     cfg = world.world_config()
     pairs = social.similar_user_candidates(_read(context, storage, "users"), cfg.similar_users_k)
-    path = storage.for_run(context).write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
+    store = storage.for_run(context)
+    store.write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
     context.log.info(f"{len(pairs):,} candidate pairs (k={cfg.similar_users_k})")
+    file = store.table_file("similar_user_candidates", staged=True)
     return dg.MaterializeResult(
-        metadata={**parquet_metadata("similar_user_candidates", path),
+        metadata={**parquet_metadata(store, "similar_user_candidates", file),
                   "overlap_median": float(pairs["interest_overlap_score"].median() or 0.0)},
-        data_version=file_version(path),
+        data_version=file_version(store, file),
     )
 
 
