@@ -180,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(VOCABULARIES[args.what]))
         return 0
     data = DataDir.at(getattr(args, "data_dir", None), getattr(args, "endpoint_url", None))
+    data.location.check()
     if args.command == "sql":
         _sql(data, args.query, args.csv)
         return 0

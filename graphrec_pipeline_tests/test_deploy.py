@@ -42,6 +42,18 @@ def test_multiprocess_is_the_default_and_dask_and_k8s_are_chosen_by_config():
         dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": {"spark": {}}}})
 
 
+def test_the_s3_data_dir_config_resolves_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GRAPHREC_DATA_DIR", "s3://graphrec-data/prod")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.storage.svc:9000")
+    merged = {**_yaml("deploy/k8s_executor.yaml"), **_yaml("deploy/s3_data_dir.yaml")}
+    resolved = dg.validate_run_config(_job(), merged)["resources"]["storage"]["config"]
+    assert resolved["data_dir"] == "s3://graphrec-data/prod"
+    assert resolved["endpoint_url"] == "http://minio.storage.svc:9000"
+    monkeypatch.delenv("GRAPHREC_DATA_DIR")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="GRAPHREC_DATA_DIR"):
+        dg.validate_run_config(_job(), merged)
+
+
 def test_the_production_instance_config_is_valid(monkeypatch):
     from dagster_k8s import K8sRunLauncher
     from dagster_postgres import PostgresRunStorage

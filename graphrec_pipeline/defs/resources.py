@@ -12,7 +12,7 @@ from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecommendation
 from graphrec_pipeline.releases import DataDir
-from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.storage import Storage, StorageUnavailable
 from graphrec_pipeline.world.config import WorldConfig
 
 _DEFAULTS = WorldConfig()
@@ -55,7 +55,10 @@ class StorageResource(dg.ConfigurableResource):
             return None if run is None else run.is_finished
 
         run_id = context.run.run_id  # asset and asset-check contexts alike
-        return self.data().for_run(run_id, self.lock_grace_seconds, self.lock_wait_seconds, finished)
+        try:
+            return self.data().for_run(run_id, self.lock_grace_seconds, self.lock_wait_seconds, finished)
+        except StorageUnavailable as err:  # one line in the UI, not a traceback
+            raise dg.Failure(description=str(err), allow_retries=False) from None
 
 
 class WorldResource(dg.ConfigurableResource):
