@@ -77,6 +77,21 @@ def new_bucket(endpoint: str) -> str:
     return f"s3://{name}"
 
 
+@pytest.fixture(scope="session")
+def tiny_data(tiny_world):
+    """The tiny world prepared for training (graph, split, examples)."""
+    from graphrec_pipeline.graph.build import build_graph
+    from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
+    from graphrec_pipeline.train.data import prepare
+
+    w = tiny_world
+    split = interaction_split(w["interactions"], SplitConfig())
+    fsplit = friend_label_split(w["friend_labels"], SplitConfig())
+    graph = build_graph(w["users"], w["places"], w["interactions"], split, w["user_user_edges"], fsplit,
+                        TINY.neighborhoods_per_city)
+    return prepare(graph, w["users"], w["places"], w["interactions"], split, w["friend_labels"], fsplit, 3.0)
+
+
 INSTANCE = dg.DagsterInstance.ephemeral()  # one for the session: the data-dir lock asks it whether a run has ended
 
 

@@ -8,24 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec_pipeline.graph.build import PU, UP, UU, build_graph, pair_key
-from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
+from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
-from graphrec_pipeline.train.data import prepare
 from graphrec_pipeline.train.sampler import NeighborSampler
 from graphrec_pipeline.train.trainer import TrainConfig, train, train_step
 from graphrec_pipeline_tests.conftest import TINY
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tiny_world):
-    w = tiny_world
-    split = interaction_split(w["interactions"], SplitConfig())
-    fsplit = friend_label_split(w["friend_labels"], SplitConfig())
-    graph = build_graph(w["users"], w["places"], w["interactions"], split, w["user_user_edges"], fsplit,
-                        TINY.neighborhoods_per_city)
-    return prepare(graph, w["users"], w["places"], w["interactions"], split, w["friend_labels"], fsplit, 3.0)
 
 
 def _model() -> GraphRec:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+import resource
 import dataclasses
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives
+from graphrec_pipeline.train.distributed import Ranks, train_parallel
 from graphrec_pipeline.train.sampler import NeighborSampler
 
 
@@ -71,6 +73,8 @@ class TrainConfig:
     min_delta: float = 1e-3
     max_minutes: float = 8.0  # a safety cap; the stopping rule is patience (the cap depends on the machine)
     seed: int = 0
+    ranks: int = 1  # data-parallel processes (train/distributed.py); the batch sizes above are global
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl with GPUs, else gloo
 
 
 @dataclass
@@ -81,6 +85,9 @@ class TrainResult:
     best_val_ndcg: float = 0.0
     seconds: float = 0.0
     stopped_by: str = "max_epochs"  # or "patience" or "time cap"
+    ranks: int = 1
+    ranks_agree: bool = True  # every rank ended with the same weights
+    peak_rss_gb: list[float] = field(default_factory=list)  # per rank
 
 
 def _drop_edges(graph, keep_up: torch.Tensor, keep_uu: torch.Tensor):
@@ -139,7 +146,8 @@ def _localize(batch: dict[str, torch.Tensor], keys: tuple[str, ...], nodes: np.n
 
 
 def train_step(
-    model: GraphRec, opt, data: TrainingData, cfg: TrainConfig, rng, sampler: NeighborSampler | None = None
+    model: GraphRec, opt, data: TrainingData, cfg: TrainConfig, rng, sampler: NeighborSampler | None = None,
+    ranks: Ranks = Ranks(),
 ) -> dict[str, float]:
     n_edges = len(data.edge_user)
     supervised = rng.random(n_edges) < cfg.supervision_fraction
@@ -169,9 +177,10 @@ def train_step(
     losses = model.loss(z_user, z_place, places_b, friends_b)
     opt.zero_grad()
     losses["total"].backward()
+    ranks.average_gradients(model.parameters())
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     opt.step()
-    return {k: float(v.detach()) for k, v in losses.items()}
+    return ranks.mean({k: float(v.detach()) for k, v in losses.items()})
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -188,23 +197,30 @@ def train(
     cfg: TrainConfig,
     validate: Callable[[GraphRec], float],
     log: Callable[[str], None] = print,
+    ranks: Ranks = Ranks(),
 ) -> TrainResult:
     """Train until validation NDCG@20 has not gained ``min_delta`` for ``patience`` epochs
     (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap),
-    then restore the best state."""
+    then restore the best state. With ``cfg.ranks > 1`` this starts the data-parallel
+    ranks (``train/distributed.py``), each of which runs this function on its share."""
+    if cfg.ranks > 1 and not ranks.parallel:
+        return train_parallel(model_cfg, data, cfg, validate, log)
     torch.use_deterministic_algorithms(True)  # CPU scatter/index_add otherwise sum in thread order
     use_compute_threads()  # and the sums of a product depend on how many threads split it
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, ranks.rank] if ranks.parallel else cfg.seed)
+    step_cfg = dataclasses.replace(cfg, place_examples=ranks.share(cfg.place_examples),
+                                   friend_examples=ranks.share(cfg.friend_examples))
     if model_cfg.id_embeddings:
         model_cfg = dataclasses.replace(model_cfg, n_users=data.n_users, n_places=data.n_places)
     model = GraphRec(model_cfg)
     if model.has_ids:
         model.user_known.copy_(torch.from_numpy(np.bincount(data.edge_user, minlength=data.n_users) > 0))
         model.place_known.copy_(torch.from_numpy(np.bincount(data.edge_place, minlength=data.n_places) > 0))
+    ranks.sync_parameters(model)
     opt = torch.optim.AdamW(model.parameters(), lr=model_cfg.learning_rate, weight_decay=model_cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
-    result = TrainResult(model=model)
+    result = TrainResult(model=model, ranks=ranks.world)
     sampler = NeighborSampler(data.graph, cfg.fanouts) if cfg.mode == "minibatch" else None
     best_state, since_best = None, 0
     start = time.perf_counter()
@@ -212,12 +228,12 @@ def train(
     for epoch in range(1, cfg.max_epochs + 1):
         parts = []
         for _ in range(cfg.steps_per_epoch):
-            parts.append(train_step(model, opt, data, cfg, rng, sampler))
+            parts.append(train_step(model, opt, data, step_cfg, rng, sampler, ranks))
             schedule.step()
             progress.update(note=f"epoch {epoch}, loss {parts[-1]['total']:.4f}")
         mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
-        ndcg = validate(model)
-        elapsed = time.perf_counter() - start
+        ndcg = validate(model) if ranks.rank == 0 else 0.0  # rank 0 decides when to stop, for all
+        ndcg, elapsed = ranks.from_rank0(ndcg, time.perf_counter() - start)
         result.history.append({"epoch": epoch, "val_ndcg20": ndcg, **getattr(validate, "last", {}),
                                "seconds": elapsed, "lr": opt.param_groups[0]["lr"], **mean})
         parts_text = ", ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "total")
@@ -234,5 +250,7 @@ def train(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    result.ranks_agree = ranks.agree(model)
+    result.peak_rss_gb = [round(gb, 2) for gb in ranks.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)]
     result.seconds = time.perf_counter() - start
     return result

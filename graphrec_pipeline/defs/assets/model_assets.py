@@ -52,6 +52,8 @@ def graphrec_model(
     model_cfg = build(ModelConfig, config, n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city)
     train_cfg = build(TrainConfig, config)
     result = fit(Inputs.load(store), model_cfg, train_cfg, config.positive_rating, log=context.log.info)
+    if not result.ranks_agree:
+        raise dg.Failure(f"the {result.ranks} training ranks ended with different weights")
     save_model(store, result.model)
     stamp_model(store)
     history = pl.DataFrame(result.history)
@@ -63,6 +65,8 @@ def graphrec_model(
             "epochs_run": len(result.history),
             "train_seconds": round(result.seconds, 1),
             "stopped_by": result.stopped_by,
+            "ranks": result.ranks,
+            "peak_rss_gb_per_rank": ", ".join(str(gb) for gb in result.peak_rss_gb),
             "parameters": sum(p.numel() for p in result.model.parameters()),
             "loss_curve": dg.MetadataValue.md(
                 training_curves(result.history) + "\n\n"
