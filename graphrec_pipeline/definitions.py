@@ -12,6 +12,7 @@ from graphrec_pipeline.defs.assets import (
     world_assets,
 )
 from graphrec_pipeline.defs.executor import executor
+from graphrec_pipeline.defs.io_managers import STEP_OUTPUTS, step_outputs
 from graphrec_pipeline.defs.jobs import daily_pipeline_schedule, full_pipeline_job, serving_job, world_tables_job
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 
@@ -28,7 +29,8 @@ defs = dg.Definitions(
         serving_assets.ann_indexes_recall,
         serving_assets.recommender_answers_queries,
     ],
-    resources={"storage": storage, "world": WorldResource(), "recommender": RecommenderResource(storage=storage)},
+    resources={"storage": storage, "world": WorldResource(), "recommender": RecommenderResource(storage=storage),
+               STEP_OUTPUTS: step_outputs},
     jobs=[full_pipeline_job, world_tables_job, serving_job],
     schedules=[daily_pipeline_schedule],
     executor=executor,

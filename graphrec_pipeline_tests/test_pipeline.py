@@ -126,3 +126,46 @@ def test_duckdb_shows_exactly_the_published_tables_of_one_release(small_world):
     assert views == {*WORLD_TABLES, "interaction_split", "friend_label_split", "user_embeddings", "place_embeddings",
                      "eval_metrics", "release"}
     assert release == result.run_id == DataDir(data_dir).live_id()
+
+
+def test_index_steps_per_city_write_what_one_process_builds(small_world, tmp_path):
+    """ann_indexes builds its cities in parallel steps; their files equal a one-process build."""
+    import shutil
+
+    import dagster as dg
+
+    from graphrec_pipeline.definitions import defs
+    from graphrec_pipeline.serving.city_indexes import INDEX_ROOT, build_city_indexes, save_city_indexes
+    from graphrec_pipeline.serving.embeddings import load_embeddings
+    from graphrec_pipeline.storage import Storage
+    from graphrec_pipeline_tests.conftest import INSTANCE
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(small_world[0], data_dir)
+    config = {"backend": "hnswlib", "hnsw_m": 8, "ef_construction": 64}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("ann_indexes")})
+    result = job.execute_in_process(instance=INSTANCE, run_config={
+        "resources": {"storage": {"config": {"data_dir": str(data_dir)}}},
+        "ops": {"ann_indexes": {"ops": {"index_plan": {"config": config}}}}})
+    assert result.success
+    store = DataDir(data_dir).storage(result.run_id)
+    emb = load_embeddings(store)
+    n_cities = len(set(emb.user_city.tolist()) | set(emb.place_city.tolist()))
+    shard_logs = {e.step_key for e in INSTANCE.all_logs(result.run_id)
+                  if (e.step_key or "").startswith("ann_indexes.city_shard_") and "index of city" in e.user_message}
+    assert len(shard_logs) == n_cities > 1  # one city per step here: each step built its own
+
+    from graphrec_pipeline.defs.assets.serving_assets import IndexConfig
+
+    one = Storage(tmp_path / "one")
+    settings = IndexConfig(**config).settings()
+    built, _ = build_city_indexes(emb, settings, seed=0, log=lambda m: None)
+    version = save_city_indexes(one, built)
+    live = store.read_json(f"{INDEX_ROOT}/CURRENT.json")["version"]
+    files = [f for f in one.list_dir(f"{INDEX_ROOT}/{version}") if f != "manifest.json"]
+    assert len(files) >= 4 * n_cities and any(f.endswith(".hnswlib") for f in files)
+    for f in files:
+        assert store.read_bytes(f"{INDEX_ROOT}/{live}/{f}") == one.read_bytes(f"{INDEX_ROOT}/{version}/{f}"), f
+    manifest = store.read_json(f"{INDEX_ROOT}/{live}/manifest.json")
+    assert [(r["kind"], r["city_id"]) for r in manifest["indexes"]] == [
+        (r["kind"], r["city_id"]) for r in built.manifest["indexes"]]

@@ -8,6 +8,10 @@ recall@200 against exact search is measured on the city's own users as queries; 
 index below ``target_recall`` gets its search beam doubled (up to ``max_ef_search``) until
 it reaches it, and keeps the ``ef_search`` it needed.
 
+Each city is built on its own (:func:`build_city`, seeded by ``(seed, city)``), so the
+pipeline runs one step per city (``defs/assets/serving_assets.py``) and gets the same
+files as one process building them all (:func:`build_city_indexes`).
+
 Layout: ``indexes/<version>/{place,user}_city<c>.<backend>`` plus ``manifest.json``;
 ``indexes/CURRENT.json`` names the live version and is swapped last, so a failed build
 leaves the previous indexes in service. Versions before the last two are then removed.
@@ -107,61 +111,96 @@ def _vectors(emb: Embeddings, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return (emb.z_place, emb.place_city) if kind == "place" else (emb.z_user, emb.user_city)
 
 
+def cities(emb: Embeddings) -> list[int]:
+    """The cities with any user or place: one index step each."""
+    return sorted(set(np.unique(emb.user_city).tolist()) | set(np.unique(emb.place_city).tolist()))
+
+
+def build_city(emb: Embeddings, city: int, settings: IndexSettings, seed: int = 0,
+               log=print) -> tuple[dict[str, VectorIndex], list[dict]]:
+    """The place and user index of one city, with their report rows (items, backend, build
+    seconds, recall@k against exact search). Recall queries are drawn from ``(seed, city)``."""
+    rng = np.random.default_rng([seed, city])
+    users = np.flatnonzero(emb.user_city == city)
+    if len(users) > settings.recall_queries:
+        users = np.sort(rng.choice(users, settings.recall_queries, replace=False))
+    built, rows = {}, []
+    for kind in KINDS:
+        z, city_of = _vectors(emb, kind)
+        ids = np.flatnonzero(city_of == city)
+        if len(ids) == 0:
+            continue
+        queries = emb.z_user[users] if len(users) else z[ids[:1]]
+        exact_ms = exact_p99_ms(z[ids], ids, queries, settings.recall_k) if settings.backend == "auto" else None
+        backend = settings.backend_for(exact_ms)
+        start = time.perf_counter()
+        index = build_index(backend, z[ids], ids, settings.hnsw)
+        seconds = time.perf_counter() - start
+        exact_ids, _ = build_index("exact", z[ids], ids, settings.hnsw).search(queries, settings.recall_k)
+        recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
+        while backend != "exact" and recall < settings.target_recall and index.settings.ef_search < settings.max_ef_search:
+            index.settings = replace(index.settings, ef_search=min(2 * index.settings.ef_search, settings.max_ef_search))
+            recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
+        ef = None if backend == "exact" else index.settings.ef_search
+        built[kind] = index
+        rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend, "ef_search": ef,
+                     "exact_p99_ms": None if exact_ms is None else round(exact_ms, 4),
+                     "build_seconds": round(seconds, 3), f"recall@{settings.recall_k}": recall})
+        log(f"{kind} index of city {city}: {len(ids)} items, {backend}"
+            f"{'' if ef is None else f' (ef_search {ef})'}, recall@{settings.recall_k} {recall:.4f}")
+    return built, rows
+
+
+def index_manifest(emb: Embeddings, settings: IndexSettings, rows: list[dict]) -> dict:
+    """What a version's ``manifest.json`` holds; rows in (kind, city) order."""
+    rows = sorted(rows, key=lambda r: (KINDS.index(r["kind"]), r["city_id"]))
+    return {"model_sha256": emb.model_sha256, "dim": emb.dim, "settings": asdict(settings), "indexes": rows}
+
+
 def build_city_indexes(
     emb: Embeddings, settings: IndexSettings, seed: int = 0, log=print
 ) -> tuple[CityIndexes, pl.DataFrame]:
-    """Build every city's place and user index; return them with a per-index report
-    (items, backend, build seconds, recall@k against exact search)."""
-    rng = np.random.default_rng(seed)
-    n_cities = int(max(emb.user_city.max(initial=-1), emb.place_city.max(initial=-1))) + 1
+    """Every city's place and user index, in this process; with the report of all."""
     indexes: dict[str, dict[int, VectorIndex]] = {k: {} for k in KINDS}
     rows = []
-    for kind in KINDS:
-        z, city_of = _vectors(emb, kind)
-        for city in range(n_cities):
-            ids = np.flatnonzero(city_of == city)
-            if len(ids) == 0:
-                continue
-            users = np.flatnonzero(emb.user_city == city)
-            if len(users) > settings.recall_queries:
-                users = np.sort(rng.choice(users, settings.recall_queries, replace=False))
-            queries = emb.z_user[users] if len(users) else z[ids[:1]]
-            exact_ms = exact_p99_ms(z[ids], ids, queries, settings.recall_k) if settings.backend == "auto" else None
-            backend = settings.backend_for(exact_ms)
-            start = time.perf_counter()
-            index = build_index(backend, z[ids], ids, settings.hnsw)
-            seconds = time.perf_counter() - start
-            exact_ids, _ = build_index("exact", z[ids], ids, settings.hnsw).search(queries, settings.recall_k)
-            recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
-            while backend != "exact" and recall < settings.target_recall and index.settings.ef_search < settings.max_ef_search:
-                index.settings = replace(index.settings, ef_search=min(2 * index.settings.ef_search, settings.max_ef_search))
-                recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
-            ef = None if backend == "exact" else index.settings.ef_search
+    for city in cities(emb):
+        built, city_rows = build_city(emb, city, settings, seed, log)
+        for kind, index in built.items():
             indexes[kind][city] = index
-            rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend, "ef_search": ef,
-                         "exact_p99_ms": None if exact_ms is None else round(exact_ms, 4),
-                         "build_seconds": round(seconds, 3), f"recall@{settings.recall_k}": recall})
-            log(f"{kind} index of city {city}: {len(ids)} items, {backend}"
-                f"{'' if ef is None else f' (ef_search {ef})'}, recall@{settings.recall_k} {recall:.4f}")
-    manifest = {"model_sha256": emb.model_sha256, "dim": emb.dim, "settings": asdict(settings), "indexes": rows}
-    return CityIndexes(indexes, manifest), pl.DataFrame(rows)
+        rows += city_rows
+    manifest = index_manifest(emb, settings, rows)
+    return CityIndexes(indexes, manifest), pl.DataFrame(manifest["indexes"])
 
 
 def _file(version: str, kind: str, city: int, backend: str) -> str:
     return f"{INDEX_ROOT}/{version}/{kind}_city{city}.{backend}"
 
 
-def save_city_indexes(store: Storage, built: CityIndexes) -> str:
-    """Write a new version, then make it live; return the version name."""
-    version = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    for kind, by_city in built.indexes.items():
-        for city, index in by_city.items():
-            index.save(store, _file(version, kind, city, index.backend))
-    store.write_json(f"{INDEX_ROOT}/{version}/manifest.json", {**built.manifest, "release": store.release})
+def new_version() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def write_city(store: Storage, version: str, city: int, built: dict[str, VectorIndex]) -> None:
+    """One city's index files into ``version`` (not live until :func:`publish_version`)."""
+    for kind, index in built.items():
+        index.save(store, _file(version, kind, city, index.backend))
+
+
+def publish_version(store: Storage, version: str, manifest: dict) -> None:
+    """Write the version's manifest, make it live, then remove versions before the last two."""
+    store.write_json(f"{INDEX_ROOT}/{version}/manifest.json", {**manifest, "release": store.release})
     store.write_json(CURRENT, {"version": version})
     versions = [v for v in store.list_dir(INDEX_ROOT) if VERSION.match(v) and v != version]
     for old in sorted(versions)[: max(len(versions) - (KEEP_VERSIONS - 1), 0)]:
-        store.remove(f"{INDEX_ROOT}/{old}")  # only names this function makes; never the new one
+        store.remove(f"{INDEX_ROOT}/{old}")  # only names this module makes; never the new one
+
+
+def save_city_indexes(store: Storage, built: CityIndexes) -> str:
+    """Write a new version, then make it live; return the version name."""
+    version = new_version()
+    for city in sorted({c for by_city in built.indexes.values() for c in by_city}):
+        write_city(store, version, city, {k: by_city[city] for k, by_city in built.indexes.items() if city in by_city})
+    publish_version(store, version, built.manifest)
     return version
 
 

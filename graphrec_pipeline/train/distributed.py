@@ -98,6 +98,21 @@ class Ranks:
         return bool(torch.equal(lo, hi))
 
 
+def peak_rss_gb() -> float:
+    """This process's own peak resident memory. ``VmHWM`` is per address space; the
+    ``ru_maxrss`` of a spawned rank would still count its parent's peak from before exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def backend_for(name: str) -> str:
     if name == "auto":
         return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-import resource
 import dataclasses
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives
-from graphrec_pipeline.train.distributed import Ranks, train_parallel
+from graphrec_pipeline.train.distributed import Ranks, peak_rss_gb, train_parallel
 from graphrec_pipeline.train.sampler import NeighborSampler
 
 
@@ -251,6 +250,6 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.ranks_agree = ranks.agree(model)
-    result.peak_rss_gb = [round(gb, 2) for gb in ranks.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)]
+    result.peak_rss_gb = [round(gb, 2) for gb in ranks.gather(peak_rss_gb())]
     result.seconds = time.perf_counter() - start
     return result

@@ -13,13 +13,26 @@ from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.serving.ann import HnswSettings
-from graphrec_pipeline.serving.city_indexes import INDEX_ROOT, IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
+from graphrec_pipeline.defs.io_managers import STEP_OUTPUTS
+from graphrec_pipeline.storage import STAGING
+from graphrec_pipeline.serving.city_indexes import (
+    INDEX_ROOT,
+    IndexSettings,
+    build_city,
+    cities,
+    index_manifest,
+    load_city_indexes,
+    new_version,
+    publish_version,
+    write_city,
+)
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.results import results_frame
 from graphrec_pipeline.serving.smoke import smoke_test
 from graphrec_pipeline.train.fit import load_model
 
 GROUP = "serving"
+INDEX_SHARDS = 8  # index steps per run (the default world has 8 cities: one each)
 CODE = code_version("serving", "model/inference")
 RECALL_TARGET = 0.99
 
@@ -83,18 +96,69 @@ class IndexConfig(dg.Config):
         )
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=[USER_EMBEDDINGS, PLACE_EMBEDDINGS], kinds={"faiss", "hnswlib"})
-def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage: StorageResource) -> dg.MaterializeResult:
-    """One place index and one user index per city under ``indexes/``, each with its
-    recall@200 against exact search; the new set goes live only once it is all written."""
+@dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dict, io_manager_key=STEP_OUTPUTS))
+def index_plan(context: dg.OpExecutionContext, config: IndexConfig, storage: StorageResource) -> dict:
+    """The new index version's name, the settings, and the cities to index."""
     store = storage.for_run(context)
-    built, report = build_city_indexes(load_embeddings(store), config.settings(), seed=config.seed, log=context.log.info)
-    version = save_city_indexes(store, built)
+    found = cities(load_embeddings(store))
+    version = new_version()
+    context.log.info(f"index version {version}: {len(found)} cities over {INDEX_SHARDS} steps")
+    return {"version": version, "config": config.model_dump(), "cities": found}
+
+
+def _city_shard(shard: int) -> dg.OpDefinition:
+    @dg.op(name=f"city_shard_{shard}", out=dg.Out(dg.Nothing), tags={"graphrec/shard": str(shard)})
+    def city_shard(context: dg.OpExecutionContext, storage: StorageResource, plan: dict) -> None:
+        """Builds and writes the place and user index of the cities ``c`` with
+        ``c % INDEX_SHARDS == shard`` (not live yet), and their report rows."""
+        store = storage.for_run(context)
+        config = IndexConfig(**plan["config"])
+        mine = [c for c in plan["cities"] if c % INDEX_SHARDS == shard]
+        emb = load_embeddings(store) if mine else None
+        rows = []
+        for city in mine:
+            built, city_rows = build_city(emb, city, config.settings(), config.seed, context.log.info)
+            write_city(store, plan["version"], city, built)
+            rows += city_rows
+        store.write_json(_shard_report(plan["version"], shard), {"rows": rows})
+
+    return city_shard
+
+
+def _shard_report(version: str, shard: int) -> str:
+    return f"{STAGING}/index_reports/{version}/shard_{shard}.json"
+
+
+CITY_SHARDS = [_city_shard(k) for k in range(INDEX_SHARDS)]
+
+
+@dg.op(ins={"plan": dg.In(dict), **{f"shard_{k}": dg.In(dg.Nothing) for k in range(INDEX_SHARDS)}},
+       out=dg.Out(dict, io_manager_key=STEP_OUTPUTS))
+def publish_indexes(context: dg.OpExecutionContext, storage: StorageResource, plan: dict) -> dg.Output:
+    """Writes the version's manifest from the shards' reports and makes it the release's
+    live index set. (The shards hand over their rows in the data dir, not as a fan-in
+    input: the Dask executor passes fan-in inputs as empty lists.)"""
+    store = storage.for_run(context)
+    version = plan["version"]
+    reports = [store.read_json(_shard_report(version, k)) for k in range(INDEX_SHARDS)]
+    if any(r is None for r in reports):
+        raise dg.Failure(f"index version {version}: shards {[k for k, r in enumerate(reports) if r is None]} wrote "
+                         "no report")
+    rows = [row for r in reports for row in r["rows"]]
+    keys = [(r["kind"], r["city_id"]) for r in rows]
+    missing = sorted(set(plan["cities"]) - {city for _, city in keys})
+    if missing or len(keys) != len(set(keys)):
+        raise dg.Failure(f"index version {version}: cities {missing} have no index, or one was indexed twice")
+    manifest = index_manifest(load_embeddings(store), IndexConfig(**plan["config"]).settings(), rows)
+    publish_version(store, version, manifest)
+    report = pl.DataFrame(manifest["indexes"])
     recall = report["recall@200"]
-    return dg.MaterializeResult(
+    return dg.Output(
+        {"version": version},
         metadata={
             "version": version,
             "indexes": len(report),
+            "cities": report["city_id"].n_unique(),
             "backends": ", ".join(sorted(set(report["backend"]))),
             "min_recall@200": float(recall.min()),
             "mean_recall@200": float(recall.mean()),
@@ -102,6 +166,21 @@ def ann_indexes(context: dg.AssetExecutionContext, config: IndexConfig, storage:
         },
         data_version=file_version(store, *(f"{INDEX_ROOT}/{version}/{f}" for f in store.list_dir(f"{INDEX_ROOT}/{version}"))),
     )
+
+
+@dg.graph_asset(
+    group_name=GROUP, code_version=CODE, kinds={"faiss", "hnswlib"},
+    ins={"user_embeddings": dg.AssetIn(USER_EMBEDDINGS, dagster_type=dg.Nothing),
+         "place_embeddings": dg.AssetIn(PLACE_EMBEDDINGS, dagster_type=dg.Nothing)},
+)
+def ann_indexes(user_embeddings, place_embeddings):
+    """One place index and one user index per city under ``indexes/``, each with its
+    recall@200 against exact search, built in ``INDEX_SHARDS`` parallel steps (city ``c`` in
+    step ``c % INDEX_SHARDS``), which a Dask or Kubernetes run spreads over its workers; the
+    new set goes live only once every city is written. A fixed fan-out, not Dagster's
+    dynamic mapping: the Dask executor does not run dynamic steps (dagster-io/dagster#9785)."""
+    plan = index_plan(after=[user_embeddings, place_embeddings])
+    return publish_indexes(plan=plan, **{f"shard_{k}": shard(plan) for k, shard in enumerate(CITY_SHARDS)})
 
 
 @dg.asset_check(asset=ann_indexes, description=f"Every index keeps recall@200 >= {RECALL_TARGET} against exact search.")
