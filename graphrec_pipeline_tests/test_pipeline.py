@@ -169,3 +169,17 @@ def test_index_steps_per_city_write_what_one_process_builds(small_world, tmp_pat
     manifest = store.read_json(f"{INDEX_ROOT}/{live}/manifest.json")
     assert [(r["kind"], r["city_id"]) for r in manifest["indexes"]] == [
         (r["kind"], r["city_id"]) for r in built.manifest["indexes"]]
+
+
+def test_interactions_made_in_city_steps_equal_one_process(small_world):
+    """The eight interactions_part steps and their combination publish the table that one
+    process generating the whole world makes."""
+    from graphrec_pipeline.tables import to_arrow
+    from graphrec_pipeline.world.config import WorldConfig
+    from graphrec_pipeline.world.generate import generate_world
+
+    live = DataDir(small_world[0]).live()
+    whole = generate_world(WorldConfig(n_users=1000, n_places=1000))["interactions"]
+    assert to_arrow("interactions", whole).equals(live.read_arrow("interactions"))
+    steps = {m.asset_key.path[-1] for m in small_world[1].get_asset_materialization_events()}
+    assert {f"interactions_part_{k}" for k in range(8)} <= steps

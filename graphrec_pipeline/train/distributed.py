@@ -17,6 +17,7 @@ import os
 import pickle
 import queue as queues
 import socket
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -125,10 +126,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, world: int, port: int, backend: str, job: bytes, out) -> None:
+def _rank_main(rank: int, world: int, port: int, backend: str, job: str, out) -> None:
     from graphrec_pipeline.train.trainer import train
 
-    model_cfg, data, cfg, validate = pickle.loads(job)
+    with open(job, "rb") as f:
+        model_cfg, data, cfg, validate = pickle.load(f)
     os.environ["GRAPHREC_THREADS"] = str(max(1, compute_threads() // world))  # the ranks share the cores
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -150,25 +152,30 @@ def train_parallel(model_cfg, data, cfg, validate, log=print):
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    # The plain pickler copies tensors' bytes; torch's own (used for process arguments)
-    # would move them to shared memory under the NumPy views that TrainingData keeps.
-    job = pickle.dumps((model_cfg, data, cfg, validate), protocol=pickle.HIGHEST_PROTOCOL)
-    procs = mp.start_processes(_rank_main, nprocs=cfg.ranks, join=False, start_method="spawn",
-                               args=(cfg.ranks, _free_port(), backend_for(cfg.backend), job, out))
-    found = None
-    while found is None:
-        try:
-            kind, payload = out.get(timeout=1.0)
-        except queues.Empty:
-            if procs.join(timeout=0):  # raises if a rank failed
-                raise RuntimeError("the training ranks ended without a result") from None
-            continue
-        if kind == "log":
-            log(payload)
-        else:
-            found = payload
-    while not procs.join(timeout=5):
-        pass
+    # The inputs reach the ranks as a file written by the plain pickler: it copies tensors'
+    # bytes (torch's own pickler, used for process arguments, would move them to shared
+    # memory under the NumPy views that TrainingData keeps), and no rank keeps a second,
+    # serialized copy in memory while it trains.
+    with tempfile.TemporaryDirectory(prefix="graphrec-ranks-") as folder:
+        job = os.path.join(folder, "job.pickle")
+        with open(job, "wb") as f:
+            pickle.dump((model_cfg, data, cfg, validate), f, protocol=pickle.HIGHEST_PROTOCOL)
+        procs = mp.start_processes(_rank_main, nprocs=cfg.ranks, join=False, start_method="spawn",
+                                   args=(cfg.ranks, _free_port(), backend_for(cfg.backend), job, out))
+        found = None
+        while found is None:
+            try:
+                kind, payload = out.get(timeout=1.0)
+            except queues.Empty:
+                if procs.join(timeout=0):  # raises if a rank failed
+                    raise RuntimeError("the training ranks ended without a result") from None
+                continue
+            if kind == "log":
+                log(payload)
+            else:
+                found = payload
+        while not procs.join(timeout=5):
+            pass
     state, model_cfg, fields = pickle.loads(found)
     model = GraphRec(model_cfg)
     model.load_state_dict(state)

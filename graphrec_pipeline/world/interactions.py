@@ -16,9 +16,15 @@ noise, so no place gets traffic that no one's taste explains:
   over a uniform sample estimates the softmax over the whole city without favouring any
   place, and costs ``OUTING_WINDOW`` scores per pair instead of the city's size.
 
-Engagement grows with the experienced score, the implicit rating follows §2.4 with noise,
-and timestamps fall mostly in the place's typical time slot so that time-of-day context
-carries signal.
+Engagement grows with the experienced score (standardized within the home city), the
+implicit rating follows §2.4 with noise, and timestamps fall mostly in the place's typical
+time slot so that time-of-day context carries signal.
+
+Everything is drawn per home city, from the city's own random stream: a user's visits
+(home and travel) and the outings of same-city friend pairs. :func:`city_interactions`
+makes one city's part, so the pipeline can generate cities in parallel steps, and
+:func:`combine` orders the parts into the table; one process looping over the cities
+(:func:`generate_interactions`) gives the same bytes.
 """
 
 from __future__ import annotations
@@ -83,18 +89,16 @@ def sample_from_logits(rng: np.random.Generator, logits: np.ndarray, counts: np.
     return row, col
 
 
-def sample_home_visits(cfg, f: WorldFeatures, counts: np.ndarray, rng, w: AffinityWeights):
-    """Visits in the home city: (user, place, experienced score) arrays.
+def sample_home_visits(cfg, f: WorldFeatures, city: int, counts: np.ndarray, rng, w: AffinityWeights):
+    """Visits of the city's users in their home city: (user, place, experienced score).
 
-    Users of a city are shuffled into batches; each batch is exposed to a random window of
-    at most ``exposure_size`` of the city's places and samples from softmax over it.
+    The users are shuffled into batches; each batch is exposed to a random window of at
+    most ``exposure_size`` of the city's places and samples from softmax over it.
     """
-    out_u, out_p, out_s = [], [], []
-    for city in range(cfg.n_cities):
-        city_users = rng.permutation(np.flatnonzero(f.user_city == city))
-        city_places = np.flatnonzero(f.place_city == city)
-        if len(city_users) == 0 or len(city_places) == 0:
-            continue
+    out_u, out_p, out_s = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.float32)]
+    city_users = rng.permutation(np.flatnonzero(f.user_city == city))
+    city_places = np.flatnonzero(f.place_city == city)
+    if len(city_users) and len(city_places):
         window = min(cfg.exposure_size, len(city_places))
         chunk = max(1, BLOCK_ELEMENTS // window)
         for start in range(0, len(city_users), chunk):
@@ -204,24 +208,29 @@ def engagement(users: pl.DataFrame, user: np.ndarray, score: np.ndarray, rng) ->
     return {"dwell_time": dwell, "num_likes": likes, "num_saves": saves, "num_shares": shares, "attended": attended}
 
 
-def generate_interactions(
+def city_interactions(
     cfg: WorldConfig,
     users: pl.DataFrame,
     places: pl.DataFrame,
     similar_pairs: pl.DataFrame,
+    city: int,
     weights: AffinityWeights = AffinityWeights(),
+    features: WorldFeatures | None = None,
 ) -> pl.DataFrame:
-    """The ``interactions`` table of §2.4, sorted by (user_id, timestamp, place_id)."""
-    rng = cfg.rng("interactions")
+    """The interactions of the users whose home is ``city`` (their home and travel visits,
+    and the outings of same-city friend pairs), from the city's own random stream.
+    ``features`` (of the sorted tables) may be passed in when making several cities."""
+    rng = cfg.rng(f"interactions/city{city}")
     users = users.sort("user_id")
-    f = WorldFeatures.from_tables(users, places, cfg.neighborhoods_per_city)
-    layout = city_layout(cfg)
-
-    counts = interaction_counts(cfg, users, rng)
-    n_travel = rng.binomial(counts, cfg.travel_rate if cfg.n_cities > 1 else 0.0)
-    hu, hp, hs = sample_home_visits(cfg, f, counts - n_travel, rng, weights)
+    f = features or WorldFeatures.from_tables(users, places, cfg.neighborhoods_per_city)
+    home = np.flatnonzero(f.user_city == city)
+    counts = np.zeros(len(users), dtype=np.int64)
+    counts[home] = interaction_counts(cfg, users[home], rng)
+    n_travel = np.zeros_like(counts)
+    n_travel[home] = rng.binomial(counts[home], cfg.travel_rate if cfg.n_cities > 1 else 0.0)
+    hu, hp, hs = sample_home_visits(cfg, f, city, counts - n_travel, rng, weights)
     draw = uniform_city_sampler(f.place_city, cfg.n_cities)
-    tu, tp, ts = sample_travel_visits(cfg, f, n_travel, layout, draw, rng, weights)
+    tu, tp, ts = sample_travel_visits(cfg, f, n_travel, city_layout(cfg), draw, rng, weights)
     solo_u, solo_p, solo_s = np.concatenate([hu, tu]), np.concatenate([hp, tp]), np.concatenate([hs, ts])
     typical = places.sort("place_id")["typical_time_slot"].to_numpy()
     slot = np.where(rng.random(len(solo_p)) < TYPICAL_SLOT_RATE, typical[solo_p], rng.integers(0, 6, len(solo_p)))
@@ -229,17 +238,26 @@ def generate_interactions(
 
     # Joint outings: one event per outing, recorded for both friends with the same time;
     # both experience the pair's joint score, on the same scale as a solo visit's.
-    ou, ov, op, o_score = sample_joint_outings(f, similar_pairs, draw, rng, weights)
+    pairs = similar_pairs.filter(pl.col("user_u").is_in(pl.Series(home)))
+    ou, ov, op, o_score = sample_joint_outings(f, pairs, draw, rng, weights)
     out_ts = sample_timestamps(cfg, typical[op], rng)
 
     user = np.concatenate([solo_u, ou, ov])
     place = np.concatenate([solo_p, op, op])
     stamp = np.concatenate([solo_ts, out_ts, out_ts])
+    if len(user) == 0:
+        return _frame(user, place, stamp, {k: np.empty(0) for k in ENGAGEMENT}, np.empty(0, np.float32))
     cols = engagement(users, user, np.concatenate([solo_s, o_score, o_score]), rng)
     cols["attended"][len(solo_u):] = True
     rating = compute_implicit_rating(**cols) + rng.normal(0.0, 0.3, size=len(user)).astype(np.float32)
+    return _frame(user, place, stamp, cols, rating)
 
-    frame = pl.DataFrame(
+
+ENGAGEMENT = ("dwell_time", "num_likes", "num_saves", "num_shares", "attended")
+
+
+def _frame(user, place, stamp, cols: dict, rating) -> pl.DataFrame:
+    return pl.DataFrame(
         [
             pl.Series("user_id", user.astype(np.int64)),
             pl.Series("place_id", place.astype(np.int64)),
@@ -247,12 +265,36 @@ def generate_interactions(
             pl.Series("num_likes", cols["num_likes"].astype(np.int32)),
             pl.Series("num_saves", cols["num_saves"].astype(np.int32)),
             pl.Series("num_shares", cols["num_shares"].astype(np.int32)),
-            pl.Series("attended", cols["attended"]),
+            pl.Series("attended", cols["attended"].astype(bool)),
             pl.Series("implicit_rating", np.clip(rating, 1.0, 5.0).astype(np.float32)),
-            pl.Series("timestamp", stamp).cast(pl.Datetime("us")),
+            pl.Series("timestamp", stamp.astype(np.int64)).cast(pl.Datetime("us")),
         ]
-    ).sort("user_id", "timestamp", "place_id", maintain_order=True)
+    )
+
+
+def combine(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The ``interactions`` table of §2.4 from the cities' parts (in city order), sorted by
+    (user_id, timestamp, place_id)."""
+    frame = pl.concat(parts, how="vertical").sort("user_id", "timestamp", "place_id", maintain_order=True)
     return frame.with_columns(
         time_of_day_bucket=time_of_day_expr(pl.col("timestamp")),
         day_of_week_bucket=day_of_week_expr(pl.col("timestamp")),
     )
+
+
+def generate_interactions(
+    cfg: WorldConfig,
+    users: pl.DataFrame,
+    places: pl.DataFrame,
+    similar_pairs: pl.DataFrame,
+    weights: AffinityWeights = AffinityWeights(),
+) -> pl.DataFrame:
+    """The ``interactions`` table of §2.4, every city in this process."""
+    return combine(cities_interactions(cfg, users, places, similar_pairs, range(cfg.n_cities), weights))
+
+
+def cities_interactions(cfg: WorldConfig, users: pl.DataFrame, places: pl.DataFrame, similar_pairs: pl.DataFrame,
+                        cities, weights: AffinityWeights = AffinityWeights()) -> list[pl.DataFrame]:
+    """:func:`city_interactions` of several cities, sharing their features."""
+    f = WorldFeatures.from_tables(users.sort("user_id"), places, cfg.neighborhoods_per_city)
+    return [city_interactions(cfg, users, places, similar_pairs, c, weights, f) for c in cities]

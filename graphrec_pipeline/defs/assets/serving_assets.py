@@ -14,6 +14,7 @@ from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.defs.io_managers import STEP_OUTPUTS
+from graphrec_pipeline.defs.sharding import CITY_STEPS, shard_cities
 from graphrec_pipeline.storage import STAGING
 from graphrec_pipeline.serving.city_indexes import (
     INDEX_ROOT,
@@ -32,7 +33,6 @@ from graphrec_pipeline.serving.smoke import smoke_test
 from graphrec_pipeline.train.fit import load_model
 
 GROUP = "serving"
-INDEX_SHARDS = 8  # index steps per run (the default world has 8 cities: one each)
 CODE = code_version("serving", "model/inference")
 RECALL_TARGET = 0.99
 
@@ -102,7 +102,7 @@ def index_plan(context: dg.OpExecutionContext, config: IndexConfig, storage: Sto
     store = storage.for_run(context)
     found = cities(load_embeddings(store))
     version = new_version()
-    context.log.info(f"index version {version}: {len(found)} cities over {INDEX_SHARDS} steps")
+    context.log.info(f"index version {version}: {len(found)} cities over {CITY_STEPS} steps")
     return {"version": version, "config": config.model_dump(), "cities": found}
 
 
@@ -110,10 +110,10 @@ def _city_shard(shard: int) -> dg.OpDefinition:
     @dg.op(name=f"city_shard_{shard}", out=dg.Out(dg.Nothing), tags={"graphrec/shard": str(shard)})
     def city_shard(context: dg.OpExecutionContext, storage: StorageResource, plan: dict) -> None:
         """Builds and writes the place and user index of the cities ``c`` with
-        ``c % INDEX_SHARDS == shard`` (not live yet), and their report rows."""
+        ``c % CITY_STEPS == shard`` (not live yet), and their report rows."""
         store = storage.for_run(context)
         config = IndexConfig(**plan["config"])
-        mine = [c for c in plan["cities"] if c % INDEX_SHARDS == shard]
+        mine = shard_cities(plan["cities"], shard)
         emb = load_embeddings(store) if mine else None
         rows = []
         for city in mine:
@@ -129,18 +129,17 @@ def _shard_report(version: str, shard: int) -> str:
     return f"{STAGING}/index_reports/{version}/shard_{shard}.json"
 
 
-CITY_SHARDS = [_city_shard(k) for k in range(INDEX_SHARDS)]
+CITY_SHARDS = [_city_shard(k) for k in range(CITY_STEPS)]
 
 
-@dg.op(ins={"plan": dg.In(dict), **{f"shard_{k}": dg.In(dg.Nothing) for k in range(INDEX_SHARDS)}},
+@dg.op(ins={"plan": dg.In(dict), **{f"shard_{k}": dg.In(dg.Nothing) for k in range(CITY_STEPS)}},
        out=dg.Out(dict, io_manager_key=STEP_OUTPUTS))
 def publish_indexes(context: dg.OpExecutionContext, storage: StorageResource, plan: dict) -> dg.Output:
-    """Writes the version's manifest from the shards' reports and makes it the release's
-    live index set. (The shards hand over their rows in the data dir, not as a fan-in
-    input: the Dask executor passes fan-in inputs as empty lists.)"""
+    """Writes the version's manifest from the shards' reports (in the data dir) and makes
+    it the release's live index set."""
     store = storage.for_run(context)
     version = plan["version"]
-    reports = [store.read_json(_shard_report(version, k)) for k in range(INDEX_SHARDS)]
+    reports = [store.read_json(_shard_report(version, k)) for k in range(CITY_STEPS)]
     if any(r is None for r in reports):
         raise dg.Failure(f"index version {version}: shards {[k for k, r in enumerate(reports) if r is None]} wrote "
                          "no report")
@@ -175,10 +174,9 @@ def publish_indexes(context: dg.OpExecutionContext, storage: StorageResource, pl
 )
 def ann_indexes(user_embeddings, place_embeddings):
     """One place index and one user index per city under ``indexes/``, each with its
-    recall@200 against exact search, built in ``INDEX_SHARDS`` parallel steps (city ``c`` in
-    step ``c % INDEX_SHARDS``), which a Dask or Kubernetes run spreads over its workers; the
-    new set goes live only once every city is written. A fixed fan-out, not Dagster's
-    dynamic mapping: the Dask executor does not run dynamic steps (dagster-io/dagster#9785)."""
+    recall@200 against exact search, built in ``CITY_STEPS`` parallel steps
+    (``defs/sharding.py``), which a Dask or Kubernetes run spreads over its workers; the
+    new set goes live only once every city is written."""
     plan = index_plan(after=[user_embeddings, place_embeddings])
     return publish_indexes(plan=plan, **{f"shard_{k}": shard(plan) for k, shard in enumerate(CITY_SHARDS)})
 

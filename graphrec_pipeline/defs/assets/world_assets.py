@@ -11,32 +11,38 @@ import dagster as dg
 import polars as pl
 import pyarrow as pa
 
-from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata
+from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata, value_version
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
+from graphrec_pipeline.defs.sharding import CITY_STEPS, shard_cities
 from graphrec_pipeline.profiles import table_profile
 from graphrec_pipeline.progress import heartbeat
-from graphrec_pipeline.storage import location, maps_as_lists
+from graphrec_pipeline.storage import Storage, location, maps_as_lists
 from graphrec_pipeline.tables import SCHEMAS, to_arrow
 from graphrec_pipeline.world import social
-from graphrec_pipeline.world.interactions import generate_interactions
+from graphrec_pipeline.world.interactions import cities_interactions, combine
 from graphrec_pipeline.world.places import generate_places
 from graphrec_pipeline.world.users import generate_users
 
 GROUP = "world"
+PART = "interaction_parts/city_"  # + city: a staged table name
 CODE = code_version("world", "tables", "taxonomy", "constants", "timeslots", "coattendance", "columns")
 
 
 def stage_table(
     context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource, name: str, make
 ) -> dg.MaterializeResult:
-    """Generate (``make()``) or import the table, write it to staging, report metadata.
+    """Generate (``make()``) or import the table, write it to staging, report metadata."""
+    metadata, version = staged(storage.for_run(context), world, name, make, context.log)
+    return dg.MaterializeResult(metadata=metadata, data_version=version)
 
-    An imported file is staged as it is, even when it is unreadable, empty or lacks
-    columns: the table's blocking check then fails by rule, naming the file."""
-    store = storage.for_run(context)
+
+def staged(store: Storage, world: WorldResource, name: str, make, log) -> tuple[dict, dg.DataVersion]:
+    """Stage the table (``make()``, or the imported file) and return its metadata and data
+    version. An imported file is staged as it is, even when it is unreadable, empty or
+    lacks columns: the table's blocking check then fails by rule, naming the file."""
     started = time.perf_counter()
     if world.generated:
-        with heartbeat(f"generating {name}", context.log.info):
+        with heartbeat(f"generating {name}", log.info):
             table = to_arrow(name, make())
     else:
         if not world.source_dir:
@@ -45,29 +51,26 @@ def stage_table(
         src = source.url(f"{name}.parquet")
         if not source.exists(f"{name}.parquet"):
             raise dg.Failure(f"world.source_dir has no {name}.parquet: {src} is missing")
-        context.log.info(f"importing {src} as is; the blocking check validates it")
+        log.info(f"importing {src} as is; the blocking check validates it")
         path = store.stage_file(name, source.read_bytes(f"{name}.parquet"))
         try:
             table = store.read_arrow(name, staged=True)
         except (pa.ArrowException, OSError) as err:
-            context.log.error(f"{src} is not readable Parquet ({err}); the {name}_contract check will fail")
-            return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(path), "source": world.source,
-                                                  "readable": False, "error": str(err)},
-                                        data_version=file_version(store, store.table_file(name, staged=True)))
+            log.error(f"{src} is not readable Parquet ({err}); the {name}_contract check will fail")
+            return ({"path": dg.MetadataValue.path(path), "source": world.source, "readable": False, "error": str(err)},
+                    file_version(store, store.table_file(name, staged=True)))
     path = store.write_table(name, table, staged=True) if world.generated else store.table_url(name, staged=True)
     frame = maps_as_lists(pl.from_arrow(table))
     seconds = time.perf_counter() - started
-    context.log.info(f"{name}: {len(frame):,} rows staged at {path} in {seconds:.1f}s")
+    log.info(f"{name}: {len(frame):,} rows staged at {path} in {seconds:.1f}s")
     complete = len(frame) > 0 and {f.name for f in SCHEMAS[name]} <= set(frame.columns)
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(name, table.schema, len(frame), path),
-            "source": world.source,
-            "seconds": round(seconds, 2),
-            **({k: dg.MetadataValue.md(v) for k, v in table_profile(name, frame).items()} if complete else {}),
-        },
-        data_version=file_version(store, store.table_file(name, staged=True)),
-    )
+    metadata = {
+        **table_metadata(name, table.schema, len(frame), path),
+        "source": world.source,
+        "seconds": round(seconds, 2),
+        **({k: dg.MetadataValue.md(v) for k, v in table_profile(name, frame).items()} if complete else {}),
+    }
+    return metadata, file_version(store, store.table_file(name, staged=True))
 
 
 def _read(context, storage: StorageResource, name: str) -> pl.DataFrame:
@@ -107,23 +110,47 @@ def similar_user_candidates(
     )
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "places", "similar_user_candidates"], kinds={"polars", "parquet"})
+def _interactions_part(shard: int) -> dg.AssetsDefinition:
+    @dg.asset(name=f"interactions_part_{shard}", group_name=GROUP, code_version=CODE,
+              deps=["users", "places", "similar_user_candidates"], kinds={"polars", "parquet"})
+    def interactions_part(context: dg.AssetExecutionContext, storage: StorageResource,
+                          world: WorldResource) -> dg.MaterializeResult:
+        """The interactions of the users whose home is a city ``c`` with ``c % 8 == shard``
+        (``defs/sharding.py``), one staged part per city; ``interactions`` combines them.
+        Nothing for an imported world."""
+        mine = shard_cities(list(range(world.n_cities)), shard) if world.generated else []
+        store = storage.for_run(context)
+        rows = 0
+        if mine:
+            tables = [_read(context, storage, t) for t in ("users", "places", "similar_user_candidates")]
+            with heartbeat(f"generating the interactions of cities {mine}", context.log.info):
+                parts = cities_interactions(world.world_config(), *tables, mine)
+            for city, part in zip(mine, parts):
+                store.write_table(f"{PART}{city}", part.to_arrow(), staged=True)
+            rows = sum(len(p) for p in parts)
+            context.log.info(f"cities {mine}: {rows:,} interactions")
+        return dg.MaterializeResult(
+            metadata={"cities": ", ".join(map(str, mine)) or "none", "rows": rows},
+            data_version=file_version(store, *(store.table_file(f"{PART}{c}", staged=True) for c in mine))
+            if mine else value_version("none"),
+        )
+
+    return interactions_part
+
+
+INTERACTIONS_PARTS = [_interactions_part(k) for k in range(CITY_STEPS)]
+
+
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[p.key for p in INTERACTIONS_PARTS], kinds={"polars", "parquet"})
 def interactions(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """User-place interactions (§2.4, §7.4): softmax sampling over home-city places by
     affinity plus taste noise, occasional travel, friends' joint outings; engagement and the
-    implicit rating grow with the score; timestamps mostly in the place's typical slot."""
-    return stage_table(
-        context,
-        storage,
-        world,
-        "interactions",
-        lambda: generate_interactions(
-            world.world_config(),
-            _read(context, storage, "users"),
-            _read(context, storage, "places"),
-            _read(context, storage, "similar_user_candidates"),
-        ),
-    )
+    implicit rating grow with the score; timestamps mostly in the place's typical slot.
+    Generated per home city by the ``interactions_part_*`` steps (each city from its own
+    random stream, so the table equals a one-process run), combined here in city order."""
+    store = storage.for_run(context)
+    return stage_table(context, storage, world, "interactions", lambda: combine(
+        [store.read_table(f"{PART}{c}", staged=True) for c in range(world.n_cities)]))
 
 
 @dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates", "interactions"], kinds={"polars", "parquet"})
