@@ -26,11 +26,11 @@ import dagster as dg
 
 
 def index_job():
-    """``ann_indexes`` alone, without its checks (a job Dask workers can rebuild)."""
+    """``ann_indexes`` alone, without its checks (a named job Dask workers can rebuild)."""
     from graphrec_pipeline.definitions import defs
 
-    return defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={dg.AssetKey("ann_indexes")}, asset_check_selection=set())
+    job = dg.define_asset_job("ann_indexes_only", selection=dg.AssetSelection.assets("ann_indexes").without_checks())
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("ann_indexes_only")
 
 
 def world_job():
@@ -112,6 +112,7 @@ def random_embeddings(data_dir: str, run_id: str, seed: int = 0) -> None:
                                            "n_places": len(places), "dim": 128})
     data.seal(run_id, {"run_id": run_id, "metrics": {}})
     data.switch(run_id, verify=False)
+    data.release_lock(run_id)  # the world run stopped before `release`, which frees it
 
 
 def main() -> None:
