@@ -15,7 +15,7 @@ digests, the run, the headline metrics) is written last, and only then does the 
 move: a reader that resolved the pointer reads one complete release until it resolves
 again, and a crash anywhere leaves the previous one live. Release ids are the Dagster run
 ids, so pruning touches nothing it did not create. The lock is a file created
-exclusively (``O_EXCL`` on disk, a conditional PUT on an object store).
+exclusively (a hard link on disk, a conditional PUT on an object store).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ MANIFEST = "RELEASE.json"
 LOCK = ".lock"
 RELEASE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEBRIS = re.compile(r"^\..+\.tmp(\.wal)?$")
+DEBRIS_AGE_SECONDS = 600.0
 _HEARTBEATS: set[tuple[str, str]] = set()
 
 
@@ -257,12 +258,30 @@ class DataDir:
         """The writable release of ``run_id`` (made on first use from the live one)."""
         self.acquire(run_id, grace_seconds, wait_seconds, finished)
         self.heartbeat(run_id)
-        dest = self.release_name(run_id)
-        if not self.location.seeded(dest):
-            live = self.live_id()
-            self.location.copy_tree(self.release_name(live) if live else f"{RELEASES}/.none", dest,
-                                    skip=(MANIFEST, STAGING))
+        self._seed(run_id)
         return self.storage(run_id)
+
+    def _seed(self, run_id: str, patience_seconds: float = 600.0) -> None:
+        """Copy the live release into the run's, once: a run's first steps start together
+        (``users`` and ``places``), so one of them takes the marker ``releases/.<id>.seeding``
+        (created exclusively) and copies while the others wait for the copy to complete. A
+        marker older than ``patience_seconds`` (its process died) is taken over."""
+        dest, marker = self.release_name(run_id), f"{RELEASES}/.{run_id}.seeding"
+        deadline = time.monotonic() + patience_seconds
+        while not self.location.seeded(dest):
+            if self.location.create(marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()):
+                try:
+                    if not self.location.seeded(dest):
+                        live = self.live_id()
+                        self.location.copy_tree(self.release_name(live) if live else f"{RELEASES}/.none", dest,
+                                                skip=(MANIFEST, STAGING))
+                finally:
+                    self.location.remove(marker)
+                return
+            if time.monotonic() > deadline:
+                self.location.remove(marker)
+                deadline = time.monotonic() + patience_seconds
+            time.sleep(0.2)
 
     def seal(self, run_id: str, manifest: dict) -> dict:
         """Record the release's file digests and ``manifest`` (metrics, run) in RELEASE.json."""
@@ -295,23 +314,30 @@ class DataDir:
         return connect(self.location)
 
     def clean_debris(self, keep: str) -> list[str]:
-        """Remove what dead runs left: incomplete releases and temporary files. Only names
-        the pipeline makes are touched (run-id folders, ``.<name>.tmp`` files)."""
+        """Remove what dead runs left: incomplete releases and temporary files older than
+        ``DEBRIS_AGE_SECONDS``. Only names the pipeline makes are touched (run-id folders,
+        ``.<name>.tmp`` files, seeding markers)."""
         removed = []
         live = self.live_id()
         for name in self.location.list(RELEASES):
             if name in (keep, live):
                 continue
             if (RELEASE_ID.match(name) and not self.location.exists(f"{RELEASES}/{name}/{MANIFEST}")) or (
-                name.startswith(".") and name.endswith(".tmp")
+                name.startswith(".") and name.endswith((".tmp", ".seeding")) and keep not in name
             ):
                 self.location.remove(f"{RELEASES}/{name}")
                 removed.append(name)
-        for name in self.location.list():
-            if DEBRIS.match(name):
+        for name in self.location.list():  # a temporary file of a live writer is young: leave it
+            if DEBRIS.match(name) and time.time() - self._mtime(name) > DEBRIS_AGE_SECONDS:
                 self.location.remove(name)
                 removed.append(name)
         return removed
+
+    def _mtime(self, name: str) -> float:
+        try:
+            return self.location.mtime(name)
+        except FileNotFoundError:
+            return time.time()
 
     def prune(self, keep: int, min_age_hours: float = 0.0) -> list[str]:
         """Delete complete releases beyond the ``keep`` newest, older than ``min_age_hours``;

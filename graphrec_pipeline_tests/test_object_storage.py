@@ -148,3 +148,20 @@ def test_a_run_against_a_missing_bucket_fails_naming_it(s3_endpoint):
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "bucket 'missing-bucket' does not exist" in failure.event_specific_data.error.message
 
+
+
+def test_concurrent_first_steps_copy_the_live_release_once(s3_small_world):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from graphrec_pipeline.releases import file_digests
+
+    data, _ = s3_small_world
+    work = DataDir(f"s3://{data.location.bucket}/seeding", data.location.endpoint_url)
+    data.location.fs.copy(data.location.prefix, work.location.prefix, recursive=True)
+    live, run = work.live_id(), "00000000-0000-0000-0000-0000000000bb"
+    with ThreadPoolExecutor(4) as pool:
+        assert {s.release for s in pool.map(lambda _: work.for_run(run), range(4))} == {run}
+    assert file_digests(work.release_location(run)) == file_digests(work.release_location(live))
+    assert work.location.exists(f"releases/{run}/.seeded")
+    assert not [n for n in work.location.list("releases") if n.endswith(".seeding")]
+    work.release_lock(run)

@@ -292,3 +292,20 @@ def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
     data.release_lock("run-a")
     data.acquire("run-b")
     assert data.holds("run-b")
+
+
+def test_the_first_steps_of_a_run_copy_the_live_release_once(published, tmp_path):
+    """users and places start together and both ask for the run's release: one copies the
+    live release, the other waits for the copy to be complete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from graphrec_pipeline.releases import file_digests
+
+    data = DataDir(fresh(published, tmp_path))
+    live, run = data.live_id(), "00000000-0000-0000-0000-0000000000aa"
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: data.for_run(run), range(4)))
+    assert {s.release for s in stores} == {run}
+    assert file_digests(data.release_location(run)) == file_digests(data.release_location(live))
+    assert not [n for n in data.location.list("releases") if n.startswith(".")]
+    data.release_lock(run)

@@ -4,7 +4,7 @@ Both kinds offer the few operations the pipeline needs, with the same guarantee:
 sees a file's old bytes or its new bytes, never half of them.
 
 - :class:`LocalDir` writes a temporary file beside the destination and renames it; copies a
-  release by hard links; takes a lock with ``O_EXCL``.
+  release by hard links; creates a lock exclusively by hard-linking a written file.
 - :class:`ObjectStore` (``s3://bucket/prefix`` through ``fsspec``/``s3fs``) has no rename,
   but a PUT is atomic: a file is written locally, then uploaded in one PUT (or a multipart
   upload, which is also invisible until it completes). A lock is a conditional PUT
@@ -75,9 +75,6 @@ class Location:
         raise NotImplementedError
 
     def exists(self, name: str) -> bool:
-        raise NotImplementedError
-
-    def is_dir(self, name: str = "") -> bool:
         raise NotImplementedError
 
     def list(self, name: str = "") -> list[str]:
@@ -163,9 +160,6 @@ class LocalDir(Location):
     def exists(self, name: str) -> bool:
         return self._p(name).exists()
 
-    def is_dir(self, name: str = "") -> bool:
-        return self._p(name).is_dir()
-
     def list(self, name: str = "") -> list[str]:
         folder = self._p(name)
         return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -196,14 +190,20 @@ class LocalDir(Location):
             shutil.copyfile(self._p(src), tmp)
 
     def create(self, name: str, payload: bytes) -> bool:
+        """The payload is written to a temporary file first and hard-linked into place (a
+        link fails if the name exists), so no reader ever sees the file empty."""
         path = self._p(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+            os.chmod(tmp, 0o644)
+            os.link(tmp, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+        finally:
+            os.unlink(tmp)
         return True
 
     def replace_if_unchanged(self, name: str, payload: bytes) -> bool:
@@ -306,9 +306,6 @@ class ObjectStore(Location):
 
     def exists(self, name: str) -> bool:
         return self._call("reading", self.fs.exists, self._k(name))
-
-    def is_dir(self, name: str = "") -> bool:
-        return self._call("listing", self.fs.isdir, self._k(name))
 
     def list(self, name: str = "") -> list[str]:
         try:
