@@ -5,12 +5,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
+import uvicorn
 import yaml
 
 from graphrec_pipeline.definitions import defs
@@ -51,6 +54,38 @@ def start_moto(extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
                 proc.kill()
                 raise RuntimeError("moto_server did not start") from None
             time.sleep(0.2)
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read()}")
+        try:
+            httpx.get(f"{url}/openapi.json", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+class ThreadServer:
+    """uvicorn serving ``app`` in a thread of this process (so a test can reach inside)."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        wait_ready(self.url)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

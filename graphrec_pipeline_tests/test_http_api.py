@@ -1,7 +1,6 @@
 """The HTTP API: real servers on free loopback ports, called with a real HTTP client."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -11,50 +10,12 @@ import uuid
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.http_api import create_app
 from graphrec_pipeline.serving.live import LiveRecommender
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read()}")
-        try:
-            httpx.get(f"{url}/openapi.json", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-class ThreadServer:
-    """uvicorn serving ``app`` in a thread of this process (so a test can reach inside)."""
-
-    def __init__(self, app):
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        _wait_ready(self.url)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+from graphrec_pipeline_tests.conftest import ThreadServer, free_port, wait_ready
 
 
 def _copy(served, dest) -> DataDir:
@@ -201,12 +162,12 @@ def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
     """``graphrec serve`` as a user starts it; requests loop while a new release goes live
     and is rolled back; every answer is a 200 and names one of the two releases."""
     data = _copy(served, tmp_path / "data")
-    first, port = data.live_id(), _free_port()
+    first, port = data.live_id(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "serve",
                              "--port", str(port), "--poll-seconds", "0.1"], stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc)
         seen, failures, stop = [], [], threading.Event()
 
         def hammer(user: int) -> None:

@@ -13,7 +13,7 @@ from graphrec_pipeline.releases import DataDir, LockHeld
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.storage import ObjectStore, Storage
 from graphrec_pipeline.tables import WORLD_TABLES
-from graphrec_pipeline_tests.conftest import free_port, materialize, new_bucket, start_moto
+from graphrec_pipeline_tests.conftest import ThreadServer, free_port, materialize, new_bucket, start_moto
 
 
 def _cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -165,3 +165,17 @@ def test_concurrent_first_steps_copy_the_live_release_once(s3_small_world):
     assert work.location.exists(f"releases/{run}/.seeded")
     assert not [n for n in work.location.list("releases") if n.endswith(".seeding")]
     work.release_lock(run)
+
+
+def test_the_http_api_serves_from_the_bucket(s3_small_world, monkeypatch):
+    import httpx
+
+    from graphrec_pipeline.serving.http_api import create_app
+
+    data, _ = s3_small_world
+    monkeypatch.setenv("AWS_ENDPOINT_URL", data.location.endpoint_url)  # as `graphrec serve` passes it on
+    app = create_app(data.location.url(), poll_seconds=0.2)
+    with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        got = client.get("/recommend/places", params={"user_id": 3, "k": 4})
+        assert got.status_code == 200 and len(got.json()["results"]) == 4
+        assert got.json()["release"] == data.live_id() == client.get("/version").json()["release"]
