@@ -5,7 +5,8 @@ Every rank holds the whole model and the training graph, samples its own seed ed
 labelled pairs (a 1/N share of the global batch, from its own random stream) and its own
 2-hop neighbourhood; after the backward pass the gradients are averaged over the ranks in
 one all-reduce, so every rank applies the same update and the model stays identical
-everywhere. Rank 0 validates and broadcasts the figure (and the elapsed time) that the
+everywhere. Each epoch rank 0 has its weights validated by the launching process (which
+holds the validator) and broadcasts the figure (and the elapsed time) that the
 stopping rule reads, so all ranks stop at the same epoch. :func:`train_parallel` starts the
 ranks from the calling process (the model asset) and returns rank 0's result.
 """
@@ -13,13 +14,14 @@ ranks from the calling process (the model asset) and returns rank 0's result.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-import pickle
 import queue as queues
 import socket
 import tempfile
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -126,42 +128,101 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, world: int, port: int, backend: str, job: str, out) -> None:
+def _save_inputs(path: str, model_cfg, data, cfg) -> None:
+    """The ranks' inputs as safetensors (the training graph and every array of
+    ``TrainingData``) with the two configs as JSON metadata: nothing a rank loads can run
+    code, and no rank keeps a second, serialized copy in memory while it trains."""
+    from safetensors.torch import save_file
+
+    from graphrec_pipeline.graph.build import graph_to_tensors
+
+    tensors = {f"graph/{k}": v for k, v in graph_to_tensors(data.graph).items()}
+    for f in dataclasses.fields(data):
+        if f.name != "graph":
+            tensors[f"data/{f.name}"] = torch.from_numpy(np.ascontiguousarray(getattr(data, f.name)))
+    save_file(tensors, path, metadata={"model_cfg": model_cfg.to_json(),
+                                       "train_cfg": json.dumps(dataclasses.asdict(cfg))})
+
+
+def _load_inputs(path: str):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from graphrec_pipeline.graph.build import graph_from_tensors
+    from graphrec_pipeline.model.config import ModelConfig
+    from graphrec_pipeline.train.data import TrainingData
+    from graphrec_pipeline.train.trainer import TrainConfig
+
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(path)
+    graph = graph_from_tensors({k[len("graph/"):]: v for k, v in tensors.items() if k.startswith("graph/")})
+    data = TrainingData(graph=graph, **{k[len("data/"):]: v.numpy() for k, v in tensors.items() if k.startswith("data/")})
+    raw = json.loads(meta["train_cfg"])
+    cfg = TrainConfig(**{**raw, "fanouts": tuple(raw["fanouts"])})
+    return ModelConfig.from_json(meta["model_cfg"]), data, cfg
+
+
+def _state_bytes(model: torch.nn.Module) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().contiguous() for k, v in model.state_dict().items()})
+
+
+class _ValidateInLauncher:
+    """Rank 0's validation: the weights go to the launching process, which holds the
+    validator (validation data never has to reach the ranks), and the figure comes back."""
+
+    def __init__(self, out, back):
+        self.out, self.back, self.last = out, back, {}
+
+    def __call__(self, model) -> float:
+        self.out.put(("validate", (_state_bytes(model), model.cfg.to_json())))
+        ndcg, self.last = json.loads(self.back.get())
+        return ndcg
+
+
+def _rank_main(rank: int, world: int, port: int, backend: str, job: str, out, back) -> None:
     from graphrec_pipeline.train.trainer import train
 
-    with open(job, "rb") as f:
-        model_cfg, data, cfg, validate = pickle.load(f)
+    model_cfg, data, cfg = _load_inputs(job)
     os.environ["GRAPHREC_THREADS"] = str(max(1, compute_threads() // world))  # the ranks share the cores
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         log = (lambda message: out.put(("log", message))) if rank == 0 else (lambda message: None)
-        result = train(model_cfg, data, cfg, validate, log=log, ranks=Ranks(rank, world))
+        result = train(model_cfg, data, cfg, _ValidateInLauncher(out, back), log=log, ranks=Ranks(rank, world))
         if rank == 0:
-            state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
             fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "model"}
-            out.put(("result", pickle.dumps((state, result.model.cfg, fields))))  # bytes, not shared memory
+            out.put(("result", (_state_bytes(result.model), result.model.cfg.to_json(),
+                                json.dumps(fields, default=float))))
     finally:
         dist.destroy_process_group()
 
 
+def _model(state: bytes, cfg_json: str):
+    from safetensors.torch import load
+
+    from graphrec_pipeline.model.config import ModelConfig
+    from graphrec_pipeline.model.graphrec import GraphRec
+
+    model = GraphRec(ModelConfig.from_json(cfg_json))
+    model.load_state_dict(load(state))
+    return model
+
+
 def train_parallel(model_cfg, data, cfg, validate, log=print):
     """Train on ``cfg.ranks`` local processes; the returned :class:`TrainResult` is rank
-    0's (all ranks end with the same weights: ``result.ranks_agree``)."""
-    from graphrec_pipeline.model.graphrec import GraphRec
+    0's (all ranks end with the same weights: ``result.ranks_agree``). ``validate`` runs
+    here, on the weights rank 0 sends each epoch."""
     from graphrec_pipeline.train.trainer import TrainResult
 
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    # The inputs reach the ranks as a file written by the plain pickler: it copies tensors'
-    # bytes (torch's own pickler, used for process arguments, would move them to shared
-    # memory under the NumPy views that TrainingData keeps), and no rank keeps a second,
-    # serialized copy in memory while it trains.
+    out, back = ctx.Queue(), ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="graphrec-ranks-") as folder:
-        job = os.path.join(folder, "job.pickle")
-        with open(job, "wb") as f:
-            pickle.dump((model_cfg, data, cfg, validate), f, protocol=pickle.HIGHEST_PROTOCOL)
+        job = os.path.join(folder, "inputs.safetensors")
+        _save_inputs(job, model_cfg, data, cfg)
         procs = mp.start_processes(_rank_main, nprocs=cfg.ranks, join=False, start_method="spawn",
-                                   args=(cfg.ranks, _free_port(), backend_for(cfg.backend), job, out))
+                                   args=(cfg.ranks, _free_port(), backend_for(cfg.backend), job, out, back))
         found = None
         while found is None:
             try:
@@ -172,11 +233,12 @@ def train_parallel(model_cfg, data, cfg, validate, log=print):
                 continue
             if kind == "log":
                 log(payload)
+            elif kind == "validate":
+                ndcg = float(validate(_model(*payload).eval()))
+                back.put(json.dumps([ndcg, getattr(validate, "last", {})], default=float))
             else:
                 found = payload
         while not procs.join(timeout=5):
             pass
-    state, model_cfg, fields = pickle.loads(found)
-    model = GraphRec(model_cfg)
-    model.load_state_dict(state)
-    return TrainResult(model=model, **fields)
+    state, cfg_json, fields = found
+    return TrainResult(model=_model(state, cfg_json), **json.loads(fields))
