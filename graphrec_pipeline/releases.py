@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 from graphrec_pipeline.storage import DUCKDB_FILE, STAGING, Storage
-from graphrec_pipeline.storage.location import SEEDED, LocalDir, Location, location
+from graphrec_pipeline.storage.location import SEEDED, Location, local_root, location
 from graphrec_pipeline.storage.warehouse import build_duckdb, connect
 
 POINTER = "CURRENT.json"
@@ -113,9 +113,7 @@ class DataDir:
     @property
     def root(self) -> Path:
         """The folder on the local disk (a local data dir only; for tests and tools)."""
-        if not isinstance(self.location, LocalDir):
-            raise TypeError(f"{self.location} is not a local folder")
-        return self.location.root
+        return local_root(self.location)
 
     # -- reading ---------------------------------------------------------------------
     def live_id(self) -> str | None:

@@ -36,6 +36,7 @@ from graphrec_pipeline.storage.location import (
     Location,
     ObjectStore,
     StorageUnavailable,
+    local_root,
     location,
     sha256_file,
 )
@@ -73,9 +74,7 @@ class Storage:
     @property
     def root(self) -> Path:
         """The folder on the local disk (a local data dir only; for tests and tools)."""
-        if not isinstance(self.location, LocalDir):
-            raise TypeError(f"{self.location} is not a local folder")
-        return self.location.root
+        return local_root(self.location)
 
     # -- tables ------------------------------------------------------------------------
     @staticmethod

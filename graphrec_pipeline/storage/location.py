@@ -417,6 +417,13 @@ class ObjectStore(Location):
             raise StorageUnavailable(f"cannot reach {self._where()} for {self.url()}: {err}") from None
 
 
+def local_root(where: Location) -> Path:
+    """The folder of a :class:`LocalDir`; a TypeError for an object store."""
+    if not isinstance(where, LocalDir):
+        raise TypeError(f"{where} is not a local folder")
+    return where.root
+
+
 def location(data_dir: str | Path | Location | None = None, endpoint_url: str | None = None) -> Location:
     """The data directory: ``data_dir`` if given, else ``$GRAPHREC_DATA_DIR``, else ``./data``;
     an ``s3://`` URL is an :class:`ObjectStore`, anything else a :class:`LocalDir`."""
