@@ -151,10 +151,10 @@ def build_city(emb: Embeddings, city: int, settings: IndexSettings, seed: int = 
     return built, rows
 
 
-def index_manifest(emb: Embeddings, settings: IndexSettings, rows: list[dict]) -> dict:
+def index_manifest(model_sha256: str, dim: int, settings: IndexSettings, rows: list[dict]) -> dict:
     """What a version's ``manifest.json`` holds; rows in (kind, city) order."""
     rows = sorted(rows, key=lambda r: (KINDS.index(r["kind"]), r["city_id"]))
-    return {"model_sha256": emb.model_sha256, "dim": emb.dim, "settings": asdict(settings), "indexes": rows}
+    return {"model_sha256": model_sha256, "dim": dim, "settings": asdict(settings), "indexes": rows}
 
 
 def build_city_indexes(
@@ -168,7 +168,7 @@ def build_city_indexes(
         for kind, index in built.items():
             indexes[kind][city] = index
         rows += city_rows
-    manifest = index_manifest(emb, settings, rows)
+    manifest = index_manifest(emb.model_sha256, emb.dim, settings, rows)
     return CityIndexes(indexes, manifest), pl.DataFrame(manifest["indexes"])
 
 

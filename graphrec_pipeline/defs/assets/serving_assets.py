@@ -98,12 +98,14 @@ class IndexConfig(dg.Config):
 
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dict, io_manager_key=STEP_OUTPUTS))
 def index_plan(context: dg.OpExecutionContext, config: IndexConfig, storage: StorageResource) -> dict:
-    """The new index version's name, the settings, and the cities to index."""
+    """The new index version's name, the settings, the cities to index, and what the
+    version's manifest records of the embeddings (so publishing need not reload them)."""
     store = storage.for_run(context)
-    found = cities(load_embeddings(store))
-    version = new_version()
+    emb = load_embeddings(store)
+    found, version = cities(emb), new_version()
     context.log.info(f"index version {version}: {len(found)} cities over {CITY_STEPS} steps")
-    return {"version": version, "config": config.model_dump(), "cities": found}
+    return {"version": version, "config": config.model_dump(), "cities": found,
+            "model_sha256": emb.model_sha256, "dim": emb.dim}
 
 
 def _city_shard(shard: int) -> dg.OpDefinition:
@@ -148,7 +150,7 @@ def publish_indexes(context: dg.OpExecutionContext, storage: StorageResource, pl
     missing = sorted(set(plan["cities"]) - {city for _, city in keys})
     if missing or len(keys) != len(set(keys)):
         raise dg.Failure(f"index version {version}: cities {missing} have no index, or one was indexed twice")
-    manifest = index_manifest(load_embeddings(store), IndexConfig(**plan["config"]).settings(), rows)
+    manifest = index_manifest(plan["model_sha256"], plan["dim"], IndexConfig(**plan["config"]).settings(), rows)
     publish_version(store, version, manifest)
     report = pl.DataFrame(manifest["indexes"])
     recall = report["recall@200"]
