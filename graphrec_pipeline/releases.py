@@ -240,8 +240,8 @@ class DataDir:
 
         def beat() -> None:
             try:
-                while (holder := self._holder()).get("run_id") == run_id:
-                    if not self.location.replace_if_unchanged(LOCK, json.dumps(holder).encode()):
+                while self._holder().get("run_id") == run_id:
+                    if not self.location.touch(LOCK):
                         break
                     time.sleep(every_seconds)
             except Exception:  # the store went away: the step itself will report it

@@ -35,6 +35,9 @@ def test_a_write_is_whole_or_absent(s3_endpoint):
     assert store.read_bytes("lock") == b"one"
     store.remove("lock")
     assert not store.replace_if_unchanged("lock", b"three") and not store.exists("lock")
+    assert not store.touch("lock") and not store.exists("lock")
+    store.write_bytes("lock", b"four")
+    assert store.touch("lock") and store.read_bytes("lock") == b"four"
 
 
 def test_tables_round_trip_through_the_bucket(s3_endpoint, tiny_world):

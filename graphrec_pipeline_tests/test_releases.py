@@ -294,6 +294,26 @@ def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
     assert data.holds("run-b")
 
 
+def test_a_heartbeat_never_brings_a_released_lock_back(tmp_path):
+    """The heartbeat refreshes the lock's time from a thread while the run's last step
+    releases it: a refresh racing the release must not write the lock again (it did, and
+    the still-running process then held the data directory for good)."""
+    from graphrec_pipeline.releases import LOCK, _HEARTBEATS
+
+    data = DataDir(tmp_path)
+    for i in range(30):
+        run = f"run-{i}"
+        data.acquire(run)
+        data.heartbeat(run, every_seconds=0.0)
+        time.sleep(0.002)
+        data.release_lock(run)
+        deadline = time.monotonic() + 5
+        while (data.location.url(), run) in _HEARTBEATS and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert not data.location.exists(LOCK), f"lock back after release {i}"
+    assert not data.location.touch(LOCK) and not data.location.exists(LOCK)
+
+
 def test_the_first_steps_of_a_run_copy_the_live_release_once(published, tmp_path):
     """users and places start together and both ask for the run's release: one copies the
     live release, the other waits for the copy to be complete."""

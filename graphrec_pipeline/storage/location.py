@@ -116,7 +116,12 @@ class Location:
         raise NotImplementedError
 
     def replace_if_unchanged(self, name: str, payload: bytes) -> bool:
-        """Rewrite an existing ``name`` (a lock's refresh); False if it is gone."""
+        """Rewrite an existing ``name`` (a lock's new holder process); False if it is gone."""
+        raise NotImplementedError
+
+    def touch(self, name: str) -> bool:
+        """Make an existing ``name``'s modification time now (a lock's heartbeat), never
+        creating it again once removed; False if it is gone."""
         raise NotImplementedError
 
     def mtime(self, name: str) -> float:
@@ -210,6 +215,13 @@ class LocalDir(Location):
         if not self._p(name).exists():
             return False
         self.write_bytes(name, payload)
+        return True
+
+    def touch(self, name: str) -> bool:
+        try:
+            os.utime(self._p(name))
+        except FileNotFoundError:
+            return False
         return True
 
     def mtime(self, name: str) -> float:
@@ -359,6 +371,15 @@ class ObjectStore(Location):
         except (FileNotFoundError, StorageUnavailable):
             return False
         return True
+
+    def touch(self, name: str) -> bool:
+        """Objects have no settable time: the same bytes are written again, conditional on
+        the object being the one read (ETag), so a removed lock is never recreated."""
+        try:
+            payload = self.read_bytes(name)
+        except FileNotFoundError:
+            return False
+        return self.replace_if_unchanged(name, payload)
 
     def mtime(self, name: str) -> float:
         return self._call("reading", self.fs.info, self._k(name))["LastModified"].timestamp()
