@@ -75,6 +75,15 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
                                              torch.from_numpy(friend_ctx).expand(n, -1))
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
+    # several users in one call, and a second context after the first (kept per context)
+    users, none = np.array([user, 3, 500]), np.zeros_like(ctx)
+    batch = rec.place_flow.scores(users, np.stack([others, others[::-1], others]), none)
+    for row, (u, items) in enumerate(zip(users, [others, others[::-1], others])):
+        with torch.no_grad():
+            want = model.place_score(rec.z_user[u].expand(n, -1), rec.z_place[items.copy()],
+                                     torch.from_numpy(none).expand(n, -1), descriptors[items.copy()]).numpy()
+        np.testing.assert_allclose(batch[row], want, atol=1e-5)
+    np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
     s_compat, p_attend, _ = (x[0] for x in rec.people_flow.scores(np.array([user]), others[None], friend_ctx))
     np.testing.assert_allclose(s_compat, torch.sigmoid(compat).numpy(), atol=1e-6)
     np.testing.assert_allclose(p_attend, torch.sigmoid(attend).numpy(), atol=1e-6)
@@ -462,14 +471,16 @@ def test_smoke_check_fails_on_errors_and_short_answers(served, tmp_path, monkeyp
         monkeypatch.setattr(type(context), "run", property(lambda self: SimpleNamespace(run_id=run_id)))
         return recommender_answers_queries(context, recommender=resource)
 
-    served_dir, live = served["data"].root, served["store"].release
+    # a check takes the run's lock, as in a run: on copies, so the shared data stays unlocked
+    served_dir, live = tmp_path / "ok", served["store"].release
+    shutil.copytree(served["data"].root, served_dir)
     assert run_check(served_dir, live).passed
     with monkeypatch.context() as patch:
         single = Recommender.recommend_people
         patch.setattr(Recommender, "recommend_people", lambda self, *a, **q: single(self, *a, **q)[:-1])
         short = run_check(served_dir, live)
     assert not short.passed and short.metadata["failures"].value == 50
-    shutil.copytree(served_dir, tmp_path / "d")
+    shutil.copytree(served["data"].root, tmp_path / "d")
     store = Storage(tmp_path / "d" / "releases" / live)
     (store.root / "RELEASE.json").unlink()
     manifest_file = f"indexes/{store.read_json(CURRENT)['version']}/manifest.json"
