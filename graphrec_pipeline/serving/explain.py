@@ -22,6 +22,8 @@ SLOT_PHRASES = ["in the morning", "in the afternoon", "in the evening", "at nigh
 INTEREST_MIN = 1.0 / C_FINE
 VIBE_MIN = 1.0 / C_VIBE
 CATEGORY_MIN = 1.0 / C_COARSE
+TAG_LABELS = [name.replace("_", " ") for name in FINE_TAGS]
+TAG_TITLES = [name.title() for name in TAG_LABELS]
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,13 @@ def _top_overlaps(product: np.ndarray, present: np.ndarray, top: int) -> list[li
     return [row[mask].tolist() for row, mask in zip(order, ok, strict=True)]
 
 
-def place_name(tags: np.ndarray, place_id: int) -> str:
-    """A display name from the place's two strongest tags, e.g. ``Jazz & Wine Tasting #42``."""
-    top = np.argsort(-tags, kind="stable")[:2]
-    words = [label(FINE_TAGS[t]).title() for t in top if tags[t] > 0]
-    return f"{' & '.join(words) or 'Place'} #{place_id}"
+def place_names(tags: np.ndarray, place_ids: np.ndarray) -> list[str]:
+    """Display names from each place's two strongest tags, e.g. ``Jazz & Wine Tasting #42``
+    (``tags`` (k, 100), one row per id)."""
+    top = np.argsort(-tags, axis=1, kind="stable")[:, :2]
+    present = np.take_along_axis(tags, top, axis=1) > 0
+    return [f"{' & '.join(TAG_TITLES[t] for t, ok in zip(row, has) if ok) or 'Place'} #{p}"
+            for row, has, p in zip(top.tolist(), present.tolist(), place_ids.tolist(), strict=True)]
 
 
 def explain_places(
@@ -78,26 +82,28 @@ def explain_places(
     asked = np.zeros(C_FINE, bool)
     if query_tags is not None:
         asked[query_tags] = True
+    matches = (asked[None] & (place_tags > 0)) if asked.any() else np.zeros(place_tags.shape, bool)
+    slot_hits = (place_slot == query_slot).tolist() if query_slot >= 0 else [False] * len(place_tags)
+    local = ((place_city == user_city) & (place_neighborhood < len(area))).tolist()
     tags = _top_overlaps(fine_pref[None] * place_tags, (fine_pref[None] >= INTEREST_MIN) & (place_tags > 0), TOP_TAGS)
     cats = _top_overlaps(cat_pref[None] * place_categories,
                          (cat_pref[None] >= CATEGORY_MIN) & (place_categories > 0), 1)
     out = []
-    for i, (t, c) in enumerate(zip(tags, cats, strict=True)):
+    for i, (t, c, hood) in enumerate(zip(tags, cats, place_neighborhood.tolist(), strict=True)):
         reasons = []
-        matched = np.flatnonzero(asked & (place_tags[i] > 0)).tolist()
+        matched = np.flatnonzero(matches[i]).tolist() if matches[i].any() else []
         if matched:
-            names = _join([label(FINE_TAGS[j]) for j in matched])
+            names = _join([TAG_LABELS[j] for j in matched])
             reasons.append(Explanation("query_tags", tuple(matched), f"Has the {names} you asked for."))
-        if query_slot >= 0 and place_slot[i] == query_slot:
+        if slot_hits[i]:
             text = f"At its busiest {SLOT_PHRASES[query_slot]}, the time you asked for."
             reasons.append(Explanation("time_slot", (query_slot,), text))
         if t:
-            names = _join([label(FINE_TAGS[j]) for j in t])
+            names = _join([TAG_LABELS[j] for j in t])
             reasons.append(Explanation("tags", tuple(t), f"Matches your interest in {names}."))
         elif c:
             reasons.append(Explanation("category", tuple(c), f"Fits your taste for {COARSE_CATEGORIES[c[0]]}."))
-        hood = int(place_neighborhood[i])
-        if place_city[i] == user_city and hood < len(area) and area[hood] > 0:
+        if local[i] and area[hood] > 0:
             name = neighborhood_name(user_city, hood)
             reasons.append(Explanation("neighborhood", (hood,), f"You often go out in {name}, and this place is nearby."))
         out.append(reasons)
@@ -133,10 +139,10 @@ def explain_people(
     for t, v, h, a in zip(tags, vibes, hoods, into, strict=True):
         reasons = []
         if a:
-            reasons.append(Explanation("activity", tuple(a), f"Into {_join([label(FINE_TAGS[j]) for j in a])}, "
+            reasons.append(Explanation("activity", tuple(a), f"Into {_join([TAG_LABELS[j] for j in a])}, "
                                        "like the outing you have in mind."))
         if t:
-            reasons.append(Explanation("tags", tuple(t), f"You both like {_join([label(FINE_TAGS[j]) for j in t])}."))
+            reasons.append(Explanation("tags", tuple(t), f"You both like {_join([TAG_LABELS[j] for j in t])}."))
         if v:
             reasons.append(Explanation("vibes", tuple(v), f"You share the {_join([label(VIBE_TAGS[j]) for j in v])} vibe"
                                        + ("s." if len(v) > 1 else ".")))

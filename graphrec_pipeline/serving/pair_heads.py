@@ -4,27 +4,33 @@ A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first l
 ``W f + b`` splits by the blocks of ``W = [A | B | C | D | E]``:
 
 .. math::
-    W f + b = \\underbrace{A z_a + E\\,ctx + b}_{\\text{once per query}}
-            + \\underbrace{B z_b}_{\\text{once per item, at load}}
-            + [C \\operatorname{diag}(z_a) \\;|\\; D] \\, [z_b ; |z_a - z_b|]
+    W f + b = \\underbrace{A z_a}_{\\text{per user}}
+            + \\underbrace{E\\,ctx + b}_{\\text{per context}}
+            + \\underbrace{B z_b}_{\\text{per item, at load}}
+            + (C \\operatorname{diag}(z_a))\\, z_b + D\\, |z_a - z_b|
 
-so a query multiplies a (m, 2d) matrix instead of a (m, 4d + c) one, and heads that share
+so a query multiplies two (m, d) matrices instead of one (m, 4d + c), and heads that share
 their input (compatibility and attendance) run as one matrix product. The place score's
-context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, are one product
-per query each. The output equals
-the model's scores (tested to float tolerance); the model itself stays the reference.
+context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, depend on the item
+and the context only: they are computed for every item once per distinct context and kept
+(most queries repeat a few contexts, "none" above all). The output equals the model's
+scores (tested to float tolerance); the model itself stays the reference.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 from torch import Tensor, nn
 
 from graphrec_pipeline.model.context import ContextEncoder, ContextMatch
 
+CONTEXTS_KEPT = 256
+
 
 class PairHeads:
-    """Heads sharing one context encoder and one item table, scored for one ``z_a``.
+    """Heads sharing one context encoder and one item table, scored for one ``z_a`` per row.
 
     Args:
         heads: the MLPs (``nn.Sequential`` starting with a ``Linear`` on ``4 d + c`` inputs).
@@ -52,9 +58,31 @@ class PairHeads:
             self.item_part = items @ weight[:, d : 2 * d].T  # (n, sum h)
         self.rests = [[(m.weight.detach().T.contiguous(), m.bias.detach()) for m in h[1:] if isinstance(m, nn.Linear)]
                       for h in heads]
+        self._contexts: OrderedDict[bytes, tuple[Tensor, Tensor | None]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"PairHeads(heads={len(self.sizes)}, hidden={self.sizes}, d={self.d}, items={len(self.item_part)})"
+
+    @torch.inference_mode()
+    def context_terms(self, ctx_raw: Tensor) -> tuple[Tensor, Tensor | None]:
+        """For one raw context (112,): ``E ctx + b`` (sum h,) and the item-only context
+        bonus of every item (n,) (None without context terms), kept for the last
+        ``CONTEXTS_KEPT`` contexts."""
+        key = ctx_raw.numpy().tobytes()
+        found = self._contexts.get(key)
+        if found is not None:
+            self._contexts.move_to_end(key)
+            return found
+        first = self.e @ self.context(ctx_raw[None])[0] + self.bias
+        bonus = None
+        if self.match is not None:
+            bonus = self.items @ (self.match(ctx_raw) * self.d**-0.5)
+        if self.context_match is not None:
+            bonus = (0.0 if bonus is None else bonus) + self.descriptors @ (ctx_raw * self.context_match.weight)
+        self._contexts[key] = found = (first, bonus)
+        if len(self._contexts) > CONTEXTS_KEPT:
+            self._contexts.popitem(last=False)
+        return found
 
     @torch.inference_mode()
     def __call__(self, z_a: Tensor, ctx_raw: Tensor, items: Tensor) -> list[Tensor]:
@@ -63,16 +91,14 @@ class PairHeads:
         ReLU (dropout is the identity at inference)."""
         b, m = items.shape
         flat_items = items.reshape(-1)
-        ctx = self.context(ctx_raw[None])[0]
-        z_b = self.items.index_select(0, flat_items)  # (b m, d)
-        bonus = (z_b @ (self.match(ctx_raw) * self.d**-0.5)).view(b, m) if self.match is not None else 0.0
-        if self.context_match is not None:
-            w = ctx_raw * self.context_match.weight
-            bonus = bonus + (self.descriptors.index_select(0, flat_items) @ w).view(b, m)
-        z_a_rows = z_a[:, None, :].expand(b, m, self.d).reshape(b * m, self.d)
+        first, item_bonus = self.context_terms(ctx_raw)
+        bonus = item_bonus.index_select(0, flat_items).view(b, m) if item_bonus is not None else 0.0
+        z_b = self.items.index_select(0, flat_items).view(b, m, self.d)
         flat = self.item_part.index_select(0, flat_items)  # (b m, sum h)
-        flat.view(b, m, -1).add_(torch.addmm(self.e @ ctx + self.bias, z_a, self.a_t)[:, None, :])
-        flat.addmm_(z_b * z_a_rows, self.c_t).addmm_(z_b.sub_(z_a_rows).abs_(), self.d_t)
+        hidden = flat.view(b, m, -1)
+        hidden.add_(torch.addmm(first, z_a, self.a_t)[:, None, :])
+        hidden.baddbmm_(z_b, z_a[:, :, None] * self.c_t)  # C diag(z_a) z_b
+        flat.addmm_(z_b.sub_(z_a[:, None, :]).abs_().view(b * m, self.d), self.d_t)
         out = []
         for layers, h in zip(self.rests, flat.split(self.sizes, dim=1), strict=True):
             h = h.relu()

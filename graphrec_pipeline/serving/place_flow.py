@@ -8,12 +8,14 @@ there is no hand-written boost. Categories are also a hard filter, as is ``max_p
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
-from graphrec_pipeline.serving.explain import explain_places, place_name
+from graphrec_pipeline.serving.explain import explain_places, place_names
 from graphrec_pipeline.serving.pair_heads import PairHeads
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.serving.results import PlaceRecommendation
@@ -63,12 +65,19 @@ class PlaceFlow:
                                  w.place_tags[ids], w.place_categories[ids], w.place_city[ids],
                                  w.place_neighborhood[ids], w.place_slot[ids], query.time_slot,
                                  np.array(query.tags, dtype=np.int64))
+        names = place_names(w.place_tags[ids], ids)
+        categories = [CATEGORY_NAMES[c] for c in (w.place_categories[ids] > 0) @ CATEGORY_BITS]
         return [
             PlaceRecommendation(
-                place_id=int(p), name=place_name(w.place_tags[p], int(p)), city_id=int(w.place_city[p]),
-                neighborhood=neighborhood_name(int(w.place_city[p]), int(w.place_neighborhood[p])),
-                categories=[COARSE_CATEGORIES[c] for c in np.flatnonzero(w.place_categories[p])],
-                price_band=int(w.place_price[p]), score=float(sc), explanations=[r.text for r in why], reasons=why,
+                place_id=p, name=name, city_id=city, neighborhood=_neighborhood(city, hood), categories=cats,
+                price_band=price, score=sc, explanations=[r.text for r in why], reasons=why,
             )
-            for p, sc, why in zip(ids, extras[0], reasons, strict=True)
+            for p, name, city, hood, cats, price, sc, why in zip(
+                ids.tolist(), names, w.place_city[ids].tolist(), w.place_neighborhood[ids].tolist(), categories,
+                w.place_price[ids].tolist(), extras[0].tolist(), reasons, strict=True)
         ]
+
+
+CATEGORY_BITS = 1 << np.arange(C_COARSE)
+CATEGORY_NAMES = [[name for c, name in enumerate(COARSE_CATEGORIES) if code >> c & 1] for code in range(1 << C_COARSE)]
+_neighborhood = functools.lru_cache(maxsize=4096)(neighborhood_name)
