@@ -11,10 +11,11 @@ A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first l
 
 so a query multiplies two (m, d) matrices instead of one (m, 4d + c), and heads that share
 their input (compatibility and attendance) run as one matrix product. The place score's
-context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, depend on the item
-and the context only: they are computed for every item once per distinct context and kept
-(most queries repeat a few contexts, "none" above all). The output equals the model's
-scores (tested to float tolerance); the model itself stays the reference.
+context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, are one product per
+query each. What depends on the context alone (``E ctx + b``, ``M c / sqrt(d)``, ``w * c``)
+is kept for the last contexts seen: most queries repeat a few ("none" above all). The
+output equals the model's scores (tested to float tolerance); the model itself stays the
+reference.
 """
 
 from __future__ import annotations
@@ -58,28 +59,25 @@ class PairHeads:
             self.item_part = items @ weight[:, d : 2 * d].T  # (n, sum h)
         self.rests = [[(m.weight.detach().T.contiguous(), m.bias.detach()) for m in h[1:] if isinstance(m, nn.Linear)]
                       for h in heads]
-        self._contexts: OrderedDict[bytes, tuple[Tensor, Tensor | None]] = OrderedDict()
+        self._contexts: OrderedDict[bytes, tuple[Tensor, Tensor | None, Tensor | None]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"PairHeads(heads={len(self.sizes)}, hidden={self.sizes}, d={self.d}, items={len(self.item_part)})"
 
     @torch.inference_mode()
-    def context_terms(self, ctx_raw: Tensor) -> tuple[Tensor, Tensor | None]:
-        """For one raw context (112,): ``E ctx + b`` (sum h,) and the item-only context
-        bonus of every item (n,) (None without context terms), kept for the last
-        ``CONTEXTS_KEPT`` contexts."""
+    def context_terms(self, ctx_raw: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """For one raw context (112,): ``E ctx + b`` (sum h,), the bilinear match's item
+        weights ``M c / sqrt(d)`` (d,) and the descriptor weights ``w * c`` (112,) (None
+        for terms the heads lack), kept for the last ``CONTEXTS_KEPT`` contexts."""
         key = ctx_raw.numpy().tobytes()
         found = self._contexts.get(key)
         if found is not None:
             self._contexts.move_to_end(key)
             return found
         first = self.e @ self.context(ctx_raw[None])[0] + self.bias
-        bonus = None
-        if self.match is not None:
-            bonus = self.items @ (self.match(ctx_raw) * self.d**-0.5)
-        if self.context_match is not None:
-            bonus = (0.0 if bonus is None else bonus) + self.descriptors @ (ctx_raw * self.context_match.weight)
-        self._contexts[key] = found = (first, bonus)
+        match = self.match(ctx_raw) * self.d**-0.5 if self.match is not None else None
+        described = ctx_raw * self.context_match.weight if self.context_match is not None else None
+        self._contexts[key] = found = (first, match, described)
         if len(self._contexts) > CONTEXTS_KEPT:
             self._contexts.popitem(last=False)
         return found
@@ -91,9 +89,11 @@ class PairHeads:
         ReLU (dropout is the identity at inference)."""
         b, m = items.shape
         flat_items = items.reshape(-1)
-        first, item_bonus = self.context_terms(ctx_raw)
-        bonus = item_bonus.index_select(0, flat_items).view(b, m) if item_bonus is not None else 0.0
+        first, match, described = self.context_terms(ctx_raw)
         z_b = self.items.index_select(0, flat_items).view(b, m, self.d)
+        bonus = (z_b @ match) if match is not None else 0.0
+        if described is not None:
+            bonus = bonus + (self.descriptors.index_select(0, flat_items) @ described).view(b, m)
         flat = self.item_part.index_select(0, flat_items)  # (b m, sum h)
         hidden = flat.view(b, m, -1)
         hidden.add_(torch.addmm(first, z_a, self.a_t)[:, None, :])
