@@ -13,6 +13,7 @@ from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.conv import EdgeAwareConv
+from graphrec_pipeline.model.dropout import Dropout
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.storage import Storage
@@ -207,3 +208,19 @@ def test_training_labels_drop_positives_only_held_out_co_attendance_explains(tra
     unit = fine_pref_unit(inputs.users)
     assert (pair_overlap(unit, dropped["user_u"].to_numpy(), dropped["user_v"].to_numpy()) < POSITIVE_OVERLAP).all()
     assert (kept["label_compat"] == 0).sum() == (train["label_compat"] == 0).sum()
+
+
+def test_dropout_zeroes_p_scales_the_rest_and_follows_the_torch_seed():
+    x = torch.ones(400, 500, requires_grad=True)
+    drop = Dropout(0.2)
+    torch.manual_seed(3)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.2) < 0.01 and torch.allclose(y[y != 0], torch.tensor(1.25))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient is the mask times the scale
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y) and not torch.equal(drop(x), y)  # same seed, same mask; then a new one
+    assert drop.eval()(x) is x
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.0)

@@ -16,6 +16,7 @@ from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU
 from graphrec_pipeline.graph.build import PU, UP, UU
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.conv import EdgeAwareConv
+from graphrec_pipeline.model.dropout import Dropout
 
 NODE_TYPES = ("user", "place")
 
@@ -52,7 +53,7 @@ class GraphRecBackbone(nn.Module):
         self.norms = nn.ModuleList(
             nn.ModuleDict({t: nn.LayerNorm(d) for t in NODE_TYPES}) for _ in range(cfg.num_gnn_layers)
         )
-        self.dropout = nn.Dropout(cfg.gnn_dropout)
+        self.dropout = Dropout(cfg.gnn_dropout)
 
     def forward(
         self,

@@ -24,6 +24,7 @@ from graphrec_pipeline.graph.features import (
     USER_NEIGHBORHOOD,
 )
 from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.model.dropout import Dropout
 
 
 def projection(d_in: int, d_model: int) -> nn.Sequential:
@@ -31,7 +32,7 @@ def projection(d_in: int, d_model: int) -> nn.Sequential:
         nn.Linear(d_in, 2 * d_model),
         nn.LayerNorm(2 * d_model),
         nn.ReLU(),
-        nn.Dropout(0.1),
+        Dropout(0.1),
         nn.Linear(2 * d_model, d_model),
         nn.LayerNorm(d_model),
     )

@@ -37,13 +37,14 @@ from graphrec_pipeline.model.backbone import GraphRecBackbone
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.graph.features import PLACE_CATEGORY, PLACE_FINE, PLACE_SLOT
 from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder, ContextMatch, place_descriptors
+from graphrec_pipeline.model.dropout import Dropout
 from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(d_in, h), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(d_in, h), nn.ReLU(), Dropout(dropout)]
         d_in = h
     layers.append(nn.Linear(d_in, 1))
     return nn.Sequential(*layers)
