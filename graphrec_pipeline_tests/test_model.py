@@ -143,6 +143,24 @@ def test_save_and_load_give_identical_scores(trained, tmp_path):
     np.testing.assert_array_equal(a.friend(users, users[::-1])[0], b.friend(users, users[::-1])[0])
 
 
+def test_scorer_head_equals_the_models_place_score(trained):
+    """Evaluation and validation rank with the factorized heads: the same logits as
+    ``place_score`` on concatenated pair features, for a block and for candidate rows."""
+    scorer = Scorer.from_graph(trained["result"].model, trained["inputs"].graph)
+    model, rng = scorer.model, np.random.default_rng(1)
+    users, places = rng.choice(1000, 40, replace=False), rng.choice(1000, 70, replace=False)
+    ctx = context_raw(1, time_slot=np.array([3]), tags=np.eye(100, dtype=np.float32)[[7]])[0]
+    uu, pp = torch.from_numpy(np.repeat(users, 70)), torch.from_numpy(np.tile(places, 40))
+    with torch.no_grad():
+        want = model.place_score(scorer.z_user[uu], scorer.z_place[pp], torch.from_numpy(ctx).expand(len(uu), -1),
+                                 scorer.place_desc[pp]).numpy().reshape(40, 70)
+    np.testing.assert_allclose(scorer.head(users, places, ctx), want, atol=1e-5)
+    rows = np.stack([rng.permutation(places) for _ in users])
+    got = scorer.head_candidates(users, rows, ctx)
+    np.testing.assert_allclose(got, np.take_along_axis(want, np.argsort(places)[np.searchsorted(np.sort(places), rows)], 1),
+                               atol=1e-5)
+
+
 def test_matching_time_slot_raises_the_score(trained):
     """Asking for a time slot lifts places whose typical slot it is, relative to the rest.
 

@@ -9,12 +9,14 @@ all without gradients and in bounded chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
 from graphrec_pipeline.model.context import D_CONTEXT_RAW
 from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.model.pair_heads import PairHeads
 
 PAIRS_PER_CHUNK = 65_536
 
@@ -45,35 +47,34 @@ class Scorer:
     def dot(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
         return (self.z_user[_ids(users)] @ self.z_place[_ids(places)].T).numpy()
 
-    @torch.no_grad()
+    @cached_property
+    def place_heads(self) -> PairHeads:
+        """The place head in the factorized form serving uses (``pair_heads.py``): half the
+        first layer's arithmetic and no concatenated pair features; equal to
+        :meth:`GraphRec.place_score` to float tolerance. Built from the weights as they are
+        when first used (a scorer is made per validation)."""
+        self.model.eval()
+        m = self.model
+        return PairHeads([m.place_head], m.place_context, self.z_place, m.place_match, m.context_match, self.place_desc)
+
     def head(self, users: np.ndarray, places: np.ndarray, ctx_raw: np.ndarray | None = None) -> np.ndarray:
         """(len(users), len(places)) place-head logits; ``ctx_raw`` is one (112,) context or None."""
-        self.model.eval()
-        ctx = torch.zeros(D_CONTEXT_RAW) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
-        uu = np.repeat(users, len(places))
-        pp = np.tile(places, len(users))
-        out = np.empty(len(uu), dtype=np.float32)
-        for s in range(0, len(uu), PAIRS_PER_CHUNK):
-            u = _ids(uu[s : s + PAIRS_PER_CHUNK])
-            p = _ids(pp[s : s + PAIRS_PER_CHUNK])
-            c = ctx.expand(len(u), -1)
-            out[s : s + len(u)] = self.model.place_score(self.z_user[u], self.z_place[p], c, self.place_desc[p]).numpy()
-        return out.reshape(len(users), len(places))
+        rows = max(1, PAIRS_PER_CHUNK // max(len(places), 1))
+        items = _ids(places)
+        return self._blocks(users, lambda s, n: items.expand(n, -1), rows, ctx_raw, (len(users), len(places)))
 
-    @torch.no_grad()
     def head_candidates(self, users: np.ndarray, candidates: np.ndarray, ctx_raw: np.ndarray | None = None) -> np.ndarray:
         """(n, m) place-head logits of each user's own candidate row."""
-        self.model.eval()
-        n, m = candidates.shape
+        rows = max(1, PAIRS_PER_CHUNK // max(candidates.shape[1], 1))
+        return self._blocks(users, lambda s, n: _ids(candidates[s : s + n]), rows, ctx_raw, candidates.shape)
+
+    def _blocks(self, users: np.ndarray, items_of, rows: int, ctx_raw: np.ndarray | None, shape) -> np.ndarray:
         ctx = torch.zeros(D_CONTEXT_RAW) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
-        u = _ids(np.repeat(users, m))
-        p = _ids(candidates.ravel())
-        out = np.empty(n * m, dtype=np.float32)
-        for s in range(0, n * m, PAIRS_PER_CHUNK):
-            sl = slice(s, s + PAIRS_PER_CHUNK)
-            out[sl] = self.model.place_score(self.z_user[u[sl]], self.z_place[p[sl]], ctx.expand(len(u[sl]), -1),
-                                               self.place_desc[p[sl]]).numpy()
-        return out.reshape(n, m)
+        out = np.empty(shape, dtype=np.float32)
+        for s in range(0, len(users), rows):
+            u = _ids(users[s : s + rows])
+            out[s : s + len(u)] = self.place_heads(self.z_user[u], ctx, items_of(s, len(u)))[0].numpy()
+        return out
 
     @torch.no_grad()
     def friend(self, u: np.ndarray, v: np.ndarray, ctx_raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

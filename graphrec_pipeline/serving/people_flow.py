@@ -10,7 +10,7 @@ import torch
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.serving.explain import explain_people
-from graphrec_pipeline.serving.pair_heads import PairHeads
+from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.query import PeopleQuery
 from graphrec_pipeline.serving.results import PersonRecommendation
 from graphrec_pipeline.serving.world_view import WorldView

@@ -16,7 +16,7 @@ import torch
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.serving.explain import explain_places, place_names
-from graphrec_pipeline.serving.pair_heads import PairHeads
+from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.serving.results import PlaceRecommendation
 from graphrec_pipeline.serving.world_view import WorldView

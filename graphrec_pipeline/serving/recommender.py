@@ -20,7 +20,7 @@ from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.releases import MANIFEST, ReleaseError, verify_files
 from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT, CityIndexes, load_city_indexes
 from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST, Embeddings, load_embeddings
-from graphrec_pipeline.serving.pair_heads import PairHeads
+from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.people_flow import PeopleFlow
 from graphrec_pipeline.serving.place_flow import PlaceFlow
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError, check_id

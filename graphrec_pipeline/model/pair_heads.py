@@ -1,4 +1,5 @@
-"""The trained heads, evaluated for one query against many candidates at serving speed.
+"""The trained heads, evaluated for users against many candidates at speed (serving, and
+the evaluation and validation that rank whole cities).
 
 A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first layer
 ``W f + b`` splits by the blocks of ``W = [A | B | C | D | E]``:
