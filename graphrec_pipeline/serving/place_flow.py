@@ -15,12 +15,16 @@ import torch
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
-from graphrec_pipeline.serving.explain import explain_places, place_names
 from graphrec_pipeline.model.pair_heads import PairHeads
+from graphrec_pipeline.serving.explain import explain_places, place_names
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.serving.results import PlaceRecommendation
 from graphrec_pipeline.serving.world_view import WorldView
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, neighborhood_name
+
+CATEGORY_BITS = 1 << np.arange(C_COARSE)  # a place's categories as one code, 0..63
+CATEGORY_NAMES = [[name for c, name in enumerate(COARSE_CATEGORIES) if code >> c & 1] for code in range(1 << C_COARSE)]
+_neighborhood = functools.lru_cache(maxsize=4096)(neighborhood_name)
 
 
 class PlaceFlow:
@@ -66,7 +70,7 @@ class PlaceFlow:
                                  w.place_neighborhood[ids], w.place_slot[ids], query.time_slot,
                                  np.array(query.tags, dtype=np.int64))
         names = place_names(w.place_tags[ids], ids)
-        categories = [CATEGORY_NAMES[c] for c in (w.place_categories[ids] > 0) @ CATEGORY_BITS]
+        categories = [list(CATEGORY_NAMES[c]) for c in (w.place_categories[ids] > 0) @ CATEGORY_BITS]
         return [
             PlaceRecommendation(
                 place_id=p, name=name, city_id=city, neighborhood=_neighborhood(city, hood), categories=cats,
@@ -77,7 +81,3 @@ class PlaceFlow:
                 w.place_price[ids].tolist(), extras[0].tolist(), reasons, strict=True)
         ]
 
-
-CATEGORY_BITS = 1 << np.arange(C_COARSE)
-CATEGORY_NAMES = [[name for c, name in enumerate(COARSE_CATEGORIES) if code >> c & 1] for code in range(1 << C_COARSE)]
-_neighborhood = functools.lru_cache(maxsize=4096)(neighborhood_name)
