@@ -86,7 +86,11 @@ async def load(url: str, requests: list[tuple[str, dict]], connections: int, sec
         start = time.perf_counter()
         await asyncio.gather(*(worker(c) for c in range(connections)))
         elapsed = time.perf_counter() - start
-    ms = np.array(latencies) * 1e3
+    return _summary(np.array(latencies), errors, elapsed)
+
+
+def _summary(seconds: np.ndarray, errors: dict[str, int], elapsed: float) -> dict:
+    ms = seconds * 1e3
     return {"requests": len(ms), "errors": errors, "rps": round(len(ms) / elapsed, 1),
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
             "max_ms": round(float(ms.max()), 2)}
@@ -102,11 +106,11 @@ def load_stdlib(url: str, requests: list[tuple[str, dict]], connections: int, se
     errors: dict[str, int] = {}
     lock = threading.Lock()
     encoded = [f"{path}?{urlencode(params)}" for path, params in requests]
-    for target in encoded[:20]:  # warm-up
-        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
-        conn.request("GET", target)
-        conn.getresponse().read()
-        conn.close()
+    warm = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+    for target in encoded[:20]:
+        warm.request("GET", target)
+        warm.getresponse().read()
+    warm.close()
     start_gate = threading.Barrier(connections + 1)
     deadline = [0.0]
 
@@ -141,10 +145,7 @@ def load_stdlib(url: str, requests: list[tuple[str, dict]], connections: int, se
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    ms = np.concatenate([np.array(x) for x in latencies]) * 1e3
-    return {"requests": len(ms), "errors": errors, "rps": round(len(ms) / elapsed, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            "max_ms": round(float(ms.max()), 2)}
+    return _summary(np.concatenate([np.array(x) for x in latencies]), errors, elapsed)
 
 
 def breakdown(rec: Recommender, requests: dict[str, list[tuple[str, dict]]]) -> dict:
