@@ -66,4 +66,4 @@ def test_two_ranks_follow_the_loss_of_one_process(tiny_data):
     print("1 rank", loss1.round(4), "2 ranks", loss2.round(4), "gap", np.abs(loss2 / loss1 - 1).round(4))
     assert len(loss2) == len(loss1) == 4
     assert loss1[-1] < loss1[0] and loss2[-1] < loss2[0]
-    assert np.abs(loss2 / loss1 - 1).max() < 0.1  # measured: at most 0.018 (0.006 on the earlier world)
+    assert np.abs(loss2 / loss1 - 1).max() < 0.1  # measured: at most 0.025 (0.018 before NumPy dropout masks)
