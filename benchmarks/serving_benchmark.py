@@ -87,7 +87,7 @@ def two_stage_recall(rec: Recommender, users: np.ndarray, k: int = 10) -> dict:
         kept_places.append(np.isin(best, served).mean())
         people = np.flatnonzero(w.user_city == city)
         people = people[rec.people_flow.keep(PeopleQuery(), np.array([u]), people[None])[0]]
-        best = people[np.argsort(-rec.people_flow.scores(np.array([u]), people[None], friend_ctx)[2][0], kind="stable")[:k]]
+        best = people[np.argsort(-rec.people_flow.scores(np.array([u]), people[None], friend_ctx)[3][0], kind="stable")[:k]]
         served = [r.user_id for r in rec.recommend_people(u, k=k)]
         kept_people.append(np.isin(best, served).mean())
     return {"places_recall@10": float(np.mean(kept_places)), "people_recall@10": float(np.mean(kept_people))}

@@ -24,7 +24,7 @@ def training_curves(history: list[dict]) -> str:
     """Loss parts and validation NDCG@20 per epoch, side by side, as markdown."""
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("total", "place", "context", "dot", "compat", "attend"):
+    for key in ("total", "place", "context", "dot", "compat", "attend", "partner"):
         if key in history[0]:
             loss_ax.plot(epochs, [h[key] for h in history], label=key)
     loss_ax.set(title="training loss", xlabel="epoch")

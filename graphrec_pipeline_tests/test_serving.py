@@ -69,11 +69,13 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
     friend_ctx = rec.people_flow.context(PeopleQuery(target_place_id=5, activity_tags=(1,)))
     n = len(others)
     descriptors = GraphRec.describe(trained["inputs"].graph["place"].x)  # from the graph, as in training
+    tastes = GraphRec.tastes(trained["inputs"].graph["user"].x)  # serving reads them from the tables
     with torch.no_grad():
         expected = model.place_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
                                      torch.from_numpy(ctx).expand(n, -1), descriptors[others]).numpy()
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
-                                             torch.from_numpy(friend_ctx).expand(n, -1))
+                                             torch.from_numpy(friend_ctx).expand(n, -1), tastes[user].expand(n, -1),
+                                             tastes[others])
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
     # several users in one call, and a second context after the first (kept per context)
     users, none = np.array([user, 3, 500]), np.zeros_like(ctx)
@@ -84,7 +86,7 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
                                      torch.from_numpy(none).expand(n, -1), descriptors[items.copy()]).numpy()
         np.testing.assert_allclose(batch[row], want, atol=1e-5)
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
-    s_compat, p_attend, _ = (x[0] for x in rec.people_flow.scores(np.array([user]), others[None], friend_ctx))
+    s_compat, p_attend, _, _ = (x[0] for x in rec.people_flow.scores(np.array([user]), others[None], friend_ctx))
     np.testing.assert_allclose(s_compat, torch.sigmoid(compat).numpy(), atol=1e-6)
     np.testing.assert_allclose(p_attend, torch.sigmoid(attend).numpy(), atol=1e-6)
 

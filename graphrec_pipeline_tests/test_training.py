@@ -28,12 +28,13 @@ def test_supervised_edges_carry_no_message_in_their_step(tiny_data, mode):
     seen = {}
     embed, loss = model.embed, model.loss
     model.embed = lambda g: (seen.__setitem__("graph", g), embed(g))[1]
-    model.loss = lambda zu, zp, places, friends: (seen.update(places=places, friends=friends), loss(zu, zp, places, friends))[1]
+    model.loss = lambda zu, zp, tu, places, friends, people: (seen.update(places=places, friends=friends, people=people),
+                                                              loss(zu, zp, tu, places, friends, people))[1]
     sampler = NeighborSampler(tiny_data.graph, cfg.fanouts) if mode == "minibatch" else None
     opt = torch.optim.AdamW(model.parameters())
     for _ in range(3):
         train_step(model, opt, tiny_data, cfg, np.random.default_rng(0), sampler)
-        g, places, friends = seen["graph"], seen["places"], seen["friends"]
+        g, places, friends, people = seen["graph"], seen["places"], seen["friends"], seen["people"]
         n_u, n_p = g["user"].num_nodes, g["place"].num_nodes
         up = g[UP].edge_index.numpy()
         message = up[0].astype(np.int64) * n_p + up[1]
@@ -44,6 +45,27 @@ def test_supervised_edges_carry_no_message_in_their_step(tiny_data, mode):
         uu = g[UU].edge_index.numpy()
         pairs = pair_key(friends["u"].numpy(), friends["v"].numpy(), n_u)
         assert len(pairs) > 0 and not np.isin(pair_key(uu[0], uu[1], n_u), pairs).any()
+        for other in ("v", "neg"):  # the partner's tie, and the other person's
+            pairs = pair_key(people["u"].numpy(), people[other].numpy(), n_u)
+            assert len(pairs) > 0 and not np.isin(pair_key(uu[0], uu[1], n_u), pairs).any()
+
+
+def test_people_examples_pair_a_partner_with_someone_else_of_the_city(tiny_data):
+    from graphrec_pipeline.train.trainer import partner_examples
+
+    data = tiny_data
+    cfg = TrainConfig(partner_examples=2_000, partner_neighbor_rate=0.5)
+    batch = partner_examples(data, cfg, np.random.default_rng(0))
+    u, v, neg = (batch[k].numpy() for k in ("u", "v", "neg"))
+    keys, counts = np.unique(data.outing_keys, return_counts=True)
+    went_out = dict(zip(keys.tolist(), counts.tolist()))
+    assert all(went_out.get(int(k), 0) >= cfg.partner_min_outings for k in pair_key(u, v, data.n_users))
+    went_with = np.isin(pair_key(u, neg, data.n_users), keys) | (neg == u)
+    assert went_with.mean() < 0.01, "the other person is almost never the user or someone they went out with"
+    assert (data.user_city[neg] == data.user_city[u]).all()
+    social = np.isin(pair_key(u, neg, data.n_users), data.social_keys)
+    assert 0.2 < social.mean() < 0.9, "about half the other people are the user's social neighbours"
+    assert (u == v).sum() == 0 and 0.3 < (u < v).mean() < 0.7, "both orientations of a pair"
 
 
 def test_early_stopping_restores_the_best_state(tiny_data):

@@ -34,6 +34,9 @@ from graphrec_pipeline.constants import (
 # Column slices, shared with the model's encoders.
 USER_CITY, USER_NEIGHBORHOOD = 0, 1
 USER_CONTINUOUS = slice(2, D_USER_RAW)
+USER_CAT_PREF = slice(2, 2 + C_COARSE)
+USER_FINE_PREF = slice(2 + C_COARSE, 2 + C_COARSE + C_FINE)
+USER_VIBE_PREF = slice(2 + C_COARSE + C_FINE, 2 + C_COARSE + C_FINE + C_VIBE)
 PLACE_CITY, PLACE_NEIGHBORHOOD = 0, 1
 PLACE_CATEGORY = slice(2, 2 + C_COARSE)
 PLACE_FINE = slice(2 + C_COARSE, 2 + C_COARSE + C_FINE)

@@ -5,8 +5,8 @@
 
     s_{place} = \\mathrm{MLP}_{place}(f_{up}) + \\tfrac{1}{\\sqrt{d}} (M c_{raw})^\\top z_p
               + \\textstyle\\sum_i w_i \\, c_{raw,i} \\, d_{p,i}, \\quad
-    s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}), \\quad
-    p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}))
+    s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v), \\quad
+    p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v))
 
     s_{final} = \\alpha \\, \\sigma(s_{compat}) + (1 - \\alpha) \\, p_{attend}
 
@@ -15,11 +15,14 @@ probabilities). The place score adds two learned context terms: a bilinear match
 between the raw query context (tags, categories, time slot) and the place embedding, and
 a weight ``w_i`` per context dimension on what the place offers in the same layout
 (``d_p``: its tags, categories and typical slot; :class:`~graphrec_pipeline.model.context.ContextMatch`).
+The friend logits add a learned match of the two users' stated tastes ``t``
+(:class:`~graphrec_pipeline.model.taste.TasteMatch`).
 The 16 context dimensions inside the MLP are few beside 512 pair features, and a context
 that shifts every place's logit alike cancels in a ranking. Losses (§5): BPR on the place head, an in-context BPR
 (the same user and place under their own context above a mismatching one), BCE on
-compatibility and attendance, and an auxiliary BPR on ``z_u . z_p`` so that the retrieval
-dot product ranks well too.
+compatibility and attendance, an auxiliary BPR on ``z_u . z_p`` so that the retrieval
+dot product ranks well too, and a people BPR: both friend logits rank a user's
+training-period outing partner above another person of their city.
 
 Which edges do what: :meth:`embed` propagates messages over the edges it is given (the
 training graph, minus the edges supervised in the current step); the heads score pairs
@@ -35,10 +38,18 @@ from torch_geometric.data import HeteroData
 
 from graphrec_pipeline.model.backbone import GraphRecBackbone
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.graph.features import PLACE_CATEGORY, PLACE_FINE, PLACE_SLOT
+from graphrec_pipeline.graph.features import (
+    PLACE_CATEGORY,
+    PLACE_FINE,
+    PLACE_SLOT,
+    USER_CAT_PREF,
+    USER_FINE_PREF,
+    USER_VIBE_PREF,
+)
 from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder, ContextMatch, place_descriptors
 from graphrec_pipeline.model.dropout import Dropout
 from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
+from graphrec_pipeline.model.taste import TasteMatch, user_tastes
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:
@@ -68,13 +79,14 @@ class GraphRec(nn.Module):
 
     .. math::
         s_{place}(u, p \mid c) = \mathrm{MLP}_{place}(f_{up})
-            + 	frac{1}{\sqrt{d}} (M c)^	op z_p + 	extstyle\sum_i w_i c_i d_{p,i}
+            + \tfrac{1}{\sqrt{d}} (M c)^\top z_p + \textstyle\sum_i w_i c_i d_{p,i}
 
-        s_{final}(u, v \mid c) = lpha \, \sigma(\mathrm{MLP}_{compat}(f_{uv}))
-            + (1 - lpha) \, \sigma(\mathrm{MLP}_{attend}(f_{uv}))
+        s_{final}(u, v \mid c) = \alpha \, \sigma(\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v))
+            + (1 - \alpha) \, \sigma(\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v))
 
     with ``c`` the raw query context (tags, categories, time slot; the MLPs see it through
-    a learned 16-dim encoding) and ``d_p`` what the place offers in the same layout.
+    a learned 16-dim encoding), ``d_p`` what the place offers in the same layout and ``m``
+    a learned match of the two users' stated tastes ``t`` (``model/taste.py``).
     Retrieval ranks by ``z_u . z_p`` (places) and ``z_u . z_v`` (people).
 
     Args:
@@ -106,6 +118,7 @@ class GraphRec(nn.Module):
             self.register_buffer("place_known", torch.zeros(cfg.n_places, dtype=torch.bool))
         self.compat_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
         self.attend_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
+        self.taste_match = TasteMatch(2)  # compatibility, attendance
 
     def encode(self, data: HeteroData) -> dict[str, Tensor]:
         """Layer-0 states: encoded features, plus the ID embedding of nodes with training
@@ -130,6 +143,11 @@ class GraphRec(nn.Module):
         """(n, 112) place descriptors ``d_p`` from raw place features (§3.2 layout)."""
         return place_descriptors(x_place[:, PLACE_FINE], x_place[:, PLACE_CATEGORY], x_place[:, PLACE_SLOT])
 
+    @staticmethod
+    def tastes(x_user: Tensor) -> Tensor:
+        """(n, 136) tastes ``t_u`` from raw user features (§3.2 layout; ``model/taste.py``)."""
+        return user_tastes(x_user[:, USER_CAT_PREF], x_user[:, USER_FINE_PREF], x_user[:, USER_VIBE_PREF])
+
     def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor) -> Tensor:
         """Relevance logit ``s_place(u, p | ctx)`` for aligned rows; ``d_p``: the places'
         descriptors (:meth:`describe`)."""
@@ -137,10 +155,12 @@ class GraphRec(nn.Module):
         bilinear = (self.place_match(ctx_raw) * z_p).sum(-1) * self.cfg.d_model**-0.5
         return head + bilinear + self.context_match(ctx_raw, d_p)
 
-    def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor) -> tuple[Tensor, Tensor]:
-        """(compatibility logit, attendance logit) for aligned rows."""
+    def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor, t_u: Tensor, t_v: Tensor) -> tuple[Tensor, Tensor]:
+        """(compatibility logit, attendance logit) for aligned rows; ``t``: the users' tastes
+        (:meth:`tastes`)."""
         f = pair_features(z_u, z_v, self.friend_context(ctx_raw))
-        return self.compat_head(f).squeeze(-1), self.attend_head(f).squeeze(-1)
+        match = self.taste_match(t_u, t_v)
+        return self.compat_head(f).squeeze(-1) + match[:, 0], self.attend_head(f).squeeze(-1) + match[:, 1]
 
     def final_friend_score(self, compat_logit: Tensor, attend_logit: Tensor) -> Tensor:
         a = self.cfg.alpha
@@ -155,13 +175,17 @@ class GraphRec(nn.Module):
         self,
         z_user: Tensor,
         z_place: Tensor,
+        t_user: Tensor,
         place_batch: dict[str, Tensor],
         friend_batch: dict[str, Tensor],
+        people_batch: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Joint loss of §5.3 with its parts. ``place_batch``: user, pos, neg, their
+        """Joint loss of §5.3 with its parts. ``t_user``: the tastes of ``z_user``'s rows; ``place_batch``: user, pos, neg, their
         descriptors pos_desc and neg_desc, ctx, ctx_wrong (a mismatching context for the
         positive) and has_ctx (rows whose ctx says anything); ``friend_batch``: u, v,
-        compat, attend, ctx."""
+        compat, attend, ctx; ``people_batch`` (optional): u, v (a partner), neg (another
+        person), ctx: both friend logits rank the partner above the other person (BPR), with
+        the embeddings held fixed."""
         cfg = self.cfg
         zu = z_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
@@ -173,14 +197,21 @@ class GraphRec(nn.Module):
                    if bool(has.any()) else pos_score.new_zeros(()))
         scale = cfg.d_model**-0.5  # keeps the dot-product logits O(1); ranking is unchanged
         dot = self.bpr_loss(scale * (zu * zp).sum(-1), scale * (zu * zn).sum(-1))
-        compat_logit, attend_logit = self.friend_scores(
-            z_user[friend_batch["u"]], z_user[friend_batch["v"]], friend_batch["ctx"]
-        )
+        fu, fv = friend_batch["u"], friend_batch["v"]
+        compat_logit, attend_logit = self.friend_scores(z_user[fu], z_user[fv], friend_batch["ctx"], t_user[fu], t_user[fv])
         compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])
         attend = F.binary_cross_entropy_with_logits(attend_logit, friend_batch["attend"])
+        partner = compat.new_zeros(())
+        if people_batch:
+            u, v, neg, ctx = (people_batch[k] for k in ("u", "v", "neg", "ctx"))
+            z = z_user.detach()  # trains the heads and the taste match, not the embeddings (config doc)
+            pos_c, pos_a = self.friend_scores(z[u], z[v], ctx, t_user[u], t_user[v])
+            neg_c, neg_a = self.friend_scores(z[u], z[neg], ctx, t_user[u], t_user[neg])
+            partner = self.bpr_loss(pos_c, neg_c) + self.bpr_loss(pos_a, neg_a)
         total = (cfg.lambda_place * place + cfg.lambda_context * context + cfg.lambda_dot * dot
-                 + cfg.lambda_friend * compat + cfg.lambda_attend * attend)
-        return {"total": total, "place": place, "context": context, "dot": dot, "compat": compat, "attend": attend}
+                 + cfg.lambda_friend * compat + cfg.lambda_attend * attend + cfg.lambda_partner * partner)
+        return {"total": total, "place": place, "context": context, "dot": dot, "compat": compat, "attend": attend,
+                "partner": partner}
 
     def __repr__(self) -> str:
         c = self.cfg

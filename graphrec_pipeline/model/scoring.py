@@ -37,11 +37,12 @@ class Scorer:
     z_user: torch.Tensor
     z_place: torch.Tensor
     place_desc: torch.Tensor  # (n_places, 112) descriptors d_p
+    t_user: torch.Tensor  # (n_users, 136) tastes t_u
 
     @classmethod
     def from_graph(cls, model: GraphRec, graph) -> "Scorer":
         z_user, z_place = embed_all(model, graph)
-        return cls(model, z_user, z_place, GraphRec.describe(graph["place"].x))
+        return cls(model, z_user, z_place, GraphRec.describe(graph["place"].x), GraphRec.tastes(graph["user"].x))
 
     @torch.no_grad()
     def dot(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
@@ -81,5 +82,6 @@ class Scorer:
         """(compatibility probability, attendance probability) for aligned pairs."""
         self.model.eval()
         ctx = torch.zeros(len(u), D_CONTEXT_RAW) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
-        compat, attend = self.model.friend_scores(self.z_user[_ids(u)], self.z_user[_ids(v)], ctx)
+        u, v = _ids(u), _ids(v)
+        compat, attend = self.model.friend_scores(self.z_user[u], self.z_user[v], ctx, self.t_user[u], self.t_user[v])
         return torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()

@@ -1,6 +1,7 @@
 """The people flow (§6.4): who a user may be shown (never themself, nobody blocked either
 way), the friend head's ``s_compat`` and ``p_attend`` with the outing as context,
-``s_final = alpha s_compat + (1 - alpha) p_attend``, and the results it builds."""
+``s_final = alpha s_compat + (1 - alpha) p_attend`` (each logit with the learned match of
+the two users' tastes, ``model/taste.py``), and the results it builds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.serving.explain import explain_people
 from graphrec_pipeline.model.pair_heads import PairHeads
+from graphrec_pipeline.model.taste import TasteMatch, user_tastes
 from graphrec_pipeline.serving.query import PeopleQuery
 from graphrec_pipeline.serving.results import PersonRecommendation
 from graphrec_pipeline.serving.world_view import WorldView
@@ -22,8 +24,9 @@ class PeopleFlow:
 
     kind = "user"
 
-    def __init__(self, world: WorldView, heads: PairHeads, z_user: torch.Tensor, alpha: float):
-        self.world, self.heads, self.z_user, self.alpha = world, heads, z_user, alpha
+    def __init__(self, world: WorldView, heads: PairHeads, taste_match: TasteMatch, z_user: torch.Tensor, alpha: float):
+        self.world, self.heads, self.taste_match, self.z_user, self.alpha = world, heads, taste_match, z_user, alpha
+        self.tastes = user_tastes(*(torch.from_numpy(p) for p in (world.cat_pref, world.fine_pref, world.vibe_pref)))
         self.tag_categories = fine_tag_categories().astype(np.float32)
 
     def context(self, query: PeopleQuery) -> np.ndarray:
@@ -45,15 +48,23 @@ class PeopleFlow:
         return (ids != users[:, None]) & ~self.world.blocked(users, ids)
 
     def scores(self, users: np.ndarray, others: np.ndarray, ctx_raw: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(s_compat, p_attend, s_final), each (b, m), of ``users[i]`` with ``others[i]``."""
-        compat, attend = self.heads(self.z_user[torch.from_numpy(np.asarray(users, np.int64))],
-                                    torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(others, np.int64)))
-        s_compat, p_attend = torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()
-        return s_compat, p_attend, self.alpha * s_compat + (1 - self.alpha) * p_attend
+        """(s_compat, p_attend, s_final, rank key), each (b, m), of ``users[i]`` with
+        ``others[i]``. The key orders by ``s_final`` without its rounding: for the likeliest
+        people both sigmoids round to 1.0 in float32 (logits above ~17), so it ranks by the
+        complement ``alpha sigma(-compat) + (1 - alpha) sigma(-attend)``, which keeps its
+        digits there."""
+        users, others = torch.from_numpy(np.asarray(users, np.int64)), torch.from_numpy(np.asarray(others, np.int64))
+        compat, attend = self.heads(self.z_user[users], torch.from_numpy(ctx_raw), others)
+        with torch.inference_mode():
+            match = self.taste_match(self.tastes[users][:, None, :], self.tastes[others])
+            compat, attend = compat + match[..., 0], attend + match[..., 1]
+            miss = self.alpha * torch.sigmoid(-compat) + (1 - self.alpha) * torch.sigmoid(-attend)
+            s_compat, p_attend = torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()
+        return s_compat, p_attend, (1 - miss).numpy(), (-miss).numpy()
 
     def score(self, query: PeopleQuery, users: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        s_compat, p_attend, s_final = self.scores(users, ids, self.context(query))
-        return s_final, [s_compat, p_attend, s_final]
+        s_compat, p_attend, s_final, key = self.scores(users, ids, self.context(query))
+        return key, [s_compat, p_attend, s_final]
 
     def build(self, query: PeopleQuery, user: int, ids: np.ndarray, extras: list[np.ndarray]) -> list[PersonRecommendation]:
         w = self.world

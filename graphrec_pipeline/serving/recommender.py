@@ -76,7 +76,7 @@ class Recommender:
         self.place_flow = PlaceFlow(w, PairHeads([m.place_head], m.place_context, self.z_place, m.place_match,
                                                  m.context_match, descriptors), self.z_user, exclude_visited)
         self.people_flow = PeopleFlow(w, PairHeads([m.compat_head, m.attend_head], m.friend_context, self.z_user),
-                                      self.z_user, self.alpha)
+                                      m.taste_match, self.z_user, self.alpha)
 
     def __repr__(self) -> str:
         return (f"Recommender(release={self.release}, users={self.world.n_users}, places={self.world.n_places}, "

@@ -59,9 +59,36 @@ class TrainingData:
         return len(self.place_city)
 
     @cached_property
+    def users_by_city(self) -> np.ndarray:
+        return np.argsort(self.user_city, kind="stable")
+
+    @cached_property
+    def user_offsets(self) -> np.ndarray:
+        """Users sorted by city: ``users_by_city[user_offsets[c]:user_offsets[c + 1]]``."""
+        return np.concatenate([[0], np.cumsum(np.bincount(self.user_city))])
+
+    @cached_property
     def edge_keys(self) -> np.ndarray:
         """Sorted ``user * n_places + place`` of the training edges (they are sorted by user, place)."""
         return pair_keys(self.edge_user, self.edge_place, self.n_places)
+
+    @cached_property
+    def outing_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted pair keys, how many distinct places each pair went to together in training)."""
+        return np.unique(self.outing_keys, return_counts=True)
+
+    def partner_keys(self, min_outings: int) -> np.ndarray:
+        """Sorted canonical keys of the pairs who went out together at ``min_outings`` or
+        more distinct places in training (one coincidence in a crowd is not a partner)."""
+        keys, counts = self.outing_counts
+        return keys[counts >= min_outings]
+
+    @cached_property
+    def social_neighbors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, neighbours): user u's social neighbours are ``neighbours[offsets[u]:offsets[u + 1]]``."""
+        src, dst = self.graph[UU].edge_index.numpy()
+        order = np.argsort(src, kind="stable")
+        return np.concatenate([[0], np.cumsum(np.bincount(src, minlength=self.n_users))]), dst[order]
 
 
 def prepare(
@@ -159,6 +186,32 @@ def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random
     n = np.searchsorted(data.outing_keys, keys, side="right") - lo
     pick = lo + (rng.random(len(keys)) * n).astype(np.int64)
     return np.where(n > 0, data.outing_places[np.minimum(pick, max(len(data.outing_places) - 1, 0))], -1)
+
+
+def sample_people(data: TrainingData, users: np.ndarray, partners: np.ndarray, rng: np.random.Generator,
+                  neighbor_rate: float, rounds: int = 8) -> np.ndarray:
+    """A person of each user's city who is not their partner: a ``neighbor_rate`` share from
+    the user's social neighbours (similar people, the hard ones to rank below a partner),
+    the rest uniform. Draws that hit the user or anyone the user went out with in training
+    are redrawn uniformly from the city (rows still unlucky after ``rounds`` keep their draw)."""
+    city = data.user_city[users]
+    lo, hi = data.user_offsets[city], data.user_offsets[city + 1]
+
+    def uniform(rows: np.ndarray) -> np.ndarray:
+        return data.users_by_city[lo[rows] + (rng.random(len(rows)) * (hi[rows] - lo[rows])).astype(np.int64)]
+
+    out = uniform(np.arange(len(users)))
+    offsets, neighbors = data.social_neighbors
+    n_nb = offsets[users + 1] - offsets[users]
+    hard = (rng.random(len(users)) < neighbor_rate) & (n_nb > 0)
+    out[hard] = neighbors[offsets[users[hard]] + (rng.random(int(hard.sum())) * n_nb[hard]).astype(np.int64)]
+    for _ in range(rounds):
+        bad = np.flatnonzero((out == users) | (out == partners)
+                             | contains(data.outing_keys, pair_key(users, out, data.n_users)))
+        if len(bad) == 0:
+            break
+        out[bad] = uniform(bad)
+    return out
 
 
 def sample_same_city(data: TrainingData, places: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -44,7 +44,7 @@ from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.progress import Progress
-from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives
+from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives, sample_people
 from graphrec_pipeline.train.distributed import Ranks, peak_rss_gb, train_parallel
 from graphrec_pipeline.train.sampler import NeighborSampler
 
@@ -55,6 +55,9 @@ class TrainConfig:
     steps_per_epoch: int = 30
     place_examples: int = 4_096  # BPR triples per step
     friend_examples: int = 1_024  # labelled pairs per step
+    partner_examples: int = 1_024  # people triples per step: (user, training-period partner, other person)
+    partner_min_outings: int = 2  # distinct places a pair went to together to count as partners
+    partner_neighbor_rate: float = 0.5  # share of the other people drawn from the user's social neighbours
     supervision_fraction: float = 0.2
     message_keep: float = 0.3  # full mode: share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
@@ -140,6 +143,26 @@ def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng)
     }
 
 
+def partner_examples(data: TrainingData, cfg: TrainConfig, rng) -> dict[str, torch.Tensor]:
+    """People triples: a user, someone they went out with in training (``partner_min_outings``
+    places or more), and another person of their city they never went out with; context:
+    a place the pair went to together. The people flow ranks exactly this way."""
+    keys = data.partner_keys(cfg.partner_min_outings)
+    if len(keys) == 0 or cfg.partner_examples == 0:
+        return {}
+    keys = keys[rng.integers(0, len(keys), cfg.partner_examples)]
+    a, b = keys // data.n_users, keys % data.n_users
+    flip = rng.random(len(keys)) < 0.5
+    u, v = np.where(flip, b, a), np.where(flip, a, b)
+    neg = sample_people(data, u, v, rng, cfg.partner_neighbor_rate)
+    target = pair_places(data, u, v, rng)
+    has = (target >= 0) & (rng.random(len(u)) >= cfg.context_dropout)
+    target = np.maximum(target, 0)
+    ctx = context_raw(len(u), categories=data.place_category[target] * has[:, None],
+                      tags=data.place_tags[target] * has[:, None])
+    return {"u": as_tensor(u), "v": as_tensor(v), "neg": as_tensor(neg), "ctx": as_tensor(ctx, torch.float32)}
+
+
 def _localize(batch: dict[str, torch.Tensor], keys: tuple[str, ...], nodes: np.ndarray) -> dict[str, torch.Tensor]:
     return {k: (torch.from_numpy(np.searchsorted(nodes, v.numpy())) if k in keys else v) for k, v in batch.items()}
 
@@ -153,27 +176,35 @@ def train_step(
     candidates = np.flatnonzero(supervised & data.edge_positive)
     edges = rng.choice(candidates, size=min(cfg.place_examples, len(candidates)), replace=False)
     rows = rng.choice(len(data.label_u), size=min(cfg.friend_examples, len(data.label_u)), replace=False)
-    held = pair_key(data.label_u[rows], data.label_v[rows], data.n_users)
-    keep_uu = ~np.isin(data.social_keys, held)
     places_b = place_examples(data, edges, cfg, rng)
     friends_b = friend_examples(data, rows, cfg, rng)
+    people_b = partner_examples(data, cfg, rng)
+    held = [pair_key(data.label_u[rows], data.label_v[rows], data.n_users)]
+    if people_b:  # neither the partner's nor the other person's tie may carry a message
+        u = people_b["u"].numpy()
+        held += [pair_key(u, people_b["v"].numpy(), data.n_users), pair_key(u, people_b["neg"].numpy(), data.n_users)]
+    keep_uu = ~np.isin(data.social_keys, np.concatenate(held))
 
     model.train()
     if sampler is None:
         message = ~supervised & (rng.random(n_edges) < cfg.message_keep)
         keep_uu &= rng.random(len(keep_uu)) < cfg.message_keep
         z_user, z_place = model.embed(_drop_edges(data.graph, torch.from_numpy(message), torch.from_numpy(keep_uu)))
+        x_user = data.graph["user"].x
     else:
         seeds = {
-            "user": np.concatenate([places_b["user"].numpy(), friends_b["u"].numpy(), friends_b["v"].numpy()]),
+            "user": np.concatenate([places_b["user"].numpy(), friends_b["u"].numpy(), friends_b["v"].numpy(),
+                                    *(t.numpy() for t in (people_b.get(k) for k in ("u", "v", "neg")) if t is not None)]),
             "place": np.concatenate([places_b["pos"].numpy(), places_b["neg"].numpy()]),
         }
         allowed = {UP: ~supervised, PU: ~supervised, UU: keep_uu}
         sub, nodes = sampler.subgraph(seeds, allowed, rng)
         z_user, z_place = model.embed(sub)
+        x_user = sub["user"].x
         places_b = _localize(_localize(places_b, ("user",), nodes["user"]), ("pos", "neg"), nodes["place"])
         friends_b = _localize(friends_b, ("u", "v"), nodes["user"])
-    losses = model.loss(z_user, z_place, places_b, friends_b)
+        people_b = _localize(people_b, ("u", "v", "neg"), nodes["user"])
+    losses = model.loss(z_user, z_place, GraphRec.tastes(x_user), places_b, friends_b, people_b)
     opt.zero_grad()
     losses["total"].backward()
     ranks.average_gradients(model.parameters())
@@ -209,7 +240,8 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, ranks.rank] if ranks.parallel else cfg.seed)
     step_cfg = dataclasses.replace(cfg, place_examples=ranks.share(cfg.place_examples),
-                                   friend_examples=ranks.share(cfg.friend_examples))
+                                   friend_examples=ranks.share(cfg.friend_examples),
+                                   partner_examples=ranks.share(cfg.partner_examples))
     if model_cfg.id_embeddings:
         model_cfg = dataclasses.replace(model_cfg, n_users=data.n_users, n_places=data.n_places)
     model = GraphRec(model_cfg)

@@ -1,0 +1,57 @@
+"""How alike two users' stated tastes are, as the friend head reads it.
+
+A user's taste is their three preference profiles (coarse categories 6, fine tags 100,
+vibes 30), each scaled to unit length. :class:`TasteMatch` gives each friend logit a
+learned weight per profile on the cosine of the two users' profiles,
+
+.. math::
+    m_k(u, v) = \\textstyle\\sum_b W_{k,b} \\cos(t_{u,b}, t_{v,b}).
+
+People go out with those whose tastes they share (the world draws outing partners from
+the most similar users of a city); the pair MLP sees the two embeddings after message
+passing, where a user's own preferences are mixed with their places', and learns such a
+fine similarity slowly. One weight per profile rather than per dimension: a hundred
+per-tag weights learned from a few hundred steps ranked people worse than the plain
+cosine they could express (people Recall@10 0.27 against 0.34). The weights start at
+zero, so the term is what training makes of it, and act through a fixed ``SCALE``: Adam
+moves a weight by about the learning rate per step, and telling apart cosines 0.1 to 0.3
+apart takes logit weights near 10, more than a few hundred steps at 3e-3 reach.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
+
+PROFILES = (C_COARSE, C_FINE, C_VIBE)
+D_TASTE = sum(PROFILES)
+SCALE = 10.0
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def user_tastes(cat_pref: Tensor, fine_pref: Tensor, vibe_pref: Tensor) -> Tensor:
+    """(n, 136) tastes: each preference profile scaled to unit length (zero stays zero)."""
+    return torch.cat([_unit(cat_pref.float()), _unit(fine_pref.float()), _unit(vibe_pref.float())], dim=-1)
+
+
+class TasteMatch(nn.Module):
+    """One learned weight per profile and output logit (module doc)."""
+
+    def __init__(self, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_out, len(PROFILES)))
+        blocks = torch.repeat_interleave(torch.arange(len(PROFILES)), torch.tensor(PROFILES))
+        self.register_buffer("profile_sum", nn.functional.one_hot(blocks).float(), persistent=False)  # (136, 3)
+
+    def cosines(self, t_a: Tensor, t_b: Tensor) -> Tensor:
+        """(..., 3) cosines of the two users' profiles, for broadcastable (..., 136) tastes."""
+        return (t_a * t_b) @ self.profile_sum
+
+    def forward(self, t_a: Tensor, t_b: Tensor) -> Tensor:
+        """(..., n_out) for broadcastable ``t_a`` and ``t_b`` (..., 136)."""
+        return self.cosines(t_a, t_b) @ (SCALE * self.weight).T
