@@ -43,7 +43,8 @@ def main() -> None:
     z_user, z_place = embed_in_blocks(model, graph)
     export_s = time.perf_counter() - start
     log(f"embeddings in {export_s:.1f}s")
-    emb = Embeddings(z_user.numpy(), z_place.numpy(), user_city, place_city, "benchmark")
+    r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
+    emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, user_city, place_city, "benchmark")
     start = time.perf_counter()
     _, report = build_city_indexes(emb, IndexSettings(), log=log)
     index_s = time.perf_counter() - start

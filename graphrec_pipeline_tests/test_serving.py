@@ -306,7 +306,8 @@ def test_auto_backend_and_recall_report(served):
 def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     rng = np.random.default_rng(0)
     emb = Embeddings(rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(3000, 16)).astype(np.float32),
-                     np.zeros(300, np.int64), np.zeros(3000, np.int64), "test")
+                     rng.normal(size=(300, 24)).astype(np.float32), np.zeros(300, np.int64), np.zeros(3000, np.int64),
+                     "test")
     weak = HnswSettings(m=8, ef_construction=32, ef_search=200)
     untuned = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.0), log=lambda m: None)[1]
     built, report = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.995),
@@ -524,3 +525,58 @@ def test_the_evaluated_served_flow_is_what_the_resource_answers(served):
 def test_a_query_built_directly_is_validated_too(build):
     with pytest.raises(QueryError):
         build()
+
+
+def test_served_people_find_test_period_outing_partners(rec, trained):
+    """The people flow finds the people a user goes out with in the test period far more
+    often than chance, and the learned taste match is part of why (zeroing it costs recall)."""
+    from graphrec_pipeline import coattendance
+    from graphrec_pipeline.evaluation.people import candidate_ranker, evaluate_people, excluded_keys, outing_partners
+    from graphrec_pipeline.evaluation.run import served_people
+    from graphrec_pipeline.simple_rankers import random_scorer
+
+    inputs = trained["inputs"]
+    split = inputs.split["split"]
+    partners = outing_partners(coattendance.partners(inputs.interactions.filter(split == "train")),
+                               inputs.interactions.filter(split == "test"))
+    n = len(inputs.users)
+    city = inputs.users.sort("user_id")["home_city_id"].to_numpy()
+
+    def recall(ranker) -> float:
+        rows = evaluate_people({"r": ranker}, partners, n, max_users=400)
+        return next(r["value"] for r in rows if r["task"] == "people" and r["metric"] == "recall")
+
+    served = recall(served_people(rec))
+    chance = recall(candidate_ranker(random_scorer(0), city, excluded_keys(n, inputs.blocks)))
+    weights = rec.people_flow.taste_match.weight
+    kept = weights.detach().clone()
+    with torch.no_grad():
+        weights.zero_()
+    try:
+        without = recall(served_people(rec))
+    finally:
+        with torch.no_grad():
+            weights.copy_(kept)
+    print(f"people Recall@10: served {served:.3f}, without the taste match {without:.3f}, chance {chance:.3f}")
+    assert served > 3 * chance
+    assert served > without + 0.02
+
+
+def test_people_vectors_score_pairs_by_the_learned_taste_match(rec, trained):
+    """The user index searches people vectors whose dot product is the model's taste match
+    (averaged over the two logits, negative profile weights as zero)."""
+    from graphrec_pipeline.model.taste import SCALE
+
+    match = rec.model.taste_match
+    tastes = GraphRec.tastes(trained["inputs"].graph["user"].x)
+    u, v = np.arange(0, 60), np.arange(60, 120)
+    with torch.no_grad():
+        weight = (SCALE * match.weight).mean(0).clamp_min(0.0)
+        expected = (match.cosines(tastes[u], tastes[v]) @ weight).numpy()
+    assert weight.max() > 0, "training gave some profile a positive weight"
+    np.testing.assert_allclose(np.einsum("ij,ij->i", rec.emb.r_user[u], rec.emb.r_user[v]), expected, rtol=1e-4, atol=1e-5)
+    index = rec.indexes.get("user", int(rec.emb.user_city[0]))
+    same_city = np.flatnonzero(rec.emb.user_city == rec.emb.user_city[0])
+    top = index.search(rec.emb.r_user[:1], 5)[0][0]
+    best = same_city[np.argsort(-(rec.emb.r_user[same_city] @ rec.emb.r_user[0]), kind="stable")[:5]]
+    assert set(top) == set(best)

@@ -107,8 +107,10 @@ class CityIndexes:
         return self.manifest["model_sha256"]
 
 
-def _vectors(emb: Embeddings, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    return (emb.z_place, emb.place_city) if kind == "place" else (emb.z_user, emb.user_city)
+def _vectors(emb: Embeddings, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indexed vectors, their cities, the users' query vectors) of an index kind: places
+    are searched by ``z_u``, people by the users' people vectors (``embeddings.py``)."""
+    return (emb.z_place, emb.place_city, emb.z_user) if kind == "place" else (emb.r_user, emb.user_city, emb.r_user)
 
 
 def cities(emb: Embeddings) -> list[int]:
@@ -126,11 +128,11 @@ def build_city(emb: Embeddings, city: int, settings: IndexSettings, seed: int = 
         users = np.sort(rng.choice(users, settings.recall_queries, replace=False))
     built, rows = {}, []
     for kind in KINDS:
-        z, city_of = _vectors(emb, kind)
+        z, city_of, query_of = _vectors(emb, kind)
         ids = np.flatnonzero(city_of == city)
         if len(ids) == 0:
             continue
-        queries = emb.z_user[users] if len(users) else z[ids[:1]]
+        queries = query_of[users] if len(users) else z[ids[:1]]
         exact_ms = exact_p99_ms(z[ids], ids, queries, settings.recall_k) if settings.backend == "auto" else None
         backend = settings.backend_for(exact_ms)
         start = time.perf_counter()
@@ -143,7 +145,7 @@ def build_city(emb: Embeddings, city: int, settings: IndexSettings, seed: int = 
             recall = recall_at_k(index.search(queries, settings.recall_k)[0], exact_ids)
         ef = None if backend == "exact" else index.settings.ef_search
         built[kind] = index
-        rows.append({"kind": kind, "city_id": city, "items": len(ids), "backend": backend, "ef_search": ef,
+        rows.append({"kind": kind, "city_id": city, "items": len(ids), "dim": z.shape[1], "backend": backend, "ef_search": ef,
                      "exact_p99_ms": None if exact_ms is None else round(exact_ms, 4),
                      "build_seconds": round(seconds, 3), f"recall@{settings.recall_k}": recall})
         log(f"{kind} index of city {city}: {len(ids)} items, {backend}"
@@ -219,5 +221,5 @@ def load_city_indexes(store: Storage) -> CityIndexes:
     for row in manifest["indexes"]:
         name = _file(version, row["kind"], row["city_id"], row["backend"])
         settings = replace(hnsw, ef_search=row.get("ef_search") or hnsw.ef_search)
-        indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, manifest["dim"])
+        indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, row["dim"])
     return CityIndexes(indexes, manifest)

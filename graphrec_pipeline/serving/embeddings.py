@@ -2,7 +2,9 @@
 and ``z_place``, stored as the tables ``user_embeddings`` and ``place_embeddings``.
 
 Each table is ``(<id>, city_id, embedding)`` with ``embedding`` a fixed-size list of 128
-float32 (DuckDB reads it as ``FLOAT[128]``). ``serving/embeddings.json`` records the SHA-256
+float32 (DuckDB reads it as ``FLOAT[128]``); the user table adds ``people_vector`` (136),
+what the people index searches: the users' tastes weighted by the model's learned taste
+match (``model/taste.py``). ``serving/embeddings.json`` records the SHA-256
 of the model weights they came from, so serving can tell stale embeddings from fresh ones.
 """
 
@@ -25,15 +27,17 @@ PLACE_EMBEDDINGS = "place_embeddings"
 EMBEDDINGS_MANIFEST = "serving/embeddings.json"
 
 
-def embedding_table(id_name: str, ids: np.ndarray, city: np.ndarray, z: np.ndarray) -> pa.Table:
-    z = np.ascontiguousarray(z, dtype=np.float32)
-    return pa.table(
-        {
-            id_name: pa.array(ids, pa.int64()),
-            "city_id": pa.array(city, pa.int32()),
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(z.ravel()), z.shape[1]),
-        }
-    )
+def _vectors(x: np.ndarray) -> pa.FixedSizeListArray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
+
+
+def embedding_table(id_name: str, ids: np.ndarray, city: np.ndarray, z: np.ndarray,
+                    people: np.ndarray | None = None) -> pa.Table:
+    columns = {id_name: pa.array(ids, pa.int64()), "city_id": pa.array(city, pa.int32()), "embedding": _vectors(z)}
+    if people is not None:
+        columns["people_vector"] = _vectors(people)
+    return pa.table(columns)
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Embeddings:
 
     z_user: np.ndarray
     z_place: np.ndarray
+    r_user: np.ndarray  # people retrieval vectors (module doc)
     user_city: np.ndarray
     place_city: np.ndarray
     model_sha256: str
@@ -57,8 +62,10 @@ def export_embeddings(
     """Run the forward pass and write both tables and the manifest (each file atomically)."""
     use_compute_threads()
     z_user, z_place = (z.numpy() for z in embed_in_blocks(model, graph))
-    emb = Embeddings(z_user, z_place, user_city, place_city, store.digest(MODEL_WEIGHTS))
-    store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user), staged=False)
+    r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
+    emb = Embeddings(z_user, z_place, r_user, user_city, place_city, store.digest(MODEL_WEIGHTS))
+    store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user, r_user),
+                      staged=False)
     store.write_table(
         PLACE_EMBEDDINGS, embedding_table("place_id", np.arange(len(z_place)), place_city, z_place), staged=False
     )
@@ -70,14 +77,15 @@ def export_embeddings(
             "n_users": len(z_user),
             "n_places": len(z_place),
             "dim": emb.dim,
+            "people_dim": emb.r_user.shape[1],
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         },
     )
     return emb
 
 
-def _matrix(table) -> tuple[np.ndarray, np.ndarray]:
-    z = table["embedding"].to_numpy()
+def _matrix(table, column: str = "embedding") -> tuple[np.ndarray, np.ndarray]:
+    z = table[column].to_numpy()
     return np.ascontiguousarray(z, dtype=np.float32), table["city_id"].to_numpy()
 
 
@@ -87,6 +95,10 @@ def load_embeddings(store: Storage) -> Embeddings:
         raise FileNotFoundError("no embeddings; materialize the 'user_embeddings' and 'place_embeddings' assets")
     users = store.read_table(USER_EMBEDDINGS).sort("user_id")
     places = store.read_table(PLACE_EMBEDDINGS).sort("place_id")
+    if "people_vector" not in users.columns:
+        raise FileNotFoundError("the user embeddings have no people vectors (made before they existed); "
+                                "materialize the 'user_embeddings' asset")
     z_user, user_city = _matrix(users)
+    r_user, _ = _matrix(users, "people_vector")
     z_place, place_city = _matrix(places)
-    return Embeddings(z_user, z_place, user_city, place_city, manifest["model_sha256"])
+    return Embeddings(z_user, z_place, r_user, user_city, place_city, manifest["model_sha256"])

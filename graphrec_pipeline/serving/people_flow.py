@@ -26,7 +26,7 @@ class PeopleFlow:
 
     def __init__(self, world: WorldView, heads: PairHeads, taste_match: TasteMatch, z_user: torch.Tensor, alpha: float):
         self.world, self.heads, self.taste_match, self.z_user, self.alpha = world, heads, taste_match, z_user, alpha
-        self.tastes = user_tastes(*(torch.from_numpy(p) for p in (world.cat_pref, world.fine_pref, world.vibe_pref)))
+        self.tastes = user_tastes(*(torch.tensor(p) for p in (world.cat_pref, world.fine_pref, world.vibe_pref)))
         self.tag_categories = fine_tag_categories().astype(np.float32)
 
     def context(self, query: PeopleQuery) -> np.ndarray:

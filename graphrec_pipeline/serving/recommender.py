@@ -117,7 +117,7 @@ class Recommender:
                 raise QueryError(f"target place {target} is in city {int(self.world.place_city[target])}, not in "
                                  f"the query's city {int(cities[wrong][0])}: choose a place of that city or pass "
                                  f"its city_id")
-        return rank(self.people_flow, query, self.indexes, self.emb.z_user, users, cities, self.candidates)
+        return rank(self.people_flow, query, self.indexes, self.emb.r_user, users, cities, self.candidates)
 
     # -- one user, or keywords -------------------------------------------------------------
     def recommend_places(self, user_id: int, query: PlaceQuery | None = None, **keywords) -> list[PlaceRecommendation]:

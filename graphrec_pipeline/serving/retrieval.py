@@ -1,6 +1,7 @@
 """Retrieve, widen, rank: the one engine both flows (places, people) run on.
 
-For each query user, the ``M`` nearest items to ``z_u`` in the city's index; the flow's
+For each query user, the ``M`` nearest items in the city's index (places to ``z_u``,
+people to the user's people vector, ``embeddings.py``); the flow's
 filter marks which may be returned; when fewer than ``k`` pass, the search widens (``4 M``,
 ... up to the whole city), so a query gets ``k`` results whenever the city has them. The
 flow's heads then score the survivors in blocks of users and the top ``k`` are built into
@@ -66,7 +67,8 @@ def retrieve(indexes: CityIndexes, kind: str, city: int, z: np.ndarray, k: int, 
 
 def rank(flow: Flow, query, indexes: CityIndexes, z_user: np.ndarray, users: np.ndarray, cities: np.ndarray,
          candidates: int) -> list[list]:
-    """Each user's top ``query.k`` results in its city (an empty list when nothing passes)."""
+    """Each user's top ``query.k`` results in its city (an empty list when nothing passes);
+    ``z_user``: the users' query vectors for the flow's index."""
     results: list[list] = [[] for _ in users]
     for city in np.unique(cities):
         sel = np.flatnonzero(cities == city)
