@@ -143,6 +143,17 @@ def test_save_and_load_give_identical_scores(trained, tmp_path):
     np.testing.assert_array_equal(a.friend(users, users[::-1])[0], b.friend(users, users[::-1])[0])
 
 
+def test_weights_of_another_model_version_are_refused_by_name(trained, tmp_path):
+    from graphrec_pipeline.train.fit import MODEL_WEIGHTS, ModelMismatchError
+
+    store = Storage(tmp_path)
+    save_model(store, trained["result"].model)
+    older = {k: v for k, v in store.read_tensors(MODEL_WEIGHTS).items() if not k.startswith("taste_match.")}
+    store.write_tensors(MODEL_WEIGHTS, older)
+    with pytest.raises(ModelMismatchError, match=r"missing \['taste_match.weight'\].*materialize 'graphrec_model'"):
+        load_model(store)
+
+
 def test_scorer_head_equals_the_models_place_score(trained):
     """Evaluation and validation rank with the factorized heads: the same logits as
     ``place_score`` on concatenated pair features, for a block and for candidate rows."""

@@ -28,7 +28,7 @@ from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecomme
 from graphrec_pipeline.serving.retrieval import rank
 from graphrec_pipeline.serving.world_view import WorldView
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.train.fit import MODEL_CONFIG, MODEL_WEIGHTS, load_model
+from graphrec_pipeline.train.fit import MODEL_CONFIG, MODEL_WEIGHTS, ModelMismatchError, load_model
 
 CANDIDATES = 200
 
@@ -210,4 +210,12 @@ def _load_consistent(store: Storage) -> tuple[GraphRec, Embeddings, CityIndexes]
         indexes = load_city_indexes(store)
     except FileNotFoundError as err:
         raise AssetError(f"no ANN indexes in {store.location}", "ann_indexes") from err
-    return load_model(store), load_embeddings(store), indexes
+    try:
+        model = load_model(store)
+    except ModelMismatchError as err:
+        raise AssetError(str(err), "graphrec_model") from err
+    try:
+        emb = load_embeddings(store)
+    except FileNotFoundError as err:
+        raise AssetError(str(err), "user_embeddings") from err
+    return model, emb, indexes

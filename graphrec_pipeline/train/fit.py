@@ -78,8 +78,19 @@ def save_model(store: Storage, model: GraphRec) -> None:
     store.write_bytes(MODEL_CONFIG, model.cfg.to_json().encode())
 
 
+class ModelMismatchError(ValueError):
+    """Saved weights that do not fit this code's :class:`GraphRec` (trained by older code)."""
+
+
 def load_model(store: Storage) -> GraphRec:
     model = GraphRec(ModelConfig.from_json(store.read_bytes(MODEL_CONFIG).decode()))
-    model.load_state_dict(store.read_tensors(MODEL_WEIGHTS))
+    weights = store.read_tensors(MODEL_WEIGHTS)
+    missing = sorted(set(model.state_dict()) - set(weights))
+    unexpected = sorted(set(weights) - set(model.state_dict()))
+    if missing or unexpected:
+        raise ModelMismatchError(
+            f"{MODEL_WEIGHTS} does not fit this code's model (missing {missing[:4]}, unexpected {unexpected[:4]}): "
+            "it was trained by another version; materialize 'graphrec_model' and what depends on it")
+    model.load_state_dict(weights)
     model.eval()
     return model
