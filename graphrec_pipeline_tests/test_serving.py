@@ -319,6 +319,14 @@ def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     save_city_indexes(store, built)
     loaded = load_city_indexes(store).get("place", 0)
     assert loaded.settings.ef_search == place["ef_search"]
+    # a manifest written before index rows recorded their own dim still loads (with its one dim)
+    from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT
+
+    name = f"{INDEX_ROOT}/{store.read_json(CURRENT)['version']}/manifest.json"
+    manifest = store.read_json(name)
+    store.write_json(name, {**manifest, "dim": 16, "indexes": [{k: v for k, v in r.items() if k != "dim"}
+                                                               for r in manifest["indexes"] if r["kind"] == "place"]})
+    assert load_city_indexes(store).get("place", 0).search(emb.z_user[:2], 5)[0].shape == (2, 5)
     np.testing.assert_array_equal(loaded.search(emb.z_user[:20], 200)[0], built.get("place", 0).search(emb.z_user[:20], 200)[0])
 
 

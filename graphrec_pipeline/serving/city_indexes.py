@@ -221,5 +221,5 @@ def load_city_indexes(store: Storage) -> CityIndexes:
     for row in manifest["indexes"]:
         name = _file(version, row["kind"], row["city_id"], row["backend"])
         settings = replace(hnsw, ef_search=row.get("ef_search") or hnsw.ef_search)
-        indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, row["dim"])
+        indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, row.get("dim", manifest["dim"]))
     return CityIndexes(indexes, manifest)
