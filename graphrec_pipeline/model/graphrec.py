@@ -87,7 +87,8 @@ class GraphRec(nn.Module):
     with ``c`` the raw query context (tags, categories, time slot; the MLPs see it through
     a learned 16-dim encoding), ``d_p`` what the place offers in the same layout and ``m``
     a learned match of the two users' stated tastes ``t`` (``model/taste.py``).
-    Retrieval ranks by ``z_u . z_p`` (places) and ``z_u . z_v`` (people).
+    Retrieval ranks places by ``z_u . z_p`` and people by the taste match
+    (:meth:`~graphrec_pipeline.model.taste.TasteMatch.people_vectors`).
 
     Args:
         cfg: the hyperparameters (:class:`~graphrec_pipeline.model.config.ModelConfig`):
@@ -162,10 +163,6 @@ class GraphRec(nn.Module):
         match = self.taste_match(t_u, t_v)
         return self.compat_head(f).squeeze(-1) + match[:, 0], self.attend_head(f).squeeze(-1) + match[:, 1]
 
-    def final_friend_score(self, compat_logit: Tensor, attend_logit: Tensor) -> Tensor:
-        a = self.cfg.alpha
-        return a * torch.sigmoid(compat_logit) + (1 - a) * torch.sigmoid(attend_logit)
-
     @staticmethod
     def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
         """Mean of ``-log σ(pos - neg)`` over the pairs (softplus form, numerically stable)."""
@@ -180,9 +177,10 @@ class GraphRec(nn.Module):
         friend_batch: dict[str, Tensor],
         people_batch: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Joint loss of §5.3 with its parts. ``t_user``: the tastes of ``z_user``'s rows; ``place_batch``: user, pos, neg, their
-        descriptors pos_desc and neg_desc, ctx, ctx_wrong (a mismatching context for the
-        positive) and has_ctx (rows whose ctx says anything); ``friend_batch``: u, v,
+        """Joint loss of §5.3 with its parts. ``t_user``: the tastes of ``z_user``'s rows;
+        ``place_batch``: user, pos, neg, their descriptors pos_desc and neg_desc, ctx,
+        ctx_wrong (a mismatching context for the positive) and has_ctx (rows whose ctx says
+        anything); ``friend_batch``: u, v,
         compat, attend, ctx; ``people_batch`` (optional): u, v (a partner), neg (another
         person), ctx: both friend logits rank the partner above the other person (BPR), with
         the embeddings held fixed."""
