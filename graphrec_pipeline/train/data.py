@@ -188,6 +188,13 @@ def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random
     return np.where(n > 0, data.outing_places[np.minimum(pick, max(len(data.outing_places) - 1, 0))], -1)
 
 
+def pick_in_groups(items: np.ndarray, offsets: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly random member of each of ``groups``, whose members are
+    ``items[offsets[g]:offsets[g + 1]]`` (every group non-empty)."""
+    lo, hi = offsets[groups], offsets[groups + 1]
+    return items[lo + (rng.random(len(groups)) * (hi - lo)).astype(np.int64)]
+
+
 def sample_people(data: TrainingData, users: np.ndarray, partners: np.ndarray, rng: np.random.Generator,
                   neighbor_rate: float, rounds: int = 8) -> np.ndarray:
     """A person of each user's city who is not their partner: a ``neighbor_rate`` share from
@@ -195,30 +202,22 @@ def sample_people(data: TrainingData, users: np.ndarray, partners: np.ndarray, r
     the rest uniform. Draws that hit the user or anyone the user went out with in training
     are redrawn uniformly from the city (rows still unlucky after ``rounds`` keep their draw)."""
     city = data.user_city[users]
-    lo, hi = data.user_offsets[city], data.user_offsets[city + 1]
-
-    def uniform(rows: np.ndarray) -> np.ndarray:
-        return data.users_by_city[lo[rows] + (rng.random(len(rows)) * (hi[rows] - lo[rows])).astype(np.int64)]
-
-    out = uniform(np.arange(len(users)))
+    out = pick_in_groups(data.users_by_city, data.user_offsets, city, rng)
     offsets, neighbors = data.social_neighbors
-    n_nb = offsets[users + 1] - offsets[users]
-    hard = (rng.random(len(users)) < neighbor_rate) & (n_nb > 0)
-    out[hard] = neighbors[offsets[users[hard]] + (rng.random(int(hard.sum())) * n_nb[hard]).astype(np.int64)]
+    hard = (rng.random(len(users)) < neighbor_rate) & (offsets[users + 1] > offsets[users])
+    out[hard] = pick_in_groups(neighbors, offsets, users[hard], rng)
     for _ in range(rounds):
         bad = np.flatnonzero((out == users) | (out == partners)
                              | contains(data.outing_keys, pair_key(users, out, data.n_users)))
         if len(bad) == 0:
             break
-        out[bad] = uniform(bad)
+        out[bad] = pick_in_groups(data.users_by_city, data.user_offsets, city[bad], rng)
     return out
 
 
 def sample_same_city(data: TrainingData, places: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One uniformly random place from the same city as each of ``places``."""
-    city = data.place_city[places]
-    lo, hi = data.city_offsets[city], data.city_offsets[city + 1]
-    return data.places_by_city[lo + (rng.random(len(places)) * (hi - lo)).astype(np.int64)]
+    return pick_in_groups(data.places_by_city, data.city_offsets, data.place_city[places], rng)
 
 
 def as_tensor(x: np.ndarray, dtype=torch.long) -> torch.Tensor:
