@@ -29,6 +29,7 @@ def main() -> None:
     from graphrec_pipeline.model.config import ModelConfig
     from graphrec_pipeline.model.graphrec import GraphRec
     from graphrec_pipeline.model.inference import embed_in_blocks
+    from graphrec_pipeline.model.preference import retrieval_vectors
     from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes
     from graphrec_pipeline.serving.embeddings import Embeddings
 
@@ -43,8 +44,11 @@ def main() -> None:
     z_user, z_place = embed_in_blocks(model, graph)
     export_s = time.perf_counter() - start
     log(f"embeddings in {export_s:.1f}s")
-    r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
-    emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, user_city, place_city, "benchmark")
+    with torch.no_grad():
+        r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
+        q_user = model.preference_match.query_vectors(z_user, model.user_sides(graph["user"].x)).numpy()
+        r_place = retrieval_vectors(z_place, model.place_sides(graph["place"].x)).numpy()
+    emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, q_user, r_place, user_city, place_city, "benchmark")
     start = time.perf_counter()
     _, report = build_city_indexes(emb, IndexSettings(), log=log)
     index_s = time.perf_counter() - start

@@ -103,11 +103,14 @@ def random_embeddings(data_dir: str, run_id: str, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     users = store.read_table("users", columns=["user_id", "home_city_id"]).sort("user_id")
     places = store.read_table("places", columns=["place_id", "city_id"]).sort("place_id")
-    for key, id_name, frame, city in ((USER_EMBEDDINGS, "user_id", users, "home_city_id"),
-                                      (PLACE_EMBEDDINGS, "place_id", places, "city_id")):
-        z = rng.normal(size=(len(frame), 128)).astype(np.float32)
-        store.write_table(key, embedding_table(id_name, frame[id_name].to_numpy(), frame[city].to_numpy(), z),
-                          staged=False)
+    vector = lambda n, d: rng.normal(size=(n, d)).astype(np.float32)  # noqa: E731
+    for key, id_name, frame, city, extra in (
+        (USER_EMBEDDINGS, "user_id", users, "home_city_id", {"place_query": 256, "people_vector": 136}),
+        (PLACE_EMBEDDINGS, "place_id", places, "city_id", {"retrieval_vector": 256}),
+    ):
+        n = len(frame)
+        store.write_table(key, embedding_table(id_name, frame[id_name].to_numpy(), frame[city].to_numpy(), vector(n, 128),
+                                               **{name: vector(n, d) for name, d in extra.items()}), staged=False)
     store.write_json(EMBEDDINGS_MANIFEST, {"model_sha256": "random", "release": run_id, "n_users": len(users),
                                            "n_places": len(places), "dim": 128})
     data.seal(run_id, {"run_id": run_id, "metrics": {}})

@@ -164,7 +164,9 @@ def test_scorer_head_equals_the_models_place_score(trained):
     uu, pp = torch.from_numpy(np.repeat(users, 70)), torch.from_numpy(np.tile(places, 40))
     with torch.no_grad():
         want = model.place_score(scorer.z_user[uu], scorer.z_place[pp], torch.from_numpy(ctx).expand(len(uu), -1),
-                                 scorer.place_desc[pp]).numpy().reshape(40, 70)
+                                 scorer.place_desc[pp], scorer.s_user[uu], scorer.s_place[pp]).numpy().reshape(40, 70)
+        retrieval = model.retrieval_score(scorer.z_user[uu], scorer.z_place[pp], scorer.s_user[uu], scorer.s_place[pp])
+    np.testing.assert_allclose(scorer.dot(users, places), retrieval.numpy().reshape(40, 70), atol=1e-5)
     np.testing.assert_allclose(scorer.head(users, places, ctx), want, atol=1e-5)
     rows = np.stack([rng.permutation(places) for _ in users])
     got = scorer.head_candidates(users, rows, ctx)

@@ -68,22 +68,29 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
     ctx = rec.place_flow.context(PlaceQuery(time_slot=2, categories=(3,), tags=(8, 40)))
     friend_ctx = rec.people_flow.context(PeopleQuery(target_place_id=5, activity_tags=(1,)))
     n = len(others)
-    descriptors = GraphRec.describe(trained["inputs"].graph["place"].x)  # from the graph, as in training
-    tastes = GraphRec.tastes(trained["inputs"].graph["user"].x)  # serving reads them from the tables
+    graph = trained["inputs"].graph  # descriptors, tastes and sides from the graph, as in training;
+    descriptors = GraphRec.describe(graph["place"].x)  # serving reads them from the tables
+    tastes = GraphRec.tastes(graph["user"].x)
+    s_user, s_place = model.user_sides(graph["user"].x), model.place_sides(graph["place"].x)
     with torch.no_grad():
         expected = model.place_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
-                                     torch.from_numpy(ctx).expand(n, -1), descriptors[others]).numpy()
+                                     torch.from_numpy(ctx).expand(n, -1), descriptors[others],
+                                     s_user[user].expand(n, -1), s_place[others]).numpy()
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
                                              torch.from_numpy(friend_ctx).expand(n, -1), tastes[user].expand(n, -1),
                                              tastes[others])
+        retrieval = model.retrieval_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
+                                          s_user[user].expand(n, -1), s_place[others]).numpy()
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
+    np.testing.assert_allclose(rec.emb.r_place[others] @ rec.emb.q_user[user], retrieval, atol=1e-4)  # the index's
     # several users in one call, and a second context after the first (kept per context)
     users, none = np.array([user, 3, 500]), np.zeros_like(ctx)
     batch = rec.place_flow.scores(users, np.stack([others, others[::-1], others]), none)
     for row, (u, items) in enumerate(zip(users, [others, others[::-1], others])):
         with torch.no_grad():
             want = model.place_score(rec.z_user[u].expand(n, -1), rec.z_place[items.copy()],
-                                     torch.from_numpy(none).expand(n, -1), descriptors[items.copy()]).numpy()
+                                     torch.from_numpy(none).expand(n, -1), descriptors[items.copy()],
+                                     s_user[u].expand(n, -1), s_place[items.copy()]).numpy()
         np.testing.assert_allclose(batch[row], want, atol=1e-5)
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
     s_compat, p_attend, _, _ = (x[0] for x in rec.people_flow.scores(np.array([user]), others[None], friend_ctx))
@@ -305,9 +312,9 @@ def test_auto_backend_and_recall_report(served):
 
 def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     rng = np.random.default_rng(0)
-    emb = Embeddings(rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(3000, 16)).astype(np.float32),
-                     rng.normal(size=(300, 24)).astype(np.float32), np.zeros(300, np.int64), np.zeros(3000, np.int64),
-                     "test")
+    vectors = lambda n, d: rng.normal(size=(n, d)).astype(np.float32)  # noqa: E731
+    emb = Embeddings(vectors(300, 8), vectors(3000, 8), vectors(300, 24), vectors(300, 16), vectors(3000, 16),
+                     np.zeros(300, np.int64), np.zeros(3000, np.int64), "test")
     weak = HnswSettings(m=8, ef_construction=32, ef_search=200)
     untuned = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.0), log=lambda m: None)[1]
     built, report = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.995),
@@ -326,8 +333,8 @@ def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     manifest = store.read_json(name)
     store.write_json(name, {**manifest, "dim": 16, "indexes": [{k: v for k, v in r.items() if k != "dim"}
                                                                for r in manifest["indexes"] if r["kind"] == "place"]})
-    assert load_city_indexes(store).get("place", 0).search(emb.z_user[:2], 5)[0].shape == (2, 5)
-    np.testing.assert_array_equal(loaded.search(emb.z_user[:20], 200)[0], built.get("place", 0).search(emb.z_user[:20], 200)[0])
+    assert load_city_indexes(store).get("place", 0).search(emb.q_user[:2], 5)[0].shape == (2, 5)
+    np.testing.assert_array_equal(loaded.search(emb.q_user[:20], 200)[0], built.get("place", 0).search(emb.q_user[:20], 200)[0])
 
 
 BAD_QUERIES = [

@@ -28,8 +28,8 @@ def test_supervised_edges_carry_no_message_in_their_step(tiny_data, mode):
     seen = {}
     embed, loss = model.embed, model.loss
     model.embed = lambda g: (seen.__setitem__("graph", g), embed(g))[1]
-    model.loss = lambda zu, zp, tu, places, friends, people: (seen.update(places=places, friends=friends, people=people),
-                                                              loss(zu, zp, tu, places, friends, people))[1]
+    model.loss = lambda zu, zp, xu, xp, places, friends, people: (
+        seen.update(places=places, friends=friends, people=people), loss(zu, zp, xu, xp, places, friends, people))[1]
     sampler = NeighborSampler(tiny_data.graph, cfg.fanouts) if mode == "minibatch" else None
     opt = torch.optim.AdamW(model.parameters())
     for _ in range(3):

@@ -6,7 +6,7 @@ places) and ``place_all``; ``place_context``; ``people`` and ``people_new``;
 ``friend_compat``, ``friend_attend`` and ``friend_attend_within_compat``.
 
 Place rankers: ``graphrec`` (the place head over the whole city), ``graphrec_dot``
-(``z_u . z_p``), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
+(the retrieval score), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
 filters and the place score, with the pre-test visits as "visited"), ``lightgcn``,
 ``content``, ``popularity``, ``random`` and, for generated worlds, ``oracle`` and
 ``oracle_joint`` (``world/oracle.py``).

@@ -1,5 +1,6 @@
 """The serving flow's ranking (§6.3) as an evaluator: top-M places of the user's city by
-``z_u . z_p``, re-scored by the place head (with a query context or none), top-k kept.
+the retrieval score (``GraphRec.retrieval_score``), re-scored by the place head (with a
+query context or none), top-k kept.
 Training validates on it, with and without each visit's own time slot as the context."""
 
 from __future__ import annotations

@@ -48,6 +48,11 @@ def _col(frame: pl.DataFrame, name: str) -> np.ndarray:
     return frame[name].to_numpy().astype(np.float32)
 
 
+def popularity_feature(base_popularity: np.ndarray) -> np.ndarray:
+    """The place's popularity column, ``log1p(base_popularity) / 5`` (float32)."""
+    return np.log1p(np.asarray(base_popularity, dtype=np.float32)) / np.float32(5.0)
+
+
 def top_area_weights(area: np.ndarray, k: int = MAX_NEIGHBORHOODS_PER_USER) -> np.ndarray:
     """The k largest area weights per row, descending, zero-padded (§3.2.1)."""
     top = -np.sort(-area, axis=1)[:, :k]
@@ -87,7 +92,7 @@ def encode_places(places: pl.DataFrame) -> np.ndarray:
             dense_from_list(places["fine_tag_vector"], C_FINE),
             _col(places, "price_band")[:, None],
             _col(places, "typical_time_slot")[:, None],
-            (np.log1p(_col(places, "base_popularity")) / 5.0)[:, None],
+            popularity_feature(_col(places, "base_popularity"))[:, None],
             (np.log1p(_col(places, "avg_daily_visits")) / 5.0)[:, None],
             _col(places, "conversion_rate")[:, None],
             _col(places, "novelty_score")[:, None],

@@ -18,8 +18,9 @@ class ModelConfig:
         gnn_aggr: ``mean``, ``sum`` or ``attention`` (GraphRec-style attention over a node's
             interactions and friends).
         alpha: weight of the compatibility probability in ``s_final`` (§4.3.2).
-        lambda_dot: weight of the auxiliary BPR on ``z_u . z_p`` that trains the embeddings
-            for ANN retrieval.
+        lambda_dot: weight of the auxiliary BPR on the retrieval score (``z_u . z_p / sqrt(d)``
+            plus its preference match, ``model/preference.py``) that trains what the ANN
+            index searches.
         lambda_context: weight of the in-context BPR: the same (user, place) scored under
             its own context above a mismatching one, so only the context separates them.
         lambda_partner: weight of the people BPR: both friend logits rank a user's

@@ -4,7 +4,9 @@
     f_{ab} = [z_a, z_b, z_a \\odot z_b, |z_a - z_b|, c]
 
     s_{place} = \\mathrm{MLP}_{place}(f_{up}) + \\tfrac{1}{\\sqrt{d}} (M c_{raw})^\\top z_p
-              + \\textstyle\\sum_i w_i \\, c_{raw,i} \\, d_{p,i}, \\quad
+              + \\textstyle\\sum_i w_i \\, c_{raw,i} \\, d_{p,i} + m_0(s_u, s_p), \\quad
+    r(u, p) = \\tfrac{1}{\\sqrt{d}} z_u^\\top z_p + m_1(s_u, s_p)
+
     s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v), \\quad
     p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v))
 
@@ -14,14 +16,17 @@
 probabilities). The place score adds two learned context terms: a bilinear match ``M``
 between the raw query context (tags, categories, time slot) and the place embedding, and
 a weight ``w_i`` per context dimension on what the place offers in the same layout
-(``d_p``: its tags, categories and typical slot; :class:`~graphrec_pipeline.model.context.ContextMatch`).
+(``d_p``: its tags, categories and typical slot; :class:`~graphrec_pipeline.model.context.ContextMatch`),
+and a learned match ``m`` of what the user states with what the place offers (categories,
+tags, home neighbourhood, popularity; :class:`~graphrec_pipeline.model.preference.PreferenceMatch`),
+which the retrieval score ``r`` shares with its own weights.
 The friend logits add a learned match of the two users' stated tastes ``t``
 (:class:`~graphrec_pipeline.model.taste.TasteMatch`).
 The 16 context dimensions inside the MLP are few beside 512 pair features, and a context
 that shifts every place's logit alike cancels in a ranking. Losses (§5): BPR on the place head, an in-context BPR
 (the same user and place under their own context above a mismatching one), BCE on
-compatibility and attendance, an auxiliary BPR on ``z_u . z_p`` so that the retrieval
-dot product ranks well too, and a people BPR: both friend logits rank a user's
+compatibility and attendance, an auxiliary BPR on the retrieval score ``r`` so that
+retrieval ranks well too, and a people BPR: both friend logits rank a user's
 training-period outing partner above another person of their city.
 
 Which edges do what: :meth:`embed` propagates messages over the edges it is given (the
@@ -40,15 +45,21 @@ from graphrec_pipeline.model.backbone import GraphRecBackbone
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.graph.features import (
     PLACE_CATEGORY,
+    PLACE_CITY,
     PLACE_FINE,
+    PLACE_NEIGHBORHOOD,
+    PLACE_POPULARITY,
     PLACE_SLOT,
     USER_CAT_PREF,
+    USER_CITY,
     USER_FINE_PREF,
+    USER_NEIGHBORHOOD,
     USER_VIBE_PREF,
 )
 from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder, ContextMatch, place_descriptors
 from graphrec_pipeline.model.dropout import Dropout
 from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
+from graphrec_pipeline.model.preference import PreferenceMatch, place_sides, user_sides
 from graphrec_pipeline.model.taste import TasteMatch, user_tastes
 
 
@@ -79,15 +90,17 @@ class GraphRec(nn.Module):
 
     .. math::
         s_{place}(u, p \mid c) = \mathrm{MLP}_{place}(f_{up})
-            + \tfrac{1}{\sqrt{d}} (M c)^\top z_p + \textstyle\sum_i w_i c_i d_{p,i}
+            + \tfrac{1}{\sqrt{d}} (M c)^\top z_p + \textstyle\sum_i w_i c_i d_{p,i} + m_0(s_u, s_p)
 
         s_{final}(u, v \mid c) = \alpha \, \sigma(\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v))
             + (1 - \alpha) \, \sigma(\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v))
 
     with ``c`` the raw query context (tags, categories, time slot; the MLPs see it through
     a learned 16-dim encoding), ``d_p`` what the place offers in the same layout and ``m``
-    a learned match of the two users' stated tastes ``t`` (``model/taste.py``).
-    Retrieval ranks places by ``z_u . z_p`` and people by the taste match
+    a learned match of the two users' stated tastes ``t`` (``model/taste.py``), ``m_0`` a
+    learned match of the user's stated preferences and home with the place's tags,
+    categories, neighbourhood and popularity (``model/preference.py``).
+    Retrieval ranks places by ``d^{-1/2} z_u . z_p + m_1(s_u, s_p)`` and people by the taste match
     (:meth:`~graphrec_pipeline.model.taste.TasteMatch.people_vectors`).
 
     Args:
@@ -109,6 +122,7 @@ class GraphRec(nn.Module):
         self.place_match = nn.Linear(D_CONTEXT_RAW, cfg.d_model, bias=False)
         nn.init.zeros_(self.place_match.weight)
         self.context_match = ContextMatch()
+        self.preference_match = PreferenceMatch(2, cfg.n_cities * cfg.neighborhoods_per_city)  # head, retrieval
         self.has_ids = cfg.id_embeddings and cfg.n_users > 0 and cfg.n_places > 0  # sizes come from training
         if self.has_ids:
             self.user_id = nn.Embedding(cfg.n_users, cfg.d_model)
@@ -149,12 +163,31 @@ class GraphRec(nn.Module):
         """(n, 136) tastes ``t_u`` from raw user features (§3.2 layout; ``model/taste.py``)."""
         return user_tastes(x_user[:, USER_CAT_PREF], x_user[:, USER_FINE_PREF], x_user[:, USER_VIBE_PREF])
 
-    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor) -> Tensor:
+    def user_sides(self, x_user: Tensor) -> Tensor:
+        """Users' sides of the preference match (``model/preference.py``) from raw features."""
+        c = self.cfg
+        return user_sides(x_user[:, USER_CAT_PREF], x_user[:, USER_FINE_PREF], x_user[:, USER_CITY],
+                          x_user[:, USER_NEIGHBORHOOD], c.n_cities, c.neighborhoods_per_city)
+
+    def place_sides(self, x_place: Tensor) -> Tensor:
+        """Places' sides of the preference match from raw features."""
+        c = self.cfg
+        return place_sides(x_place[:, PLACE_CATEGORY], x_place[:, PLACE_FINE], x_place[:, PLACE_CITY],
+                           x_place[:, PLACE_NEIGHBORHOOD], x_place[:, PLACE_POPULARITY][:, 0], c.n_cities,
+                           c.neighborhoods_per_city)
+
+    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor, s_u: Tensor, s_p: Tensor) -> Tensor:
         """Relevance logit ``s_place(u, p | ctx)`` for aligned rows; ``d_p``: the places'
-        descriptors (:meth:`describe`)."""
+        descriptors (:meth:`describe`), ``s_u`` / ``s_p``: the sides (:meth:`user_sides`,
+        :meth:`place_sides`)."""
         head = self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
         bilinear = (self.place_match(ctx_raw) * z_p).sum(-1) * self.cfg.d_model**-0.5
-        return head + bilinear + self.context_match(ctx_raw, d_p)
+        return head + bilinear + self.context_match(ctx_raw, d_p) + self.preference_match(s_u, s_p)[..., 0]
+
+    def retrieval_score(self, z_u: Tensor, z_p: Tensor, s_u: Tensor, s_p: Tensor) -> Tensor:
+        """What place retrieval ranks by, ``d^{-1/2} z_u . z_p + m_1(u, p)``: one inner product
+        (:meth:`~graphrec_pipeline.model.preference.PreferenceMatch.query_vectors`)."""
+        return (z_u * z_p).sum(-1) * self.cfg.d_model**-0.5 + self.preference_match(s_u, s_p)[..., 1]
 
     def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor, t_u: Tensor, t_v: Tensor) -> tuple[Tensor, Tensor]:
         """(compatibility logit, attendance logit) for aligned rows; ``t``: the users' tastes
@@ -172,13 +205,14 @@ class GraphRec(nn.Module):
         self,
         z_user: Tensor,
         z_place: Tensor,
-        t_user: Tensor,
+        x_user: Tensor,
+        x_place: Tensor,
         place_batch: dict[str, Tensor],
         friend_batch: dict[str, Tensor],
         people_batch: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Joint loss of §5.3 with its parts. ``t_user``: the tastes of ``z_user``'s rows;
-        ``place_batch``: user, pos, neg, their descriptors pos_desc and neg_desc, ctx,
+        """Joint loss of §5.3 with its parts. ``x_user`` / ``x_place``: the raw features of
+        ``z_user``'s and ``z_place``'s rows; ``place_batch``: user, pos, neg, their descriptors pos_desc and neg_desc, ctx,
         ctx_wrong (a mismatching context for the positive) and has_ctx (rows whose ctx says
         anything); ``friend_batch``: u, v,
         compat, attend, ctx; ``people_batch`` (optional): u, v (a partner), neg (another
@@ -188,13 +222,16 @@ class GraphRec(nn.Module):
         zu = z_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
         ctx, d_pos = place_batch["ctx"], place_batch["pos_desc"]
-        pos_score = self.place_score(zu, zp, ctx, d_pos)
-        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx, place_batch["neg_desc"]))
+        su = self.user_sides(x_user[place_batch["user"]])
+        sp, sn = self.place_sides(x_place[place_batch["pos"]]), self.place_sides(x_place[place_batch["neg"]])
+        pos_score = self.place_score(zu, zp, ctx, d_pos, su, sp)
+        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx, place_batch["neg_desc"], su, sn))
         has = place_batch["has_ctx"]
-        context = (self.bpr_loss(pos_score[has], self.place_score(zu[has], zp[has], place_batch["ctx_wrong"][has], d_pos[has]))
+        context = (self.bpr_loss(pos_score[has], self.place_score(zu[has], zp[has], place_batch["ctx_wrong"][has],
+                                                                  d_pos[has], su[has], sp[has]))
                    if bool(has.any()) else pos_score.new_zeros(()))
-        scale = cfg.d_model**-0.5  # keeps the dot-product logits O(1); ranking is unchanged
-        dot = self.bpr_loss(scale * (zu * zp).sum(-1), scale * (zu * zn).sum(-1))
+        dot = self.bpr_loss(self.retrieval_score(zu, zp, su, sp), self.retrieval_score(zu, zn, su, sn))
+        t_user = self.tastes(x_user)
         fu, fv = friend_batch["u"], friend_batch["v"]
         compat_logit, attend_logit = self.friend_scores(z_user[fu], z_user[fv], friend_batch["ctx"], t_user[fu], t_user[fv])
         compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])

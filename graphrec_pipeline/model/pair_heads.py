@@ -13,7 +13,8 @@ A head is an MLP on ``f = [z_a, z_b, z_a * z_b, |z_a - z_b|, ctx]``. Its first l
 so a query multiplies two (m, d) matrices instead of one (m, 4d + c), and heads that share
 their input (compatibility and attendance) run as one matrix product. The place score's
 context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, are one product per
-query each. What depends on the context alone (``E ctx + b``, ``M c / sqrt(d)``, ``w * c``)
+query each, and the preference match (``model/preference.py``) one product of the
+item's side with the user's weighted side per row. What depends on the context alone (``E ctx + b``, ``M c / sqrt(d)``, ``w * c``)
 is kept for the last contexts seen: most queries repeat a few ("none" above all). The
 output equals the model's scores (tested to float tolerance); the model itself stays the
 reference.
@@ -41,14 +42,16 @@ class PairHeads:
         match: the bilinear context match ``M`` added to every head's logit, if any.
         context_match: the per-dimension match on item descriptors, with ``descriptors``
             (n, 112), if any.
+        sides: (n, side_dim) the items' sides of a preference match, if any; each call then
+            passes the users' weighted sides.
     """
 
     def __init__(self, heads: list[nn.Sequential], context: ContextEncoder, items: Tensor,
                  match: nn.Linear | None = None, context_match: ContextMatch | None = None,
-                 descriptors: Tensor | None = None):
+                 descriptors: Tensor | None = None, sides: Tensor | None = None):
         d = items.shape[1]
         self.d, self.context, self.items, self.match = d, context, items, match
-        self.context_match, self.descriptors = context_match, descriptors
+        self.context_match, self.descriptors, self.sides = context_match, descriptors, sides
         firsts = [h[0] for h in heads]
         weight = torch.cat([f.weight.detach() for f in firsts])  # (sum h, 4d + c)
         self.sizes = [f.out_features for f in firsts]
@@ -84,10 +87,11 @@ class PairHeads:
         return found
 
     @torch.inference_mode()
-    def __call__(self, z_a: Tensor, ctx_raw: Tensor, items: Tensor) -> list[Tensor]:
+    def __call__(self, z_a: Tensor, ctx_raw: Tensor, items: Tensor, side_a: Tensor | None = None) -> list[Tensor]:
         """Logits of each head, (b, m): row i scores ``z_a[i]`` against the items ``items[i]``
-        of the item table, all under one raw context (112,). The heads' layers are Linear +
-        ReLU (dropout is the identity at inference)."""
+        of the item table, all under one raw context (112,); ``side_a`` (b, side_dim): the
+        users' weighted sides when the heads have a preference match. The heads' layers are
+        Linear + ReLU (dropout is the identity at inference)."""
         b, m = items.shape
         flat_items = items.reshape(-1)
         first, match, described = self.context_terms(ctx_raw)
@@ -95,6 +99,8 @@ class PairHeads:
         bonus = (z_b @ match) if match is not None else 0.0
         if described is not None:
             bonus = bonus + (self.descriptors.index_select(0, flat_items) @ described).view(b, m)
+        if side_a is not None:
+            bonus = bonus + torch.bmm(self.sides.index_select(0, flat_items).view(b, m, -1), side_a[:, :, None])[..., 0]
         flat = self.item_part.index_select(0, flat_items)  # (b m, sum h)
         hidden = flat.view(b, m, -1)
         hidden.add_(torch.addmm(first, z_a, self.a_t)[:, None, :])

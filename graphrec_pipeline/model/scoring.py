@@ -1,7 +1,7 @@
 """Scores from a trained model over dense blocks of (users x places) or user pairs.
 
 ``embed_all`` runs one full forward pass over the training graph (§6.1); the scorer then
-answers ``dot(users, places)`` (retrieval, ``z_u . z_p``), ``head(users, places, ctx)``
+answers ``dot(users, places)`` (retrieval, :meth:`GraphRec.retrieval_score`), ``head(users, places, ctx)``
 (the place head over every pair of the block) and ``friend(u, v, ctx)`` for aligned pairs,
 all without gradients and in bounded chunks.
 """
@@ -17,6 +17,7 @@ import torch
 from graphrec_pipeline.model.context import D_CONTEXT_RAW
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.pair_heads import PairHeads
+from graphrec_pipeline.model.preference import retrieval_vectors
 
 PAIRS_PER_CHUNK = 65_536
 
@@ -38,15 +39,30 @@ class Scorer:
     z_place: torch.Tensor
     place_desc: torch.Tensor  # (n_places, 112) descriptors d_p
     t_user: torch.Tensor  # (n_users, 136) tastes t_u
+    s_user: torch.Tensor  # (n_users, side_dim) sides of the preference match
+    s_place: torch.Tensor  # (n_places, side_dim)
 
     @classmethod
     def from_graph(cls, model: GraphRec, graph) -> "Scorer":
         z_user, z_place = embed_all(model, graph)
-        return cls(model, z_user, z_place, GraphRec.describe(graph["place"].x), GraphRec.tastes(graph["user"].x))
+        x_user, x_place = graph["user"].x, graph["place"].x
+        return cls(model, z_user, z_place, GraphRec.describe(x_place), GraphRec.tastes(x_user),
+                   model.user_sides(x_user), model.place_sides(x_place))
+
+    @cached_property
+    def queries(self) -> torch.Tensor:
+        """(n_users, d + side_dim) place queries: their inner product with :attr:`targets` is
+        the retrieval score."""
+        return self.model.preference_match.query_vectors(self.z_user, self.s_user)
+
+    @cached_property
+    def targets(self) -> torch.Tensor:
+        return retrieval_vectors(self.z_place, self.s_place)
 
     @torch.no_grad()
     def dot(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
-        return (self.z_user[_ids(users)] @ self.z_place[_ids(places)].T).numpy()
+        """Retrieval scores (:meth:`GraphRec.retrieval_score`) of every pair of the block."""
+        return (self.queries[_ids(users)] @ self.targets[_ids(places)].T).numpy()
 
     @cached_property
     def place_heads(self) -> PairHeads:
@@ -56,7 +72,13 @@ class Scorer:
         when first used (a scorer is made per validation)."""
         self.model.eval()
         m = self.model
-        return PairHeads([m.place_head], m.place_context, self.z_place, m.place_match, m.context_match, self.place_desc)
+        return PairHeads([m.place_head], m.place_context, self.z_place, m.place_match, m.context_match, self.place_desc,
+                         self.s_place)
+
+    @cached_property
+    def head_sides(self) -> torch.Tensor:
+        """The users' sides weighted for the place head's preference match."""
+        return self.model.preference_match.weighted(self.s_user, 0)
 
     def head(self, users: np.ndarray, places: np.ndarray, ctx_raw: np.ndarray | None = None) -> np.ndarray:
         """(len(users), len(places)) place-head logits; ``ctx_raw`` is one (112,) context or None."""
@@ -74,7 +96,7 @@ class Scorer:
         out = np.empty(shape, dtype=np.float32)
         for s in range(0, len(users), rows):
             u = _ids(users[s : s + rows])
-            out[s : s + len(u)] = self.place_heads(self.z_user[u], ctx, items_of(s, len(u)))[0].numpy()
+            out[s : s + len(u)] = self.place_heads(self.z_user[u], ctx, items_of(s, len(u)), self.head_sides[u])[0].numpy()
         return out
 
     @torch.no_grad()

@@ -1,6 +1,7 @@
 """One maximum-inner-product index over a set of vectors: exact, faiss HNSW or hnswlib HNSW.
 
-Retrieval ranks by ``z_u . z_p``, the score the model's auxiliary BPR trains. HNSW graphs
+Retrieval ranks by an inner product (for places, the retrieval score the model's auxiliary
+BPR trains, ``model/preference.py``). HNSW graphs
 need a true metric, so the approximate backends use the standard reduction of inner
 product to Euclidean search (Bachrach et al., RecSys 2014): every item gets one extra
 coordinate ``sqrt(R^2 - |x|^2)`` (``R`` the largest norm) and the query a zero, so

@@ -109,8 +109,9 @@ class CityIndexes:
 
 def _vectors(emb: Embeddings, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indexed vectors, their cities, the users' query vectors) of an index kind: places
-    are searched by ``z_u``, people by the users' people vectors (``embeddings.py``)."""
-    return (emb.z_place, emb.place_city, emb.z_user) if kind == "place" else (emb.r_user, emb.user_city, emb.r_user)
+    by their retrieval vectors for the users' place queries, people by the users' people
+    vectors (``embeddings.py``)."""
+    return (emb.r_place, emb.place_city, emb.q_user) if kind == "place" else (emb.r_user, emb.user_city, emb.r_user)
 
 
 def cities(emb: Embeddings) -> list[int]:

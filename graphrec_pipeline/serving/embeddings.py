@@ -2,9 +2,12 @@
 and ``z_place``, stored as the tables ``user_embeddings`` and ``place_embeddings``.
 
 Each table is ``(<id>, city_id, embedding)`` with ``embedding`` a fixed-size list of 128
-float32 (DuckDB reads it as ``FLOAT[128]``); the user table adds ``people_vector`` (136),
-what the people index searches: the users' tastes weighted by the model's learned taste
-match (``model/taste.py``). ``serving/embeddings.json`` records the SHA-256
+float32 (DuckDB reads it as ``FLOAT[128]``). Retrieval searches two more vectors per row:
+the place table's ``retrieval_vector`` (``[z_p, s_p]``) against the user table's
+``place_query`` (``[d^-1/2 z_u, W s_u]``), whose inner product is the model's retrieval
+score (``model/preference.py``), and the user table's ``people_vector`` (136) against
+itself: the users' tastes weighted by the learned taste match (``model/taste.py``).
+``serving/embeddings.json`` records the SHA-256
 of the model weights they came from, so serving can tell stale embeddings from fresh ones.
 """
 
@@ -19,6 +22,7 @@ import pyarrow as pa
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.inference import embed_in_blocks
+from graphrec_pipeline.model.preference import retrieval_vectors
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.train.fit import MODEL_WEIGHTS
 
@@ -33,10 +37,10 @@ def _vectors(x: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def embedding_table(id_name: str, ids: np.ndarray, city: np.ndarray, z: np.ndarray,
-                    people: np.ndarray | None = None) -> pa.Table:
+                    **vectors: np.ndarray) -> pa.Table:
+    """``(<id>, city_id, embedding, *vectors)``: each keyword a fixed-size list column."""
     columns = {id_name: pa.array(ids, pa.int64()), "city_id": pa.array(city, pa.int32()), "embedding": _vectors(z)}
-    if people is not None:
-        columns["people_vector"] = _vectors(people)
+    columns.update({name: _vectors(x) for name, x in vectors.items()})
     return pa.table(columns)
 
 
@@ -47,6 +51,8 @@ class Embeddings:
     z_user: np.ndarray
     z_place: np.ndarray
     r_user: np.ndarray  # people retrieval vectors (module doc)
+    q_user: np.ndarray  # place queries
+    r_place: np.ndarray  # place retrieval vectors
     user_city: np.ndarray
     place_city: np.ndarray
     model_sha256: str
@@ -61,14 +67,17 @@ def export_embeddings(
 ) -> Embeddings:
     """Run the forward pass and write both tables and the manifest (each file atomically)."""
     use_compute_threads()
-    z_user, z_place = (z.numpy() for z in embed_in_blocks(model, graph))
-    r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
-    emb = Embeddings(z_user, z_place, r_user, user_city, place_city, store.digest(MODEL_WEIGHTS))
-    store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user, r_user),
-                      staged=False)
-    store.write_table(
-        PLACE_EMBEDDINGS, embedding_table("place_id", np.arange(len(z_place)), place_city, z_place), staged=False
-    )
+    z_user, z_place = embed_in_blocks(model, graph)
+    x_user, x_place = graph["user"].x, graph["place"].x
+    r_user = model.taste_match.people_vectors(GraphRec.tastes(x_user)).numpy()
+    q_user = model.preference_match.query_vectors(z_user, model.user_sides(x_user)).numpy()
+    r_place = retrieval_vectors(z_place, model.place_sides(x_place)).numpy()
+    z_user, z_place = z_user.numpy(), z_place.numpy()
+    emb = Embeddings(z_user, z_place, r_user, q_user, r_place, user_city, place_city, store.digest(MODEL_WEIGHTS))
+    store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user,
+                                                       place_query=q_user, people_vector=r_user), staged=False)
+    store.write_table(PLACE_EMBEDDINGS, embedding_table("place_id", np.arange(len(z_place)), place_city, z_place,
+                                                        retrieval_vector=r_place), staged=False)
     store.write_json(
         EMBEDDINGS_MANIFEST,
         {
@@ -78,6 +87,7 @@ def export_embeddings(
             "n_places": len(z_place),
             "dim": emb.dim,
             "people_dim": emb.r_user.shape[1],
+            "retrieval_dim": emb.r_place.shape[1],
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         },
     )
@@ -95,10 +105,11 @@ def load_embeddings(store: Storage) -> Embeddings:
         raise FileNotFoundError("no embeddings; materialize the 'user_embeddings' and 'place_embeddings' assets")
     users = store.read_table(USER_EMBEDDINGS).sort("user_id")
     places = store.read_table(PLACE_EMBEDDINGS).sort("place_id")
-    if "people_vector" not in users.columns:
-        raise FileNotFoundError("the user embeddings have no people vectors (made before they existed); "
-                                "materialize the 'user_embeddings' asset")
+    for table, column in ((users, "people_vector"), (users, "place_query"), (places, "retrieval_vector")):
+        if column not in table.columns:
+            raise FileNotFoundError(f"the embeddings have no {column} column (made before it existed); "
+                                    "materialize the 'user_embeddings' and 'place_embeddings' assets")
     z_user, user_city = _matrix(users)
-    r_user, _ = _matrix(users, "people_vector")
     z_place, place_city = _matrix(places)
-    return Embeddings(z_user, z_place, r_user, user_city, place_city, manifest["model_sha256"])
+    return Embeddings(z_user, z_place, _matrix(users, "people_vector")[0], _matrix(users, "place_query")[0],
+                      _matrix(places, "retrieval_vector")[0], user_city, place_city, manifest["model_sha256"])

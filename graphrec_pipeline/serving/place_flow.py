@@ -32,8 +32,10 @@ class PlaceFlow:
 
     kind = "place"
 
-    def __init__(self, world: WorldView, heads: PairHeads, z_user: torch.Tensor, exclude_visited: bool = True):
+    def __init__(self, world: WorldView, heads: PairHeads, z_user: torch.Tensor, sides: torch.Tensor,
+                 exclude_visited: bool = True):
         self.world, self.heads, self.z_user, self.exclude_visited = world, heads, z_user, exclude_visited
+        self.sides = sides  # the users' sides weighted for the head's preference match (model/preference.py)
 
     def context(self, query: PlaceQuery) -> np.ndarray:
         """The raw context vector of the query (slot one-hot, categories, tags)."""
@@ -55,8 +57,9 @@ class PlaceFlow:
 
     def scores(self, users: np.ndarray, places: np.ndarray, ctx_raw: np.ndarray) -> np.ndarray:
         """Place-head logits ``s_place(u, p | ctx)``, (b, m), of ``users[i]`` for ``places[i]``."""
-        (score,) = self.heads(self.z_user[torch.from_numpy(np.asarray(users, np.int64))],
-                              torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(places, np.int64)))
+        rows = torch.from_numpy(np.asarray(users, np.int64))
+        (score,) = self.heads(self.z_user[rows], torch.from_numpy(ctx_raw), torch.from_numpy(np.asarray(places, np.int64)),
+                              self.sides[rows])
         return score.numpy()
 
     def score(self, query: PlaceQuery, users: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -16,6 +16,7 @@ import torch
 
 from graphrec_pipeline.lineage import MODEL_MANIFEST, WORLD_MANIFEST, lineage_problems
 from graphrec_pipeline.model.context import place_descriptors
+from graphrec_pipeline.model.preference import place_sides, user_sides
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.releases import MANIFEST, ReleaseError, verify_files
 from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT, CityIndexes, load_city_indexes
@@ -73,8 +74,14 @@ class Recommender:
         w, m = self.world, self.model
         descriptors = place_descriptors(torch.tensor(w.place_tags), torch.tensor(w.place_categories),
                                         torch.tensor(w.place_slot))
+        c = m.cfg
+        sides = place_sides(w.place_categories, w.place_tags, w.place_city, w.place_neighborhood, w.place_popularity,
+                            c.n_cities, c.neighborhoods_per_city)
+        user_side = user_sides(w.cat_pref, w.fine_pref, w.user_city, w.user_neighborhood, c.n_cities,
+                               c.neighborhoods_per_city)
         self.place_flow = PlaceFlow(w, PairHeads([m.place_head], m.place_context, self.z_place, m.place_match,
-                                                 m.context_match, descriptors), self.z_user, exclude_visited)
+                                                 m.context_match, descriptors, sides), self.z_user,
+                                    m.preference_match.weighted(user_side, 0), exclude_visited)
         self.people_flow = PeopleFlow(w, PairHeads([m.compat_head, m.attend_head], m.friend_context, self.z_user),
                                       m.taste_match, self.z_user, self.alpha)
 
@@ -102,7 +109,7 @@ class Recommender:
         """Each user's top ``query.k`` places in ``query.city_id`` (default: home city); an
         empty list for a user with nothing eligible."""
         users = self._users(user_ids)
-        return rank(self.place_flow, query, self.indexes, self.emb.z_user, users, self._cities(query.city_id, users),
+        return rank(self.place_flow, query, self.indexes, self.emb.q_user, users, self._cities(query.city_id, users),
                     self.candidates)
 
     def people(self, user_ids, query: PeopleQuery) -> list[list[PersonRecommendation]]:

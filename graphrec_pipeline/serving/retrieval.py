@@ -1,7 +1,7 @@
 """Retrieve, widen, rank: the one engine both flows (places, people) run on.
 
-For each query user, the ``M`` nearest items in the city's index (places to ``z_u``,
-people to the user's people vector, ``embeddings.py``); the flow's
+For each query user, the ``M`` nearest items in the city's index (places to the user's
+place query, people to the user's people vector, ``embeddings.py``); the flow's
 filter marks which may be returned; when fewer than ``k`` pass, the search widens (``4 M``,
 ... up to the whole city), so a query gets ``k`` results whenever the city has them. The
 flow's heads then score the survivors in blocks of users and the top ``k`` are built into

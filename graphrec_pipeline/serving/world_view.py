@@ -9,6 +9,7 @@ import numpy as np
 
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
+from graphrec_pipeline.graph.features import popularity_feature
 from graphrec_pipeline.serving.query import AssetError
 from graphrec_pipeline.storage import Storage
 
@@ -18,6 +19,7 @@ class WorldView:
     """The table columns serving reads, as dense arrays indexed by id."""
 
     user_city: np.ndarray
+    user_neighborhood: np.ndarray  # home neighbourhood
     fine_pref: np.ndarray
     cat_pref: np.ndarray
     vibe_pref: np.ndarray
@@ -28,6 +30,7 @@ class WorldView:
     place_tags: np.ndarray
     place_price: np.ndarray
     place_slot: np.ndarray  # typical time slot
+    place_popularity: np.ndarray  # the popularity feature the model reads (graph/features.py)
     visited_keys: np.ndarray  # sorted user * n_places + place of every interaction
     block_keys: np.ndarray  # sorted u * n_users + v, both directions
 
@@ -46,6 +49,7 @@ class WorldView:
         keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
         return cls(
             user_city=users["home_city_id"].to_numpy(),
+            user_neighborhood=users["home_neighborhood_id"].to_numpy(),
             fine_pref=dense_from_list(users["fine_pref"], C_FINE),
             cat_pref=dense_from_list(users["cat_pref"], C_COARSE),
             vibe_pref=dense_from_list(users["vibe_pref"], C_VIBE),
@@ -56,6 +60,7 @@ class WorldView:
             place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
             place_price=places["price_band"].to_numpy(),
             place_slot=places["typical_time_slot"].to_numpy(),
+            place_popularity=popularity_feature(places["base_popularity"].to_numpy()),
             visited_keys=pairs["user_id"].to_numpy() * len(places) + pairs["place_id"].to_numpy(),
             block_keys=np.unique(keys),
         )

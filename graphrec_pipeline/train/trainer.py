@@ -20,8 +20,8 @@ categories and tags, each part dropped with ``context_dropout`` so queries witho
 context are trained too; the mismatching context of the in-context loss replaces each
 part given by another slot or the negative's categories and tags. Friend examples take
 as context a place the pair went to together in training (none if they never did).
-Early stopping watches validation NDCG@20 of the serving flow (top-M by ``z_u . z_p``,
-re-scored by the head), with and without each visit's time slot.
+Early stopping watches validation NDCG@20 of the serving flow (top-M by the retrieval
+score, re-scored by the head), with and without each visit's time slot.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def train_step(
         message = ~supervised & (rng.random(n_edges) < cfg.message_keep)
         keep_uu &= rng.random(len(keep_uu)) < cfg.message_keep
         z_user, z_place = model.embed(_drop_edges(data.graph, torch.from_numpy(message), torch.from_numpy(keep_uu)))
-        x_user = data.graph["user"].x
+        x_user, x_place = data.graph["user"].x, data.graph["place"].x
     else:
         seeds = {
             "user": np.concatenate([places_b["user"].numpy(), friends_b["u"].numpy(), friends_b["v"].numpy(),
@@ -200,11 +200,11 @@ def train_step(
         allowed = {UP: ~supervised, PU: ~supervised, UU: keep_uu}
         sub, nodes = sampler.subgraph(seeds, allowed, rng)
         z_user, z_place = model.embed(sub)
-        x_user = sub["user"].x
+        x_user, x_place = sub["user"].x, sub["place"].x
         places_b = _localize(_localize(places_b, ("user",), nodes["user"]), ("pos", "neg"), nodes["place"])
         friends_b = _localize(friends_b, ("u", "v"), nodes["user"])
         people_b = _localize(people_b, ("u", "v", "neg"), nodes["user"])
-    losses = model.loss(z_user, z_place, GraphRec.tastes(x_user), places_b, friends_b, people_b)
+    losses = model.loss(z_user, z_place, x_user, x_place, places_b, friends_b, people_b)
     opt.zero_grad()
     losses["total"].backward()
     ranks.average_gradients(model.parameters())

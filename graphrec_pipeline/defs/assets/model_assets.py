@@ -46,7 +46,7 @@ def graphrec_model(
     context: dg.AssetExecutionContext, config: TrainingSettings, storage: StorageResource, world: WorldResource
 ) -> dg.MaterializeResult:
     """The GraphRec-style GNN trained jointly on places (BPR, same-city negatives, plus a
-    BPR on ``z_u . z_p``) and friends (BCE compatibility and attendance), early-stopped on
+    BPR on the retrieval score) and friends (BCE compatibility and attendance), early-stopped on
     validation NDCG@20 of the serving flow. Saved as safetensors + JSON config."""
     store = storage.for_run(context)
     model_cfg = build(ModelConfig, config, n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city)
