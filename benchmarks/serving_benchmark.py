@@ -165,7 +165,7 @@ def main() -> None:
     print("two-stage", results["two_stage"], flush=True)
     results["context_effect"] = context_effect(rec, users[:300])
     print("context", results["context_effect"], flush=True)
-    results["search_by_size"] = search_latency_by_size(emb.z_place, [int(s) for s in args.sizes.split(",")], args.seed)
+    results["search_by_size"] = search_latency_by_size(emb.r_place, [int(s) for s in args.sizes.split(",")], args.seed)
     for row in results["search_by_size"]:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     if args.json:

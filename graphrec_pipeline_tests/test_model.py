@@ -15,6 +15,7 @@ from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.conv import EdgeAwareConv
 from graphrec_pipeline.model.dropout import Dropout
 from graphrec_pipeline.model.graphrec import GraphRec
+from graphrec_pipeline.model.preference import SCALE, PreferenceMatch, place_sides, retrieval_vectors, user_sides
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.train.fit import load_model, save_model
@@ -152,6 +153,29 @@ def test_weights_of_another_model_version_are_refused_by_name(trained, tmp_path)
     store.write_tensors(MODEL_WEIGHTS, older)
     with pytest.raises(ModelMismatchError, match=r"missing \['taste_match.weight'\].*materialize 'graphrec_model'"):
         load_model(store)
+
+
+def test_preference_match_reads_each_block_and_keys_neighbourhoods_on_their_city():
+    """m(u, p) = w_cat <cat_u / |cat_u|, cat_p / sum> + w_tag cos + w_city [same city]
+    + w_home [same (city, neighbourhood)] + w_pop pop_p; neighbourhood 2 of another city is
+    not home. The query and retrieval vectors' inner product is the second output."""
+    match = PreferenceMatch(2, n_cities=2, n_per_city=3)
+    with torch.no_grad():
+        match.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 5.0, 7.0], [0.5, 1.0, 0.0, 0.0, 2.0]]) / SCALE)
+    cat_u, fine_u = np.zeros((1, 6), np.float32), np.zeros((1, 100), np.float32)
+    cat_u[0, 1], fine_u[0, [4, 9]] = 2.0, 1.0
+    user = user_sides(cat_u, fine_u, [1], [2], 2, 3)
+    cats, tags = np.zeros((4, 6), np.float32), np.zeros((4, 100), np.float32)
+    cats[:, 1], cats[1, 3], tags[:, 4] = 1.0, 1.0, 1.0
+    places = place_sides(cats, tags, [1, 1, 0, 1], [2, 0, 2, 2], [0.5, 0.0, 0.0, 1.0], 2, 3)
+    got = match(user, places)
+    cos, home_city = 2**-0.5, torch.tensor([1.0, 1.0, 0.0, 1.0])
+    want = (torch.tensor([1.0, 0.5, 1.0, 1.0]) * 1.0 + 2.0 * cos + 3.0 * home_city
+            + 5.0 * torch.tensor([1.0, 0.0, 0.0, 1.0]) + 7.0 * torch.tensor([0.5, 0.0, 0.0, 1.0]))
+    torch.testing.assert_close(got[:, 0], want)
+    z_u, z_p = torch.randn(1, 8), torch.randn(4, 8)
+    dot = (match.query_vectors(z_u, user) @ retrieval_vectors(z_p, places).T)[0]
+    torch.testing.assert_close(dot, (z_u @ z_p.T)[0] / 8**0.5 + got[:, 1].detach())
 
 
 def test_scorer_head_equals_the_models_place_score(trained):

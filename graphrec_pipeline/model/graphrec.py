@@ -18,7 +18,7 @@ between the raw query context (tags, categories, time slot) and the place embedd
 a weight ``w_i`` per context dimension on what the place offers in the same layout
 (``d_p``: its tags, categories and typical slot; :class:`~graphrec_pipeline.model.context.ContextMatch`),
 and a learned match ``m`` of what the user states with what the place offers (categories,
-tags, home neighbourhood, popularity; :class:`~graphrec_pipeline.model.preference.PreferenceMatch`),
+tags, home city and neighbourhood, popularity; :class:`~graphrec_pipeline.model.preference.PreferenceMatch`),
 which the retrieval score ``r`` shares with its own weights.
 The friend logits add a learned match of the two users' stated tastes ``t``
 (:class:`~graphrec_pipeline.model.taste.TasteMatch`).
@@ -99,7 +99,7 @@ class GraphRec(nn.Module):
     a learned 16-dim encoding), ``d_p`` what the place offers in the same layout and ``m``
     a learned match of the two users' stated tastes ``t`` (``model/taste.py``), ``m_0`` a
     learned match of the user's stated preferences and home with the place's tags,
-    categories, neighbourhood and popularity (``model/preference.py``).
+    categories, city, neighbourhood and popularity (``model/preference.py``).
     Retrieval ranks places by ``d^{-1/2} z_u . z_p + m_1(s_u, s_p)`` and people by the taste match
     (:meth:`~graphrec_pipeline.model.taste.TasteMatch.people_vectors`).
 
@@ -122,7 +122,7 @@ class GraphRec(nn.Module):
         self.place_match = nn.Linear(D_CONTEXT_RAW, cfg.d_model, bias=False)
         nn.init.zeros_(self.place_match.weight)
         self.context_match = ContextMatch()
-        self.preference_match = PreferenceMatch(2, cfg.n_cities * cfg.neighborhoods_per_city)  # head, retrieval
+        self.preference_match = PreferenceMatch(2, cfg.n_cities, cfg.neighborhoods_per_city)  # head, retrieval
         self.has_ids = cfg.id_embeddings and cfg.n_users > 0 and cfg.n_places > 0  # sizes come from training
         if self.has_ids:
             self.user_id = nn.Embedding(cfg.n_users, cfg.d_model)

@@ -1,16 +1,18 @@
 """How well a place fits what a user states, as the place head and retrieval read it.
 
-A user states preference profiles (coarse categories, fine tags) and lives in a home
-neighbourhood; a place offers categories, tags, a neighbourhood and a popularity. Both
+A user states preference profiles (coarse categories, fine tags) and lives in a home city
+and neighbourhood; a place offers categories, tags, a city, a neighbourhood and a
+popularity. Both
 become *sides* of one layout, and :class:`PreferenceMatch` gives each place logit a
 learned weight per block on their product,
 
 .. math::
     m_k(u, p) = W_{k,cat} \\langle \\hat c_u, c_p / |c_p|_1 \\rangle
               + W_{k,tag} \\cos(f_u, f_p)
-              + W_{k,home} [n_u = n_p] + W_{k,pop} \\, \\pi_p
+              + W_{k,city} [a_u = a_p] + W_{k,home} [n_u = n_p] + W_{k,pop} \\, \\pi_p
 
-(``n``: the (city, neighbourhood) location, ``pi_p``: the place's log popularity feature).
+(``a``: the city, ``n``: the (city, neighbourhood) location, ``pi_p``: the place's log
+popularity feature).
 Everything here is a node feature the encoders already read; the match only gives the
 model the products directly. The place head's MLP sees them after encoding and message
 passing, mixed into 128 dims, and learned the user-place taste fit slowly: on the default
@@ -35,15 +37,24 @@ from torch import Tensor, nn
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 
 SCALE = 100.0  # as in model/taste.py: a larger learning rate for a few numbers
-BLOCKS = ("categories", "tags", "home", "popularity")
+BLOCKS = ("categories", "tags", "city", "home", "popularity")
 
 
 def _unit(x: Tensor) -> Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def side_dim(n_locations: int) -> int:
-    return C_COARSE + C_FINE + n_locations + 1
+def side_dim(n_cities: int, n_per_city: int) -> int:
+    return C_COARSE + C_FINE + n_cities + n_cities * n_per_city + 1
+
+
+def _fill(out: Tensor, cat: Tensor, fine: Tensor, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
+    rows = torch.arange(len(out))
+    out[:, :C_COARSE] = cat
+    out[:, C_COARSE : C_COARSE + C_FINE] = _unit(fine)
+    out[rows, C_COARSE + C_FINE + torch.as_tensor(city).long()] = 1.0
+    out[rows, C_COARSE + C_FINE + n_cities + _locations(city, neighborhood, n_per_city)] = 1.0
+    return out
 
 
 def _locations(city, neighborhood, n_per_city: int) -> Tensor:
@@ -51,25 +62,22 @@ def _locations(city, neighborhood, n_per_city: int) -> Tensor:
 
 
 def user_sides(cat_pref, fine_pref, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
-    """(n, side_dim) users' sides: categories and tags at unit length, the home location
-    one-hot, and a constant 1 (which carries the popularity weight)."""
-    cat, fine = torch.as_tensor(cat_pref).float(), torch.as_tensor(fine_pref).float()
-    out = torch.zeros(len(cat), side_dim(n_cities * n_per_city))
-    out[:, :C_COARSE] = _unit(cat)
-    out[:, C_COARSE : C_COARSE + C_FINE] = _unit(fine)
-    out[torch.arange(len(cat)), C_COARSE + C_FINE + _locations(city, neighborhood, n_per_city)] = 1.0
+    """(n, side_dim) users' sides: categories and tags at unit length, the home city and
+    location one-hot, and a constant 1 (which carries the popularity weight)."""
+    cat = _unit(torch.as_tensor(cat_pref).float())
+    out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
+    _fill(out, cat, torch.as_tensor(fine_pref).float(), city, neighborhood, n_cities, n_per_city)
     out[:, -1] = 1.0
     return out
 
 
 def place_sides(categories, tags, city, neighborhood, popularity, n_cities: int, n_per_city: int) -> Tensor:
     """(n, side_dim) places' sides: category shares (summing to 1), tags at unit length, the
-    location one-hot and the popularity feature."""
-    cat, fine = torch.as_tensor(categories).float(), torch.as_tensor(tags).float()
-    out = torch.zeros(len(cat), side_dim(n_cities * n_per_city))
-    out[:, :C_COARSE] = cat / cat.sum(-1, keepdim=True).clamp_min(1e-12)
-    out[:, C_COARSE : C_COARSE + C_FINE] = _unit(fine)
-    out[torch.arange(len(cat)), C_COARSE + C_FINE + _locations(city, neighborhood, n_per_city)] = 1.0
+    city and location one-hot and the popularity feature."""
+    cat = torch.as_tensor(categories).float()
+    out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
+    _fill(out, cat / cat.sum(-1, keepdim=True).clamp_min(1e-12), torch.as_tensor(tags).float(), city, neighborhood,
+          n_cities, n_per_city)
     out[:, -1] = torch.as_tensor(np.asarray(popularity, dtype=np.float32))
     return out
 
@@ -79,13 +87,13 @@ class PreferenceMatch(nn.Module):
 
     Args:
         n_out: logits it adds to (the place head and the retrieval score).
-        n_locations: cities x neighbourhoods per city.
+        n_cities, n_per_city: cities, and neighbourhoods per city.
     """
 
-    def __init__(self, n_out: int, n_locations: int):
+    def __init__(self, n_out: int, n_cities: int, n_per_city: int):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(n_out, len(BLOCKS)))
-        sizes = torch.tensor([C_COARSE, C_FINE, n_locations, 1])
+        sizes = torch.tensor([C_COARSE, C_FINE, n_cities, n_cities * n_per_city, 1])
         blocks = torch.repeat_interleave(torch.arange(len(BLOCKS)), sizes)
         self.register_buffer("block_sum", nn.functional.one_hot(blocks, len(BLOCKS)).float(), persistent=False)
 
