@@ -74,8 +74,8 @@ def test_eval_metrics_table_is_appended_per_run(small_world):
         ).fetchall()
         splits = dict(con.execute("SELECT split, count(*) FROM interaction_split GROUP BY 1").fetchall())
     models = {r[1] for r in rows}
-    assert {"graphrec", "graphrec_dot", "graphrec_served", "oracle", "oracle_joint", "oracle_slot", "popularity",
-            "content", "lightgcn", "random"} <= models
+    assert {"graphrec", "graphrec_dot", "graphrec_match", "graphrec_served", "oracle", "oracle_joint", "oracle_slot",
+            "popularity", "content", "lightgcn", "random"} <= models
     assert {r[2] for r in rows} >= {"place", "place_solo", "place_outing", "place_all", "place_context", "people",
                                     "people_new", "friend_compat", "friend_attend", "friend_attend_within_compat"}
     assert all(0.0 <= r[5] <= 1.0 for r in rows if r[3] != "lift")

@@ -6,7 +6,8 @@ places) and ``place_all``; ``place_context``; ``people`` and ``people_new``;
 ``friend_compat``, ``friend_attend`` and ``friend_attend_within_compat``.
 
 Place rankers: ``graphrec`` (the place head over the whole city), ``graphrec_dot``
-(the retrieval score), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
+(the retrieval score), ``graphrec_match`` (the place head's preference match alone: no
+message passing, an ablation that shows what the GNN adds), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
 filters and the place score, with the pre-test visits as "visited"), ``lightgcn``,
 ``content``, ``popularity``, ``random`` and, for generated worlds, ``oracle`` and
 ``oracle_joint`` (``world/oracle.py``).
@@ -110,6 +111,7 @@ def evaluate_all(
     scores = {
         "graphrec": (scorer.head, HEAD_BLOCK),
         "graphrec_dot": (scorer.dot, DENSE_BLOCK),
+        "graphrec_match": (scorer.match, DENSE_BLOCK),
         "lightgcn": (dot_scorer(lg_user, lg_place), DENSE_BLOCK),
         "content": (content_scorer(user_unit, place_unit), DENSE_BLOCK),
         "popularity": (popularity_scorer(data.edge_place, n_places), DENSE_BLOCK),

@@ -52,21 +52,30 @@ def _fill(out: Tensor, cat: Tensor, fine: Tensor, city, neighborhood, n_cities: 
     rows = torch.arange(len(out))
     out[:, :C_COARSE] = cat
     out[:, C_COARSE : C_COARSE + C_FINE] = _unit(fine)
-    out[rows, C_COARSE + C_FINE + torch.as_tensor(city).long()] = 1.0
+    out[rows, C_COARSE + C_FINE + _long(city)] = 1.0
     out[rows, C_COARSE + C_FINE + n_cities + _locations(city, neighborhood, n_per_city)] = 1.0
     return out
 
 
+def _float(x) -> Tensor:
+    """A float32 copy of an array or tensor (table columns arrive read-only)."""
+    return x.float() if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float32))
+
+
+def _long(x) -> Tensor:
+    return x.long() if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.int64))
+
+
 def _locations(city, neighborhood, n_per_city: int) -> Tensor:
-    return torch.as_tensor(city).long() * n_per_city + torch.as_tensor(neighborhood).long()
+    return _long(city) * n_per_city + _long(neighborhood)
 
 
 def user_sides(cat_pref, fine_pref, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
     """(n, side_dim) users' sides: categories and tags at unit length, the home city and
     location one-hot, and a constant 1 (which carries the popularity weight)."""
-    cat = _unit(torch.as_tensor(cat_pref).float())
+    cat = _unit(_float(cat_pref))
     out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
-    _fill(out, cat, torch.as_tensor(fine_pref).float(), city, neighborhood, n_cities, n_per_city)
+    _fill(out, cat, _float(fine_pref), city, neighborhood, n_cities, n_per_city)
     out[:, -1] = 1.0
     return out
 
@@ -74,11 +83,10 @@ def user_sides(cat_pref, fine_pref, city, neighborhood, n_cities: int, n_per_cit
 def place_sides(categories, tags, city, neighborhood, popularity, n_cities: int, n_per_city: int) -> Tensor:
     """(n, side_dim) places' sides: category shares (summing to 1), tags at unit length, the
     city and location one-hot and the popularity feature."""
-    cat = torch.as_tensor(categories).float()
+    cat = _float(categories)
     out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
-    _fill(out, cat / cat.sum(-1, keepdim=True).clamp_min(1e-12), torch.as_tensor(tags).float(), city, neighborhood,
-          n_cities, n_per_city)
-    out[:, -1] = torch.as_tensor(np.asarray(popularity, dtype=np.float32))
+    _fill(out, cat / cat.sum(-1, keepdim=True).clamp_min(1e-12), _float(tags), city, neighborhood, n_cities, n_per_city)
+    out[:, -1] = _float(popularity)
     return out
 
 

@@ -64,6 +64,12 @@ class Scorer:
         """Retrieval scores (:meth:`GraphRec.retrieval_score`) of every pair of the block."""
         return (self.queries[_ids(users)] @ self.targets[_ids(places)].T).numpy()
 
+    @torch.no_grad()
+    def match(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
+        """The place head's preference match alone (``model/preference.py``), every pair of
+        the block: what the score is without the embeddings."""
+        return (self.head_sides[_ids(users)] @ self.s_place[_ids(places)].T).numpy()
+
     @cached_property
     def place_heads(self) -> PairHeads:
         """The place head in the factorized form serving uses (``pair_heads.py``): half the
