@@ -5,7 +5,7 @@
     graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
                               [--activity-tags jazz] [--json]
     graphrec list tags|categories|time-slots|cities|vibes
-    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--candidates 200] [--access-log]
+    graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--candidates 200] [--people-candidates 50] [--access-log]
     graphrec releases [--json]
     graphrec rollback RELEASE
     graphrec sql "SELECT count(*) FROM interactions" [--csv]
@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new live release")
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs CPU per request)")
     serve.add_argument("--candidates", type=int, default=200,
-                       help="M, candidates scored per query (default 200, what eval_metrics measures; fewer is faster)")
+                       help="M, places scored per query (default 200, what eval_metrics measures; fewer is faster)")
+    serve.add_argument("--people-candidates", type=int, default=50,
+                       help="M of the people flow (default 50, what eval_metrics measures)")
 
     releases = commands.add_parser("releases", parents=[common], help="complete releases, newest first")
     releases.add_argument("--json", action="store_true")
@@ -139,14 +141,17 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
     """uvicorn with the app factory; options reach every worker through the environment."""
     import uvicorn
 
-    if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0 or not 10 <= args.candidates <= 1000:
-        raise QueryError(f"serve: need --workers >= 1, --port in 1..65535, --poll-seconds > 0 and --candidates in "
-                         f"10..1000, not {args.workers}, {args.port}, {args.poll_seconds}, {args.candidates}")
+    m = (args.candidates, args.people_candidates)
+    if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0 or not all(10 <= x <= 1000 for x in m):
+        raise QueryError(f"serve: need --workers >= 1, --port in 1..65535, --poll-seconds > 0 and --candidates and "
+                         f"--people-candidates in 10..1000, not {args.workers}, {args.port}, {args.poll_seconds}, "
+                         f"{args.candidates}, {args.people_candidates}")
     os.environ["GRAPHREC_DATA_DIR"] = str(data.location)
     if getattr(data.location, "endpoint_url", None):
         os.environ["AWS_ENDPOINT_URL"] = data.location.endpoint_url
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
     os.environ["GRAPHREC_SERVE_CANDIDATES"] = str(args.candidates)
+    os.environ["GRAPHREC_SERVE_PEOPLE_CANDIDATES"] = str(args.people_candidates)
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", access_log=args.access_log,
                 timeout_keep_alive=30)

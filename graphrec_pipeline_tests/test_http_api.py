@@ -207,6 +207,7 @@ def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
 def test_serve_rejects_bad_options_in_one_line(served, capsys):
     from graphrec_pipeline.cli import main
 
-    assert main(["--data-dir", str(served["data"].root), "serve", "--candidates", "5"]) == 2
-    err = capsys.readouterr().err
-    assert "--candidates in 10..1000" in err and err.count("\n") == 1
+    for option in ("--candidates", "--people-candidates"):
+        assert main(["--data-dir", str(served["data"].root), "serve", option, "5"]) == 2
+        err = capsys.readouterr().err
+        assert "--people-candidates in 10..1000" in err and ", 5" in err and err.count("\n") == 1

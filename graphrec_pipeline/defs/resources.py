@@ -106,7 +106,8 @@ class RecommenderResource(dg.ConfigurableResource):
 
     storage: StorageResource
     alpha: float | None = Field(default=None, description="Weight of s_compat in s_final (default: the model's).")
-    candidates: int = Field(default=200, description="M: candidates retrieved per query, and the largest k.")
+    candidates: int = Field(default=200, description="M of the place flow: candidates retrieved per query.")
+    people_candidates: int = Field(default=50, description="M of the people flow (retrieval ranks by its score's taste match).")
     exclude_visited: bool = Field(default=True, description="Leave out places the user has already visited.")
 
     _recommender = PrivateAttr(default=None)
@@ -123,6 +124,7 @@ class RecommenderResource(dg.ConfigurableResource):
         before the test period)."""
         return Recommender(
             store or self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
+            people_candidates=self.people_candidates,
             exclude_visited=self.exclude_visited, visited_keys=visited_keys,
         )
 

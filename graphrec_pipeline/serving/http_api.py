@@ -159,8 +159,10 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
     that every worker process builds the same app."""
     data_dir = data_dir or os.environ.get("GRAPHREC_DATA_DIR")
     poll = float(os.environ.get("GRAPHREC_SERVE_POLL_SECONDS", 1.0)) if poll_seconds is None else poll_seconds
-    if "candidates" not in settings and "GRAPHREC_SERVE_CANDIDATES" in os.environ:
-        settings["candidates"] = int(os.environ["GRAPHREC_SERVE_CANDIDATES"])
+    for name in ("candidates", "people_candidates"):
+        variable = f"GRAPHREC_SERVE_{name.upper()}"
+        if name not in settings and variable in os.environ:
+            settings[name] = int(os.environ[variable])
     limit_threads(threads)
     live = LiveRecommender(DataDir.at(data_dir), poll_seconds=poll, **settings)
 
