@@ -258,11 +258,17 @@ def main() -> None:
             time.sleep(0.2)
         if hogger is not None:
             hogger.start()
+
+        def measure(flow: str, c: int, seconds: float) -> dict:
+            return (asyncio.run(load(url, requests[flow], c, seconds)) if args.client == "httpx"
+                    else load_stdlib(url, requests[flow], c, seconds))
+
+        for flow in flows:  # warm every worker (one connection reaches one) and the hog, unmeasured
+            measure(flow, 8, 1.0)
         rows = []
         for flow in flows:
             for c in (int(x) for x in args.connections.split(",")):
-                measured = (asyncio.run(load(url, requests[flow], c, args.seconds)) if args.client == "httpx"
-                            else load_stdlib(url, requests[flow], c, args.seconds))
+                measured = measure(flow, c, args.seconds)
                 row = {"flow": flow, "connections": c, **measured}
                 log(str(row))
                 rows.append(row)
