@@ -2,9 +2,8 @@
 
 A user states preference profiles (coarse categories, fine tags) and lives in a home city
 and neighbourhood; a place offers categories, tags, a city, a neighbourhood and a
-popularity. Both
-become *sides* of one layout, and :class:`PreferenceMatch` gives each place logit a
-learned weight per block on their product,
+popularity. Both become *sides* of one layout, and :class:`PreferenceMatch` gives each
+place logit a learned weight per block on their product,
 
 .. math::
     m_k(u, p) = W_{k,cat} \\langle \\hat c_u, c_p / |c_p|_1 \\rangle
