@@ -599,3 +599,16 @@ def test_people_vectors_score_pairs_by_the_learned_taste_match(rec, trained):
     top = index.search(rec.emb.r_user[:1], 5)[0][0]
     best = same_city[np.argsort(-(rec.emb.r_user[same_city] @ rec.emb.r_user[0]), kind="stable")[:5]]
     assert set(top) == set(best)
+
+
+def test_each_flow_retrieves_its_own_number_of_candidates(served):
+    """Places search ``candidates`` items per query, people ``people_candidates`` (a search
+    widens from there when too few pass the filters)."""
+    rec = Recommender(served["store"], candidates=37, people_candidates=13)
+    asked: dict[str, list[int]] = {"place": [], "user": []}
+    for kind, city_indexes in rec.indexes.indexes.items():
+        for index in city_indexes.values():
+            search = index.search
+            index.search = lambda q, m, _search=search, _kind=kind: (asked[_kind].append(m), _search(q, m))[1]
+    assert len(rec.recommend_places(5, k=5)) == 5 and len(rec.recommend_people(5, k=5)) == 5
+    assert asked["place"][0] == 37 and asked["user"][0] == 13
