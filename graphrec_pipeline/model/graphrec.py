@@ -212,9 +212,9 @@ class GraphRec(nn.Module):
         people_batch: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Joint loss of §5.3 with its parts. ``x_user`` / ``x_place``: the raw features of
-        ``z_user``'s and ``z_place``'s rows; ``place_batch``: user, pos, neg, their descriptors pos_desc and neg_desc, ctx,
-        ctx_wrong (a mismatching context for the positive) and has_ctx (rows whose ctx says
-        anything); ``friend_batch``: u, v,
+        ``z_user``'s and ``z_place``'s rows; ``place_batch``: user, pos, neg, their
+        descriptors pos_desc and neg_desc, ctx, ctx_wrong (a mismatching context for the
+        positive) and has_ctx (rows whose ctx says anything); ``friend_batch``: u, v,
         compat, attend, ctx; ``people_batch`` (optional): u, v (a partner), neg (another
         person), ctx: both friend logits rank the partner above the other person (BPR), with
         the embeddings held fixed."""

@@ -14,8 +14,8 @@ so a query multiplies two (m, d) matrices instead of one (m, 4d + c), and heads 
 their input (compatibility and attendance) run as one matrix product. The place score's
 context terms, ``(M c) . z_b / sqrt(d)`` and ``sum_i w_i c_i d_{b,i}``, are one product per
 query each, and the preference match (``model/preference.py``) one product of the
-item's side with the user's weighted side per row. What depends on the context alone (``E ctx + b``, ``M c / sqrt(d)``, ``w * c``)
-is kept for the last contexts seen: most queries repeat a few ("none" above all). The
+item's side with the user's weighted side per row. What depends on the context alone
+(``E ctx + b``, ``M c / sqrt(d)``, ``w * c``) is kept for the last contexts seen: most queries repeat a few ("none" above all). The
 output equals the model's scores (tested to float tolerance); the model itself stays the
 reference.
 """

@@ -33,16 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE
 
 SCALE = 100.0  # as in model/taste.py: a larger learning rate for a few numbers
 BLOCKS = ("categories", "tags", "city", "home", "popularity")
-
-
-def _unit(x: Tensor) -> Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def side_dim(n_cities: int, n_per_city: int) -> int:
@@ -52,7 +49,7 @@ def side_dim(n_cities: int, n_per_city: int) -> int:
 def _fill(out: Tensor, cat: Tensor, fine: Tensor, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
     rows = torch.arange(len(out))
     out[:, :C_COARSE] = cat
-    out[:, C_COARSE : C_COARSE + C_FINE] = _unit(fine)
+    out[:, C_COARSE : C_COARSE + C_FINE] = F.normalize(fine, dim=-1)
     out[rows, C_COARSE + C_FINE + _long(city)] = 1.0
     out[rows, C_COARSE + C_FINE + n_cities + _locations(city, neighborhood, n_per_city)] = 1.0
     return out
@@ -74,7 +71,7 @@ def _locations(city, neighborhood, n_per_city: int) -> Tensor:
 def user_sides(cat_pref, fine_pref, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
     """(n, side_dim) users' sides: categories and tags at unit length, the home city and
     location one-hot, and a constant 1 (which carries the popularity weight)."""
-    cat = _unit(_float(cat_pref))
+    cat = F.normalize(_float(cat_pref), dim=-1)
     out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
     _fill(out, cat, _float(fine_pref), city, neighborhood, n_cities, n_per_city)
     out[:, -1] = 1.0

@@ -28,6 +28,7 @@ index over them returns the best-matching people of a city.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
@@ -37,13 +38,9 @@ D_TASTE = sum(PROFILES)
 SCALE = 100.0
 
 
-def _unit(x: Tensor) -> Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
 def user_tastes(cat_pref: Tensor, fine_pref: Tensor, vibe_pref: Tensor) -> Tensor:
     """(n, 136) tastes: each preference profile scaled to unit length (zero stays zero)."""
-    return torch.cat([_unit(cat_pref.float()), _unit(fine_pref.float()), _unit(vibe_pref.float())], dim=-1)
+    return torch.cat([F.normalize(p.float(), dim=-1) for p in (cat_pref, fine_pref, vibe_pref)], dim=-1)
 
 
 class TasteMatch(nn.Module):
