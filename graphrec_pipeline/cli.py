@@ -3,7 +3,7 @@
     graphrec recommend places --user-id 42 [-k 10] [--city-id 3] [--time-slot evening]
                               [--tags jazz,techno] [--categories dining] [--max-price 2] [--json]
     graphrec recommend people --user-id 42 [-k 10] [--city-id 3] [--target-place-id 7]
-                              [--activity-tags jazz] [--json]
+                              [--activity-tags jazz] [--new-people] [--json]
     graphrec list tags|categories|time-slots|cities|vibes
     graphrec serve [--host 127.0.0.1] [--port 8000] [--workers 1] [--poll-seconds 1] [--candidates 200] [--people-candidates 50] [--access-log]
     graphrec releases [--json]
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     people = kinds.add_parser("people", parents=[query], help="people to go out with (§6.4)")
     people.add_argument("--target-place-id", type=int, help="the place of the outing (context)")
     people.add_argument("--activity-tags", help="comma-separated fine tags of the outing (context)")
+    people.add_argument("--new-people", action="store_true",
+                        help="only people the user has never been out with")
 
     listing = commands.add_parser("list", parents=[common], help="valid names for queries")
     listing.add_argument("what", choices=sorted(VOCABULARIES))
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
                                  tags=args.tags, max_price=args.max_price)
     else:
         query = PeopleQuery.parse(k=args.k, city_id=args.city_id, target_place_id=args.target_place_id,
-                                  activity_tags=args.activity_tags)
+                                  activity_tags=args.activity_tags, new_people=args.new_people)
     limit_threads(1)
     store = data.live()
     with Console(stderr=True).status(f"Loading release {store.release} from {data.location}"):

@@ -68,3 +68,51 @@ def co_attended_places(interactions: pl.DataFrame) -> pl.DataFrame:
         .sort("user_u", "user_v", "place_id")
         .collect()
     )
+
+
+class PairHistory:
+    """Co-attendance counts of user pairs (``co_attendance`` rows), looked up in bulk for
+    any shapes of ``u`` and ``v`` that broadcast; pairs that never went out together count 0."""
+
+    def __init__(self, pairs: pl.DataFrame, n_users: int):
+        self.n_users = n_users
+        self.keys = pairs["user_u"].to_numpy().astype(np.int64) * n_users + pairs["user_v"].to_numpy()
+        self.counts = pairs["co_attendance_count"].to_numpy()
+        self._by_user: tuple[np.ndarray, np.ndarray] | None = None
+        if np.any(self.keys[1:] <= self.keys[:-1]):
+            raise ValueError("PairHistory needs co_attendance rows: u < v, sorted, one row per pair")
+
+    @classmethod
+    def from_interactions(cls, interactions: pl.DataFrame, n_users: int) -> "PairHistory":
+        return cls(co_attendance(interactions), n_users)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __repr__(self) -> str:
+        return f"PairHistory(pairs={len(self)}, users={self.n_users})"
+
+    def partners(self, users: np.ndarray, m: int) -> np.ndarray:
+        """(len(users), m) each user's partners, most places together first (ties: lower
+        id), padded with -1."""
+        if self._by_user is None:
+            u, v = self.keys // self.n_users, self.keys % self.n_users
+            who, mate, count = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([self.counts] * 2)
+            order = np.lexsort((mate, -count.astype(np.int64), who))
+            offsets = np.concatenate([[0], np.cumsum(np.bincount(who, minlength=self.n_users))])
+            self._by_user = (offsets, mate[order])
+        offsets, mates = self._by_user
+        users = np.asarray(users, np.int64)
+        if not len(mates):
+            return np.full((len(users), m), -1, dtype=np.int64)
+        at = offsets[users][:, None] + np.arange(m)
+        return np.where(at < offsets[users + 1][:, None], mates[np.minimum(at, len(mates) - 1)], -1)
+
+    def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Co-attendance count of each (u, v), in their broadcast shape."""
+        u, v = np.broadcast_arrays(np.asarray(u, np.int64), np.asarray(v, np.int64))
+        keys = np.minimum(u, v) * self.n_users + np.maximum(u, v)
+        if not len(self.keys):
+            return np.zeros(keys.shape, dtype=np.int32)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, self.counts[pos], 0).astype(np.int32)

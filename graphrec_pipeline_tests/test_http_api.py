@@ -55,6 +55,10 @@ def test_places_and_people_answer_as_the_recommender_does(api):
     assert [r["user_id"] for r in people["results"]] == [r.user_id for r in rec.recommend_people(
         42, PeopleQuery(target_place_id=target))]
     assert set(people["results"][0]) == {"user_id", "s_compat", "p_attend", "s_final", "explanations"}
+    new = client.get("/recommend/people", params={"user_id": 42, "k": 50, "new_people": "true"}).json()
+    assert new["query"]["new_people"] is True
+    assert [r["user_id"] for r in new["results"]] == [r.user_id for r in rec.recommend_people(
+        42, PeopleQuery(k=50, new_people=True))]
 
 
 def test_batches_answer_as_single_calls(api):
@@ -87,6 +91,7 @@ BAD = [
     ("/recommend/places", {"user_id": 1, "city_id": 99}, 400, "unknown city id 99"),
     ("/recommend/people", {"user_id": 1, "target_place_id": 5000}, 400, "unknown place id 5000"),
     ("/recommend/people", {"user_id": 1, "activity_tags": "zzzz"}, 400, "unknown tag 'zzzz'"),
+    ("/recommend/people", {"user_id": 1, "new_people": "maybe"}, 400, "new_people: expected true or false"),
 ]
 
 
@@ -128,7 +133,7 @@ def test_version_and_health_name_the_release(api):
     paths = client.get("/openapi.json").json()["paths"]
     assert "/recommend/places/batch" in paths
     assert [p["name"] for p in paths["/recommend/people"]["get"]["parameters"]] == [
-        "user_id", "k", "city_id", "target_place_id", "activity_tags"]
+        "user_id", "k", "city_id", "target_place_id", "activity_tags", "new_people"]
 
 
 def test_missing_assets_are_a_503_until_a_release_goes_live(served, tmp_path):

@@ -77,3 +77,18 @@ def test_outings_and_partners_come_from_attended_visits_in_the_same_hour():
                      (0, 8, True, dt(2026, 3, 2, 20, 0)), (2, 8, True, dt(2026, 3, 2, 20, 0))])
     partners = outing_partners(coattendance.partners(inter), later).sort("user_id", "partner_id")
     assert partners.rows() == [(0, 1, False), (0, 2, True), (1, 0, False), (2, 0, True)]
+
+
+def test_pair_history_counts_places_together_in_either_order_and_any_shape():
+    from datetime import datetime as dt
+    inter = _visits([(0, 5, True, dt(2026, 1, 5, 20, 10)), (1, 5, True, dt(2026, 1, 5, 20, 50)),
+                     (0, 6, True, dt(2026, 1, 6, 19, 0)), (1, 6, True, dt(2026, 1, 6, 19, 1)),
+                     (3, 6, True, dt(2026, 1, 6, 19, 30)), (2, 7, True, dt(2026, 1, 7, 12, 0))])
+    history = coattendance.PairHistory.from_interactions(inter, n_users=4)
+    assert history(np.array([0, 1, 0, 1, 2]), np.array([1, 0, 3, 3, 2])).tolist() == [2, 2, 1, 1, 0]
+    grid = history(np.array([[0], [3]]), np.arange(4)[None, :])
+    assert grid.shape == (2, 4) and grid.tolist() == [[0, 2, 0, 1], [1, 1, 0, 0]]
+    assert coattendance.PairHistory.from_interactions(inter.head(0), 4)(np.array([0]), np.array([1])).tolist() == [0]
+    unsorted = pl.DataFrame({"user_u": [1, 0], "user_v": [2, 1], "co_attendance_count": [1, 1]})
+    with pytest.raises(ValueError, match="sorted"):
+        coattendance.PairHistory(unsorted, 4)

@@ -226,6 +226,27 @@ def test_friend_head_separates_compatible_pairs(trained):
     assert roc_auc(val["label_compat"].to_numpy(), compat) > 0.8
 
 
+def test_past_outings_lift_attendance_of_held_out_pairs(trained):
+    """The learned weight on a pair's training-period co-attendance is positive and ranks
+    attendance among compatible held-out pairs better than the same model without it
+    (the world draws attendance from co-attendance, §2.6)."""
+    from graphrec_pipeline.evaluation.run import training_history
+    from graphrec_pipeline.metrics import roc_auc
+
+    inputs = trained["inputs"]
+    labels = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(
+        (pl.col("split") != "train") & (pl.col("label_compat") == 1))
+    u, v, y = (labels[c].to_numpy() for c in ("user_u", "user_v", "label_attend"))
+    scorer = Scorer.from_graph(trained["result"].model, inputs.graph)
+    history = training_history(inputs)(u, v)
+    with_history = roc_auc(y, scorer.friend(u, v, history=history)[1])
+    without = roc_auc(y, scorer.friend(u, v)[1])
+    print(f"attendance AUC within compatible held-out pairs: {with_history:.3f} with past outings, {without:.3f} "
+          f"without; weights {trained['result'].model.history_weights().tolist()}; {np.mean(history > 0):.2f} went out")
+    assert trained["result"].model.history_weights()[1] > 0
+    assert with_history > without
+
+
 @pytest.mark.parametrize("mode", ["full", "minibatch"])
 def test_training_is_deterministic_on_cpu(trained, mode):
     from graphrec_pipeline.train.sampler import NeighborSampler

@@ -64,7 +64,11 @@ def test_blockwise_inference_equals_full_forward(trained, aggr):
 
 def test_pair_heads_equal_the_models_heads(rec, trained):
     model, rng = rec.model, np.random.default_rng(0)
-    user, others = 11, rng.choice(1000, 150, replace=False)
+    user = 11
+    partners = np.flatnonzero(rec.world.history(user, np.arange(1000)))
+    others = np.concatenate([partners, rng.choice(np.setdiff1d(np.arange(1000), partners), 150 - len(partners),
+                                                  replace=False)])
+    assert 0 < len(partners) < 150
     ctx = rec.place_flow.context(PlaceQuery(time_slot=2, categories=(3,), tags=(8, 40)))
     friend_ctx = rec.people_flow.context(PeopleQuery(target_place_id=5, activity_tags=(1,)))
     n = len(others)
@@ -78,7 +82,7 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
                                      s_user[user].expand(n, -1), s_place[others]).numpy()
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
                                              torch.from_numpy(friend_ctx).expand(n, -1), tastes[user].expand(n, -1),
-                                             tastes[others])
+                                             tastes[others], torch.from_numpy(rec.world.history(user, others)))
         retrieval = model.retrieval_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
                                           s_user[user].expand(n, -1), s_place[others]).numpy()
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
@@ -261,10 +265,39 @@ def test_people_explanations_name_what_both_sides_have(rec):
                 elif e.kind == "vibes":
                     assert all(min(w.vibe_pref[u, t], w.vibe_pref[v, t]) >= VIBE_MIN for t in e.ids)
                     assert all(label(VIBE_TAGS[t]) in e.text for t in e.ids)
+                elif e.kind == "history":
+                    assert e.ids == (int(w.history(u, v)),) and e.ids[0] > 0
                 else:
                     (h,) = e.ids
                     assert w.area[u, h] > 0 and w.area[v, h] > 0 and w.user_city[u] == w.user_city[v]
-    assert {"tags", "vibes", "neighborhood", "activity"} <= kinds
+    assert {"tags", "vibes", "neighborhood", "activity", "history"} <= kinds
+
+
+def test_past_partners_rank_higher_unless_the_query_asks_for_new_people(rec):
+    """The friend head weighs a pair's past outings (a learned, positive weight), so people
+    the user went out with climb; ``new_people`` leaves every one of them out."""
+    from graphrec_pipeline.coattendance import PairHistory
+
+    w = rec.world
+    assert rec.model.history_weights()[1] > 0, "attendance rises with past outings in the world (§2.6)"
+    users = [int(u) for u in USERS[:80] if np.any(w.history(u, np.arange(w.n_users)) > 0)]
+    assert len(users) > 20
+    known = w.history
+
+    def past_partners_shown(**query) -> int:
+        return sum(int(np.count_nonzero(known(u, np.array([r.user_id for r in rec.recommend_people(u, k=20, **query)]))))
+                   for u in users)
+
+    shown, new = past_partners_shown(), past_partners_shown(new_people=True)
+    w.history = PairHistory(pl.DataFrame(schema={"user_u": pl.Int64, "user_v": pl.Int64,
+                                                 "co_attendance_count": pl.Int32}), w.n_users)
+    try:
+        blind = past_partners_shown()
+    finally:
+        w.history = known
+    print(f"past partners in the top 20 of {len(users)} users: {shown}, blind to history {blind}, new_people {new}")
+    assert new == 0
+    assert shown > blind
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -548,37 +581,41 @@ def test_a_query_built_directly_is_validated_too(build):
 
 def test_served_people_find_test_period_outing_partners(rec, trained):
     """The people flow finds the people a user goes out with in the test period far more
-    often than chance, and the learned taste match is part of why (zeroing it costs recall)."""
+    often than chance, and the learned taste match is part of why: asked for new people
+    (where past outings cannot help), zeroing it costs recall of the new partners."""
     from graphrec_pipeline import coattendance
     from graphrec_pipeline.evaluation.people import candidate_ranker, evaluate_people, excluded_keys, outing_partners
-    from graphrec_pipeline.evaluation.run import served_people
+    from graphrec_pipeline.evaluation.run import served_people, training_history
     from graphrec_pipeline.simple_rankers import random_scorer
 
     inputs = trained["inputs"]
+    rec = Recommender(rec.store, pair_history=training_history(inputs))  # nothing of the test period
     split = inputs.split["split"]
     partners = outing_partners(coattendance.partners(inputs.interactions.filter(split == "train")),
                                inputs.interactions.filter(split == "test"))
     n = len(inputs.users)
     city = inputs.users.sort("user_id")["home_city_id"].to_numpy()
 
-    def recall(ranker) -> float:
+    def recall(ranker, task: str = "people") -> float:
         rows = evaluate_people({"r": ranker}, partners, n, max_users=400)
-        return next(r["value"] for r in rows if r["task"] == "people" and r["metric"] == "recall")
+        return next(r["value"] for r in rows if r["task"] == task and r["metric"] == "recall")
 
     served = recall(served_people(rec))
     chance = recall(candidate_ranker(random_scorer(0), city, excluded_keys(n, inputs.blocks)))
+    served_new = recall(served_people(rec, new_people=True), "people_new")
     weights = rec.people_flow.taste_match.weight
     kept = weights.detach().clone()
     with torch.no_grad():
         weights.zero_()
     try:
-        without = recall(served_people(rec))
+        without = recall(served_people(rec, new_people=True), "people_new")
     finally:
         with torch.no_grad():
             weights.copy_(kept)
-    print(f"people Recall@10: served {served:.3f}, without the taste match {without:.3f}, chance {chance:.3f}")
+    print(f"people Recall@10: served {served:.3f}, chance {chance:.3f}; new partners {served_new:.3f}, "
+          f"without the taste match {without:.3f}")
     assert served > 2 * chance
-    assert served > without + 0.02
+    assert served_new > without + 0.02
 
 
 def test_people_vectors_score_pairs_by_the_learned_taste_match(rec, trained):
@@ -612,3 +649,30 @@ def test_each_flow_retrieves_its_own_number_of_candidates(served):
             index.search = lambda q, m, _search=search, _kind=kind: (asked[_kind].append(m), _search(q, m))[1]
     assert len(rec.recommend_places(5, k=5)) == 5 and len(rec.recommend_people(5, k=5)) == 5
     assert asked["place"][0] == 37 and asked["user"][0] == 13
+
+
+def test_extra_candidates_join_the_retrieved_once_each():
+    from graphrec_pipeline.serving.retrieval import with_extra
+
+    got = with_extra(np.array([[5, 3, 9], [1, 2, -1]]), np.array([[3, 7, -1], [2, 2, 4]]))
+    assert got.tolist() == [[5, 3, 9, -1, 7, -1], [1, 2, -1, -1, -1, 4]]
+    assert with_extra(got, None) is got
+
+
+def test_past_partners_are_candidates_even_far_from_the_users_tastes(rec):
+    """A user's past partners join the people candidates (those of the query's city), so
+    the learned history term can lift one the taste index would not retrieve."""
+    from graphrec_pipeline.serving.people_flow import PAST_PARTNERS
+
+    w = rec.world
+    users = np.array([u for u in USERS if np.any(w.history(u, np.arange(w.n_users)) > 0)])
+    partners = w.history.partners(users, 3)
+    assert (partners[:, 0] >= 0).all()
+    assert (w.history(users[:, None], np.where(partners >= 0, partners, users[:, None])) > 0)[partners >= 0].all()
+    counts = w.history(users[:, None], np.maximum(partners, 0))
+    assert (np.diff(np.where(partners >= 0, counts, 0), axis=1) <= 0).all(), "most outings first"
+    city = int(w.user_city[users[0]])
+    extra = rec.people_flow.extra(PeopleQuery(), users[:1], city)
+    assert set(extra[extra >= 0]) == {v for v in w.history.partners(users[:1], PAST_PARTNERS)[0] if v >= 0
+                                      and w.user_city[v] == city}
+    assert rec.people_flow.extra(PeopleQuery(new_people=True), users[:1], city) is None

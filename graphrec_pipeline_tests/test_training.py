@@ -68,6 +68,19 @@ def test_people_examples_pair_a_partner_with_someone_else_of_the_city(tiny_data)
     assert (u == v).sum() == 0 and 0.3 < (u < v).mean() < 0.7, "both orientations of a pair"
 
 
+def test_friend_examples_carry_each_pairs_training_period_outings(tiny_data):
+    from graphrec_pipeline.train.trainer import friend_examples
+
+    data = tiny_data
+    rows = np.arange(len(data.label_u))
+    batch = friend_examples(data, rows, TrainConfig(), np.random.default_rng(0))
+    keys, counts = np.unique(data.outing_keys, return_counts=True)
+    went_out = dict(zip(keys.tolist(), counts.tolist()))
+    expected = [went_out.get(int(k), 0) for k in pair_key(batch["u"].numpy(), batch["v"].numpy(), data.n_users)]
+    assert batch["history"].tolist() == expected
+    assert 0 < np.count_nonzero(expected) < len(expected)
+
+
 def test_early_stopping_restores_the_best_state(tiny_data):
     scores = iter([0.1, 0.3, 0.2, 0.15, 0.9])
     states = []

@@ -118,14 +118,15 @@ class RecommenderResource(dg.ConfigurableResource):
             self._recommender = self.build()
         return self._recommender
 
-    def build(self, visited_keys=None, store: Storage | None = None) -> Recommender:
+    def build(self, visited_keys=None, store: Storage | None = None, pair_history=None) -> Recommender:
         """A fresh :class:`Recommender` with these settings over ``store`` (default: the live
-        release); ``visited_keys`` replaces what counts as visited (evaluation: the visits
-        before the test period)."""
+        release); ``visited_keys`` replaces what counts as visited and ``pair_history`` the
+        pairs' past co-attendance (evaluation: the visits before the test period, the
+        training period's outings)."""
         return Recommender(
             store or self.storage.storage(), alpha=self.alpha, candidates=self.candidates,
             people_candidates=self.people_candidates,
-            exclude_visited=self.exclude_visited, visited_keys=visited_keys,
+            exclude_visited=self.exclude_visited, visited_keys=visited_keys, pair_history=pair_history,
         )
 
     def recommend_places(self, user_id: int, query: PlaceQuery = PlaceQuery()) -> list[PlaceRecommendation]:

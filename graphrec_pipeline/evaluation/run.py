@@ -5,6 +5,13 @@ Tasks (``evaluate.py``, ``context.py``, ``people.py``): ``place`` with its ``_so
 places) and ``place_all``; ``place_context``; ``people`` and ``people_new``;
 ``friend_compat``, ``friend_attend`` and ``friend_attend_within_compat``.
 
+People rankers beside the served flow (``graphrec_served``; ``graphrec_served_new`` with
+``new_people``): ``content``, ``content_new`` (cosine, past partners last),
+``past_partners`` (most places together first, then cosine), ``popularity``, ``random``.
+Friend scorers: ``graphrec`` (with the pairs' training-period co-attendance),
+``graphrec_no_history`` (without), ``content``, ``content_history`` (the §2.6 attendance
+rule on training-period co-attendance) and ``oracle`` (the rule on all periods).
+
 Place rankers: ``graphrec`` (the place head over the whole city), ``graphrec_dot``
 (the retrieval score), ``graphrec_match`` (the place head's preference match alone: no
 message passing, an ablation that shows what the GNN adds), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
@@ -60,14 +67,21 @@ def served_places(recommender, k: int = K):
     return rank
 
 
-def served_people(recommender, k: int = 10):
+def served_people(recommender, k: int = 10, new_people: bool = False):
     def rank(users: np.ndarray) -> np.ndarray:
         out = np.full((len(users), k), -1, dtype=np.int64)
-        for i, recs in enumerate(recommender.recommend_people_batch(users, k=k)):
+        for i, recs in enumerate(recommender.recommend_people_batch(users, k=k, new_people=new_people)):
             out[i, : len(recs)] = [r.user_id for r in recs]
         return out
 
     return rank
+
+
+def training_history(inputs: Inputs) -> coattendance.PairHistory:
+    """The pairs' co-attendance over the training period: what the model was trained on,
+    and all the served flow may know of the pairs when it is evaluated."""
+    train = inputs.interactions.filter(inputs.split["split"] == "train")
+    return coattendance.PairHistory.from_interactions(train, len(inputs.users))
 
 
 def pre_test_keys(inputs: Inputs) -> np.ndarray:
@@ -90,7 +104,8 @@ def evaluate_all(
     log=print,
 ) -> pl.DataFrame:
     """``recommender``: a :class:`Recommender` over this model's served assets, built with
-    ``visited_keys=pre_test_keys(inputs)``; without one the served flow is not evaluated.
+    ``visited_keys=pre_test_keys(inputs)`` and ``pair_history=training_history(inputs)``;
+    without one the served flow is not evaluated.
     LightGCN trains under ``train_cfg``'s validation, patience and time cap (the GNN's)."""
     data = inputs.training_data(positive_rating)
     scorer = Scorer.from_graph(model, inputs.graph)
@@ -103,6 +118,7 @@ def evaluate_all(
     train = inputs.interactions.filter(inputs.split["split"] == "train")
     feats = WorldFeatures.from_tables(users, places, n_neighborhoods) if with_oracle else None
     train_partners = coattendance.partners(train)
+    history = training_history(inputs)
 
     log("training the LightGCN baseline")
     val = validator(inputs, data, train_cfg, positive_rating)
@@ -152,20 +168,27 @@ def evaluate_all(
     test = inputs.interactions.filter(inputs.split["split"] == "test")
     excluded = excluded_keys(n_users, inputs.blocks)
     cos = lambda u, v: user_unit[u] @ user_unit[v].T  # noqa: E731
+    past = lambda u, v: history(u[:, None], v[None, :])  # noqa: E731
     people = {
         "content": candidate_ranker(cos, data.user_city, excluded),
+        "content_new": candidate_ranker(lambda u, v: cos(u, v) - 2.0 * (past(u, v) > 0), data.user_city, excluded),
+        "past_partners": candidate_ranker(lambda u, v: past(u, v) + cos(u, v), data.user_city, excluded),
         "popularity": candidate_ranker(partner_popularity(train_partners, n_users), data.user_city, excluded),
         "random": candidate_ranker(random_scorer(seed), data.user_city, excluded),
     }
     if recommender is not None:
-        people = {"graphrec_served": served_people(recommender), **people}
+        people = {"graphrec_served": served_people(recommender),
+                  "graphrec_served_new": served_people(recommender, new_people=True), **people}
     rows += evaluate_people(people, outing_partners(train_partners, test), n_users, max_users=max_users, seed=seed)
 
     labels = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") == "test")
     pair_cos = lambda u, v: np.einsum("ij,ij->i", user_unit[u], user_unit[v])  # noqa: E731
     friend_scorers = {
-        "graphrec": (lambda u, v: scorer.friend(u, v)[0], lambda u, v: scorer.friend(u, v)[1]),
+        "graphrec": (lambda u, v: scorer.friend(u, v, history=history(u, v))[0],
+                     lambda u, v: scorer.friend(u, v, history=history(u, v))[1]),
+        "graphrec_no_history": (lambda u, v: scorer.friend(u, v)[0], lambda u, v: scorer.friend(u, v)[1]),
         "content": (pair_cos, pair_cos),
+        "content_history": (None, lambda u, v: np.clip(pair_cos(u, v), 0, 1) * (1 + history(u, v) / 10.0)),
     }
     if with_oracle:
         friend_scorers["oracle"] = oracle_friend_scorers(inputs.edges, user_unit)

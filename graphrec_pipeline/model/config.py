@@ -32,6 +32,13 @@ class ModelConfig:
             user and place with training edges (``n_users`` / ``n_places`` set by training).
             Nodes without training edges take the feature-only path (their ID embedding is
             zero), which training also practises by zeroing a random ``id_dropout`` share.
+        pair_history: add ``h log(1 + n_uv)`` to both friend logits, ``n_uv`` the number of
+            places the pair went to together before the cut (training: the training
+            period; serving: what the release knows), with one learned weight ``h`` per
+            logit. The world draws attendance from past co-attendance (§2.6), which the
+            node embeddings cannot show for a pair that is no social edge. Trained by the
+            label BCE only: the people BPR's partners are defined by past outings, so it
+            scores both sides without the term.
     """
 
     n_cities: int = K.N_CITIES
@@ -61,6 +68,7 @@ class ModelConfig:
     alpha: float = 0.7
     id_embeddings: bool = True
     id_dropout: float = 0.2
+    pair_history: bool = True
     n_users: int = 0
     n_places: int = 0
 

@@ -7,8 +7,8 @@
               + \\textstyle\\sum_i w_i \\, c_{raw,i} \\, d_{p,i} + m_0(s_u, s_p), \\quad
     r(u, p) = \\tfrac{1}{\\sqrt{d}} z_u^\\top z_p + m_1(s_u, s_p)
 
-    s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v), \\quad
-    p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v))
+    s_{compat} = \\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v) + h_c \\log(1 + n_{uv}), \\quad
+    p_{attend} = \\sigma(\\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v) + h_a \\log(1 + n_{uv}))
 
     s_{final} = \\alpha \\, \\sigma(s_{compat}) + (1 - \\alpha) \\, p_{attend}
 
@@ -21,7 +21,8 @@ and a learned match ``m`` of what the user states with what the place offers (ca
 tags, home city and neighbourhood, popularity; :class:`~graphrec_pipeline.model.preference.PreferenceMatch`),
 which the retrieval score ``r`` shares with its own weights.
 The friend logits add a learned match of the two users' stated tastes ``t``
-(:class:`~graphrec_pipeline.model.taste.TasteMatch`).
+(:class:`~graphrec_pipeline.model.taste.TasteMatch`) and a learned weight ``h`` on the
+pair's past co-attendance ``n_{uv}`` (places they went to together before the cut).
 The 16 context dimensions inside the MLP are few beside 512 pair features, and a context
 that shifts every place's logit alike cancels in a ranking. Losses (§5): BPR on the place head, an in-context BPR
 (the same user and place under their own context above a mismatching one), BCE on
@@ -62,6 +63,7 @@ from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
 from graphrec_pipeline.model.preference import PreferenceMatch, place_sides, user_sides
 from graphrec_pipeline.model.taste import TasteMatch, user_tastes
 
+HISTORY_SCALE = 10.0
 
 def mlp(d_in: int, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -92,14 +94,16 @@ class GraphRec(nn.Module):
         s_{place}(u, p \mid c) = \mathrm{MLP}_{place}(f_{up})
             + \tfrac{1}{\sqrt{d}} (M c)^\top z_p + \textstyle\sum_i w_i c_i d_{p,i} + m_0(s_u, s_p)
 
-        s_{final}(u, v \mid c) = \alpha \, \sigma(\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v))
-            + (1 - \alpha) \, \sigma(\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v))
+        s_{final}(u, v \mid c) = \alpha \, \sigma(\mathrm{MLP}_{compat}(f_{uv}) + m_c(t_u, t_v) + h_c \log(1 + n_{uv}))
+            + (1 - \alpha) \, \sigma(\mathrm{MLP}_{attend}(f_{uv}) + m_a(t_u, t_v) + h_a \log(1 + n_{uv}))
 
     with ``c`` the raw query context (tags, categories, time slot; the MLPs see it through
     a learned 16-dim encoding), ``d_p`` what the place offers in the same layout and ``m``
     a learned match of the two users' stated tastes ``t`` (``model/taste.py``), ``m_0`` a
     learned match of the user's stated preferences and home with the place's tags,
-    categories, city, neighbourhood and popularity (``model/preference.py``).
+    categories, city, neighbourhood and popularity (``model/preference.py``), ``n_{uv}``
+    the number of places the pair went to together before the cut and ``h`` its learned
+    weights (``pair_history``).
     Retrieval ranks places by ``d^{-1/2} z_u . z_p + m_1(s_u, s_p)`` and people by the taste match
     (:meth:`~graphrec_pipeline.model.taste.TasteMatch.people_vectors`).
 
@@ -134,6 +138,7 @@ class GraphRec(nn.Module):
         self.compat_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
         self.attend_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
         self.taste_match = TasteMatch(2)  # compatibility, attendance
+        self.pair_history = nn.Parameter(torch.zeros(2), requires_grad=cfg.pair_history)  # h_c, h_a
 
     def encode(self, data: HeteroData) -> dict[str, Tensor]:
         """Layer-0 states: encoded features, plus the ID embedding of nodes with training
@@ -189,12 +194,26 @@ class GraphRec(nn.Module):
         (:meth:`~graphrec_pipeline.model.preference.PreferenceMatch.query_vectors`)."""
         return (z_u * z_p).sum(-1) * self.cfg.d_model**-0.5 + self.preference_match(s_u, s_p)[..., 1]
 
-    def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor, t_u: Tensor, t_v: Tensor) -> tuple[Tensor, Tensor]:
+    def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor, t_u: Tensor, t_v: Tensor,
+                      history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(compatibility logit, attendance logit) for aligned rows; ``t``: the users' tastes
-        (:meth:`tastes`)."""
+        (:meth:`tastes`); ``history``: each pair's past co-attendance count ``n_uv`` (None:
+        no term, as for pairs that never went out together)."""
         f = pair_features(z_u, z_v, self.friend_context(ctx_raw))
         match = self.taste_match(t_u, t_v)
+        if history is not None:
+            match = match + self.history_terms(history)
         return self.compat_head(f).squeeze(-1) + match[:, 0], self.attend_head(f).squeeze(-1) + match[:, 1]
+
+    def history_weights(self) -> Tensor:
+        """(2,) ``h_c, h_a``: the parameter through a fixed scale, as in ``model/taste.py``
+        (Adam moves a parameter by about the learning rate per step; unscaled, a few hundred
+        steps left both near 0.15 where the attendance ceiling wants about 2)."""
+        return HISTORY_SCALE * self.pair_history
+
+    def history_terms(self, history: Tensor) -> Tensor:
+        """(..., 2) ``h log(1 + n_uv)`` of both friend logits for past co-attendance counts (...)."""
+        return torch.log1p(history.float())[..., None] * self.history_weights()
 
     @staticmethod
     def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
@@ -215,9 +234,10 @@ class GraphRec(nn.Module):
         ``z_user``'s and ``z_place``'s rows; ``place_batch``: user, pos, neg, their
         descriptors pos_desc and neg_desc, ctx, ctx_wrong (a mismatching context for the
         positive) and has_ctx (rows whose ctx says anything); ``friend_batch``: u, v,
-        compat, attend, ctx; ``people_batch`` (optional): u, v (a partner), neg (another
-        person), ctx: both friend logits rank the partner above the other person (BPR), with
-        the embeddings held fixed."""
+        compat, attend, ctx and, optionally, history (past co-attendance counts);
+        ``people_batch`` (optional): u, v (a partner), neg (another person), ctx: both
+        friend logits rank the partner above the other person (BPR), with the embeddings
+        held fixed and without the history term (its partners are defined by past outings)."""
         cfg = self.cfg
         zu = z_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
@@ -233,7 +253,8 @@ class GraphRec(nn.Module):
         dot = self.bpr_loss(self.retrieval_score(zu, zp, su, sp), self.retrieval_score(zu, zn, su, sn))
         t_user = self.tastes(x_user)
         fu, fv = friend_batch["u"], friend_batch["v"]
-        compat_logit, attend_logit = self.friend_scores(z_user[fu], z_user[fv], friend_batch["ctx"], t_user[fu], t_user[fv])
+        compat_logit, attend_logit = self.friend_scores(z_user[fu], z_user[fv], friend_batch["ctx"], t_user[fu], t_user[fv],
+                                                        friend_batch.get("history"))
         compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])
         attend = F.binary_cross_entropy_with_logits(attend_logit, friend_batch["attend"])
         partner = compat.new_zeros(())

@@ -106,10 +106,13 @@ class Scorer:
         return out
 
     @torch.no_grad()
-    def friend(self, u: np.ndarray, v: np.ndarray, ctx_raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(compatibility probability, attendance probability) for aligned pairs."""
+    def friend(self, u: np.ndarray, v: np.ndarray, ctx_raw: np.ndarray | None = None,
+               history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(compatibility probability, attendance probability) for aligned pairs;
+        ``history``: their past co-attendance counts (None: none)."""
         self.model.eval()
         ctx = torch.zeros(len(u), D_CONTEXT_RAW) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
         u, v = _ids(u), _ids(v)
-        compat, attend = self.model.friend_scores(self.z_user[u], self.z_user[v], ctx, self.t_user[u], self.t_user[v])
+        n = None if history is None else torch.as_tensor(np.asarray(history), dtype=torch.float32)
+        compat, attend = self.model.friend_scores(self.z_user[u], self.z_user[v], ctx, self.t_user[u], self.t_user[v], n)
         return torch.sigmoid(compat).numpy(), torch.sigmoid(attend).numpy()

@@ -120,9 +120,11 @@ def explain_people(
     other_area: np.ndarray,
     other_city: np.ndarray,
     activity_tags: np.ndarray | None = None,
+    past_outings: np.ndarray | None = None,
 ) -> list[list[Explanation]]:
     """Reasons for one user and each of k other users (rows of the ``other_*`` arrays), plus
-    which of the outing's tags (asked, or the target place's) each other user is into."""
+    which of the outing's tags (asked, or the target place's) each other user is into and,
+    first, how many places the two went to together (``past_outings``, (k,))."""
     activity = np.zeros(C_FINE, bool)
     if activity_tags is not None:
         activity[activity_tags] = True
@@ -135,9 +137,13 @@ def explain_people(
     vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN), 2)
     same_city = (other_city == city)[:, None]
     hoods = _top_overlaps(area[None] * other_area, (area[None] > 0) & (other_area > 0) & same_city, 1)
+    outings = np.zeros(len(other_fine), np.int64) if past_outings is None else np.asarray(past_outings)
     out = []
-    for t, v, h, a in zip(tags, vibes, hoods, into, strict=True):
+    for t, v, h, a, n in zip(tags, vibes, hoods, into, outings.tolist(), strict=True):
         reasons = []
+        if n:
+            places = "a place" if n == 1 else f"{n} places"
+            reasons.append(Explanation("history", (n,), f"You have been out together before ({places})."))
         if a:
             reasons.append(Explanation("activity", tuple(a), f"Into {_join([TAG_LABELS[j] for j in a])}, "
                                        "like the outing you have in mind."))

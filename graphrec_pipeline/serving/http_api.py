@@ -1,7 +1,7 @@
 """The HTTP API: place and people recommendations over the live release (FastAPI).
 
     GET  /recommend/places?user_id=42&k=10&time_slot=evening&tags=jazz,techno&categories=dining&max_price=2
-    GET  /recommend/people?user_id=42&k=10&target_place_id=7&activity_tags=jazz
+    GET  /recommend/people?user_id=42&k=10&target_place_id=7&activity_tags=jazz&new_people=true
     POST /recommend/places/batch   {"user_ids": [1, 2, 3], "k": 10, "time_slot": "evening", ...}
     POST /recommend/people/batch   {"user_ids": [1, 2, 3], "k": 10, ...}
     GET  /healthz, GET /version, GET /docs (OpenAPI)
@@ -55,6 +55,7 @@ class PeopleBatch(BaseModel):
     city_id: int | None = None
     target_place_id: int | None = None
     activity_tags: Names = None
+    new_people: bool = False
 
 
 PLACE_PARAMS = {
@@ -70,6 +71,7 @@ PEOPLE_PARAMS = {
     "user_id": PLACE_PARAMS["user_id"], "k": PLACE_PARAMS["k"], "city_id": PLACE_PARAMS["city_id"],
     "target_place_id": (int, "the place of the outing (context)"),
     "activity_tags": (str, "comma-separated fine tags of the outing (context)"),
+    "new_people": (str, "true: only people the user has never been out with (default false)"),
 }
 
 

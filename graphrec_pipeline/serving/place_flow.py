@@ -45,6 +45,10 @@ class PlaceFlow:
         tags[0, list(query.tags)] = 1.0
         return context_raw(1, time_slot=np.array([query.time_slot]), categories=categories, tags=tags)[0]
 
+    def extra(self, query: PlaceQuery, users: np.ndarray, city: int) -> None:
+        """Places come from the index alone."""
+        return None
+
     def keep(self, query: PlaceQuery, users: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Unvisited (unless configured otherwise) and passing the hard filters."""
         w = self.world

@@ -73,6 +73,19 @@ def parse_time_slot(value: str | int | None) -> int:
     raise QueryError(f"invalid time slot {value!r}; expected one of {', '.join(TIME_SLOTS)}")
 
 
+FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_flag(value: bool | str, what: str) -> bool:
+    """A yes/no option: a bool, or its text as a query string carries it (true/false, 1/0, yes/no)."""
+    if isinstance(value, bool):
+        return value
+    flag = FLAGS.get(str(value).strip().lower())
+    if flag is None:
+        raise QueryError(f"{what}: expected true or false, got {value!r}")
+    return flag
+
+
 def check_k(k: int, limit: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= limit:
         raise QueryError(f"k must be an integer in 1..{limit}, not {k!r}")
@@ -155,26 +168,32 @@ class PlaceQuery:
 
 @dataclass(frozen=True)
 class PeopleQuery:
-    """A people query (§6.4): the outing's target place and activity tags are context."""
+    """A people query (§6.4): the outing's target place and activity tags are context;
+    ``new_people`` leaves out everyone the user has been out with (who otherwise rank high:
+    the friend head weighs a pair's past outings)."""
 
     k: int = 10
     city_id: int | None = None
     target_place_id: int | None = None
     activity_tags: tuple[int, ...] = ()
+    new_people: bool = False
 
     def __post_init__(self) -> None:
         check_k(self.k, MAX_K)
         _optional_id(self.city_id, "city")
         _optional_id(self.target_place_id, "place")
         _check_indices(self.activity_tags, FINE_TAGS, "tag")
+        if not isinstance(self.new_people, bool):
+            raise QueryError(f"new_people must be true or false, not {self.new_people!r}")
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, target_place_id: int | None = None,
-              activity_tags: str | Iterable[str] | None = None) -> "PeopleQuery":
+              activity_tags: str | Iterable[str] | None = None, new_people: bool | str = False) -> "PeopleQuery":
         return cls(k=check_k(k, MAX_K), city_id=_optional_id(city_id, "city"),
                    target_place_id=_optional_id(target_place_id, "place"),
-                   activity_tags=tuple(parse_names(activity_tags, FINE_TAGS, "tag").tolist()))
+                   activity_tags=tuple(parse_names(activity_tags, FINE_TAGS, "tag").tolist()),
+                   new_people=parse_flag(new_people, "new_people"))
 
     def describe(self) -> dict:
         return {"k": self.k, "city_id": self.city_id, "target_place_id": self.target_place_id,
-                "activity_tags": [FINE_TAGS[t] for t in self.activity_tags]}
+                "activity_tags": [FINE_TAGS[t] for t in self.activity_tags], "new_people": self.new_people}

@@ -14,6 +14,7 @@ import datetime as dt
 import numpy as np
 import torch
 
+from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.lineage import MODEL_MANIFEST, WORLD_MANIFEST, lineage_problems
 from graphrec_pipeline.model.context import place_descriptors
 from graphrec_pipeline.model.preference import place_sides, user_sides
@@ -55,11 +56,15 @@ class Recommender:
         exclude_visited: leave out places the user has already interacted with.
         visited_keys: sorted ``user * n_places + place`` keys of what counts as visited
             (default: every interaction); evaluation passes the pre-test visits.
+        pair_history: the pairs' past co-attendance that the friend logits and the
+            ``new_people`` filter read (default: over every interaction); evaluation passes
+            the training period's, what the model was trained on.
     """
 
     def __init__(self, store: Storage, alpha: float | None = None, candidates: int = CANDIDATES,
                  people_candidates: int = PEOPLE_CANDIDATES,
-                 exclude_visited: bool = True, visited_keys: np.ndarray | None = None):
+                 exclude_visited: bool = True, visited_keys: np.ndarray | None = None,
+                 pair_history: PairHistory | None = None):
         self.store, self.candidates, self.people_candidates = store, candidates, people_candidates
         self.release = store.release
         _check_release(store)
@@ -67,6 +72,8 @@ class Recommender:
         self.world = WorldView.load(store)
         if visited_keys is not None:
             self.world.visited_keys = np.asarray(visited_keys, dtype=np.int64)
+        if pair_history is not None:
+            self.world.history = pair_history
         if (self.world.n_users, self.world.n_places) != (len(self.emb.z_user), len(self.emb.z_place)):
             raise AssetError(
                 f"the tables have {self.world.n_users} users and {self.world.n_places} places but the "
@@ -91,7 +98,7 @@ class Recommender:
                                                  m.context_match, descriptors, sides), self.z_user,
                                     m.preference_match.weighted(user_side, 0), exclude_visited)
         self.people_flow = PeopleFlow(w, PairHeads([m.compat_head, m.attend_head], m.friend_context, self.z_user),
-                                      m.taste_match, self.z_user, self.alpha)
+                                      m.taste_match, m.history_terms, self.z_user, self.alpha)
 
     def __repr__(self) -> str:
         return (f"Recommender(release={self.release}, users={self.world.n_users}, places={self.world.n_places}, "
@@ -152,7 +159,7 @@ class Recommender:
 
     def recommend_people(self, user_id: int, query: PeopleQuery | None = None, **keywords) -> list[PersonRecommendation]:
         """Top-k people for one user, for ``query`` or the keywords of :meth:`PeopleQuery.parse`
-        (k, city_id, target_place_id, activity_tags)."""
+        (k, city_id, target_place_id, activity_tags, new_people)."""
         check_id(user_id, self.world.n_users, "user")
         q = _query(PeopleQuery, query, keywords)
         found = self.people([user_id], q)[0]

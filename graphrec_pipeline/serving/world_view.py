@@ -1,5 +1,6 @@
 """The table columns serving reads, loaded once as dense arrays indexed by id, with the
-vectorized lookups the filters need (visited places, blocks in either direction)."""
+vectorized lookups the filters need (visited places, blocks in either direction) and the
+pairs' past co-attendance the friend logits read."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
 from graphrec_pipeline.graph.features import popularity_feature
@@ -33,17 +35,19 @@ class WorldView:
     place_popularity: np.ndarray  # the popularity feature the model reads (graph/features.py)
     visited_keys: np.ndarray  # sorted user * n_places + place of every interaction
     block_keys: np.ndarray  # sorted u * n_users + v, both directions
+    history: PairHistory  # co-attendance of every pair that went out together
 
     @classmethod
     def load(cls, store: Storage) -> "WorldView":
         try:
             users = store.read_table("users").sort("user_id")
             places = store.read_table("places").sort("place_id")
-            pairs = store.read_table("interactions", columns=["user_id", "place_id"]).unique().sort("user_id", "place_id")
+            visits = store.read_table("interactions", columns=["user_id", "place_id", "timestamp", "attended"])
             blocks = store.read_table("user_blocks")
         except FileNotFoundError as err:
             raise AssetError(f"world tables missing ({err})", "published_tables") from err
         n_users = len(users)
+        pairs = visits.select("user_id", "place_id").unique().sort("user_id", "place_id")
         n_hoods = int(places["neighborhood_id"].max()) + 1 if len(places) else 1
         bu, bv = blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()
         keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
@@ -63,6 +67,7 @@ class WorldView:
             place_popularity=popularity_feature(places["base_popularity"].to_numpy()),
             visited_keys=pairs["user_id"].to_numpy() * len(places) + pairs["place_id"].to_numpy(),
             block_keys=np.unique(keys),
+            history=PairHistory.from_interactions(visits, n_users),
         )
 
     @property

@@ -179,12 +179,21 @@ def sample_negatives(data: TrainingData, users: np.ndarray, positives: np.ndarra
     return neg
 
 
-def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random place each pair went to together in training, or -1 for pairs that did not."""
+def _outing_ranges(data: TrainingData, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys = pair_key(u, v, data.n_users)
     lo = np.searchsorted(data.outing_keys, keys)
-    n = np.searchsorted(data.outing_keys, keys, side="right") - lo
-    pick = lo + (rng.random(len(keys)) * n).astype(np.int64)
+    return lo, np.searchsorted(data.outing_keys, keys, side="right") - lo
+
+
+def pair_history(data: TrainingData, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """How many places each pair went to together in training (their co-attendance count)."""
+    return _outing_ranges(data, u, v)[1]
+
+
+def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random place each pair went to together in training, or -1 for pairs that did not."""
+    lo, n = _outing_ranges(data, u, v)
+    pick = lo + (rng.random(len(lo)) * n).astype(np.int64)
     return np.where(n > 0, data.outing_places[np.minimum(pick, max(len(data.outing_places) - 1, 0))], -1)
 
 

@@ -44,7 +44,14 @@ from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.progress import Progress
-from graphrec_pipeline.train.data import TrainingData, as_tensor, pair_places, sample_negatives, sample_people
+from graphrec_pipeline.train.data import (
+    TrainingData,
+    as_tensor,
+    pair_history,
+    pair_places,
+    sample_negatives,
+    sample_people,
+)
 from graphrec_pipeline.train.distributed import Ranks, peak_rss_gb, train_parallel
 from graphrec_pipeline.train.sampler import NeighborSampler
 
@@ -129,7 +136,8 @@ def place_examples(data: TrainingData, edges: np.ndarray, cfg: TrainConfig, rng)
 
 
 def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng) -> dict[str, torch.Tensor]:
-    """Context: a place the pair went to together in training, as the outing's target."""
+    """Context: a place the pair went to together in training, as the outing's target;
+    history: how many places they went to together in training."""
     u, v = data.label_u[rows], data.label_v[rows]
     target = pair_places(data, u, v, rng)
     has = (target >= 0) & (rng.random(len(u)) >= cfg.context_dropout)
@@ -140,6 +148,7 @@ def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng)
         "u": as_tensor(u), "v": as_tensor(v), "ctx": as_tensor(ctx, torch.float32),
         "compat": as_tensor(data.label_compat[rows], torch.float32),
         "attend": as_tensor(data.label_attend[rows], torch.float32),
+        "history": as_tensor(pair_history(data, u, v), torch.float32),
     }
 
 

@@ -10,7 +10,7 @@ from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR
-from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables
+from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables, training_history
 from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.plots import evaluation_chart, training_curves
@@ -68,6 +68,8 @@ def graphrec_model(
             "ranks": result.ranks,
             "peak_rss_gb_per_rank": ", ".join(str(gb) for gb in result.peak_rss_gb),
             "parameters": sum(p.numel() for p in result.model.parameters()),
+            "pair_history_weights": dg.MetadataValue.json(
+                dict(zip(("compatibility", "attendance"), result.model.history_weights().tolist(), strict=True))),
             "loss_curve": dg.MetadataValue.md(
                 training_curves(result.history) + "\n\n"
                 f"total loss `{sparkline(history['total'].to_list())}`\n\n"
@@ -110,7 +112,9 @@ def eval_metrics(
             lightgcn_lr=config.lightgcn_lr, train_cfg=TrainConfig(max_minutes=config.lightgcn_max_minutes,
                                                                   seed=config.seed),
             seed=config.seed,
-            recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store), log=context.log.info,
+            recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store,
+                                          pair_history=training_history(inputs)),
+            log=context.log.info,
         )
     table = metrics.select(
         pl.lit(context.run_id).alias("run_id"),
