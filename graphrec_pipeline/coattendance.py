@@ -58,14 +58,15 @@ def partners(interactions: pl.DataFrame) -> pl.DataFrame:
 
 
 def co_attended_places(interactions: pl.DataFrame) -> pl.DataFrame:
-    """Distinct (user_u, user_v, place_id), u < v: the places each pair went to together."""
+    """Distinct (user_u, user_v, place_id, first), u < v: the places each pair went to
+    together and the hour they first did, sorted by pair, then in time."""
     visits = _attended_visits(interactions)
     return (
         visits.join(visits, on=["place_id", "hour"], suffix="_v")
         .filter(pl.col("user_id") < pl.col("user_id_v"))
-        .select(user_u="user_id", user_v="user_id_v", place_id="place_id")
-        .unique()
-        .sort("user_u", "user_v", "place_id")
+        .group_by(user_u="user_id", user_v="user_id_v", place_id="place_id")
+        .agg(first=pl.col("hour").min())
+        .sort("user_u", "user_v", "first", "place_id")
         .collect()
     )
 
@@ -92,16 +93,21 @@ class PairHistory:
     def __repr__(self) -> str:
         return f"PairHistory(pairs={len(self)}, users={self.n_users})"
 
-    def partners(self, users: np.ndarray, m: int) -> np.ndarray:
-        """(len(users), m) each user's partners, most places together first (ties: lower
-        id), padded with -1."""
+    def adjacency(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, mates): user u's partners are ``mates[offsets[u]:offsets[u + 1]]``, most
+        places together first (ties: lower id)."""
         if self._by_user is None:
             u, v = self.keys // self.n_users, self.keys % self.n_users
             who, mate, count = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([self.counts] * 2)
             order = np.lexsort((mate, -count.astype(np.int64), who))
             offsets = np.concatenate([[0], np.cumsum(np.bincount(who, minlength=self.n_users))])
             self._by_user = (offsets, mate[order])
-        offsets, mates = self._by_user
+        return self._by_user
+
+    def partners(self, users: np.ndarray, m: int) -> np.ndarray:
+        """(len(users), m) each user's partners, most places together first (ties: lower
+        id), padded with -1."""
+        offsets, mates = self.adjacency()
         users = np.asarray(users, np.int64)
         if not len(mates):
             return np.full((len(users), m), -1, dtype=np.int64)

@@ -54,7 +54,7 @@ def test_people_examples_pair_a_partner_with_someone_else_of_the_city(tiny_data)
     from graphrec_pipeline.train.trainer import partner_examples
 
     data = tiny_data
-    cfg = TrainConfig(partner_examples=2_000, partner_neighbor_rate=0.5)
+    cfg = TrainConfig(partner_examples=2_000, partner_neighbor_rate=0.5, partner_past_rate=0.0)
     batch = partner_examples(data, cfg, np.random.default_rng(0))
     u, v, neg = (batch[k].numpy() for k in ("u", "v", "neg"))
     keys, counts = np.unique(data.outing_keys, return_counts=True)
@@ -66,6 +66,54 @@ def test_people_examples_pair_a_partner_with_someone_else_of_the_city(tiny_data)
     social = np.isin(pair_key(u, neg, data.n_users), data.social_keys)
     assert 0.2 < social.mean() < 0.9, "about half the other people are the user's social neighbours"
     assert (u == v).sum() == 0 and 0.3 < (u < v).mean() < 0.7, "both orientations of a pair"
+
+
+def test_people_examples_rank_one_outing_against_other_partners_with_the_counts_before_it(tiny_data):
+    """With ``partner_past_rate``, part of the other people are the user's other partners
+    (never the outing's partner), and both sides carry how many places the user had been
+    to with them before the outing: fewer than the pair's training total for the partner,
+    more than nothing for some, and nothing for people the user never went out with."""
+    from graphrec_pipeline.train.trainer import partner_examples
+
+    data = tiny_data
+    batch = partner_examples(data, TrainConfig(partner_examples=2_000, partner_past_rate=0.5), np.random.default_rng(0))
+    u, v, neg = (batch[k].numpy() for k in ("u", "v", "neg"))
+    history_v, history_neg = batch["history_v"].numpy(), batch["history_neg"].numpy()
+    keys, counts = np.unique(data.outing_keys, return_counts=True)
+    total = dict(zip(keys.tolist(), counts.tolist()))
+    total_v = np.array([total[int(k)] for k in pair_key(u, v, data.n_users)])
+    total_neg = np.array([total.get(int(k), 0) for k in pair_key(u, neg, data.n_users)])
+    assert (neg != v).all()
+    assert 0.1 < (total_neg > 0).mean() < 0.6, "a share of the other people are the user's other partners"
+    assert (history_v >= 0).all() and (history_v < total_v).all(), "only outings before this one count"
+    assert (history_v > 0).mean() > 0.2
+    assert (history_neg <= total_neg).all() and (history_neg[total_neg == 0] == 0).all()
+    assert (history_neg > 0).any()
+
+
+def test_counts_before_an_hour_match_the_co_attendance_table(tiny_world, tiny_data):
+    """``pair_history_before`` against places first co-attended before the hour, counted
+    with Polars from the training interactions."""
+    import polars as pl
+
+    from graphrec_pipeline import coattendance
+    from graphrec_pipeline.graph.split import SplitConfig, interaction_split
+    from graphrec_pipeline.train.data import pair_history_before
+
+    inter = tiny_world["interactions"]
+    train = inter.filter(interaction_split(inter, SplitConfig())["split"] == "train")
+    table = coattendance.co_attended_places(train).with_columns(hour=pl.col("first").dt.epoch("s") // 3600)
+    rng = np.random.default_rng(0)
+    pick = table.sample(300, seed=0)
+    hours = pick["hour"].to_numpy() + rng.integers(-200, 200, len(pick))
+    queries = pick.select("user_u", "user_v").with_columns(at=pl.Series(hours), row=pl.int_range(pl.len()))
+    expected = (queries.join(table, on=["user_u", "user_v"]).filter(pl.col("hour") < pl.col("at"))
+                .group_by("row").len().join(queries, on="row", how="right").sort("row")["len"].fill_null(0))
+    u, v = queries["user_u"].to_numpy(), queries["user_v"].to_numpy()
+    got = pair_history_before(tiny_data, v, u, hours)  # either order
+    assert got.tolist() == expected.to_list()
+    assert 0 < np.count_nonzero(got) < len(got)
+    assert pair_history_before(tiny_data, u, u, hours).sum() == 0
 
 
 def test_friend_examples_carry_each_pairs_training_period_outings(tiny_data):

@@ -37,8 +37,9 @@ class ModelConfig:
             period; serving: what the release knows), with one learned weight ``h`` per
             logit. The world draws attendance from past co-attendance (§2.6), which the
             node embeddings cannot show for a pair that is no social edge. Trained by the
-            label BCE only: the people BPR's partners are defined by past outings, so it
-            scores both sides without the term.
+            label BCE and by the people BPR, which ranks the partner of one training-period
+            outing above another person (often another partner) with the counts before
+            that outing on both sides.
     """
 
     n_cities: int = K.N_CITIES

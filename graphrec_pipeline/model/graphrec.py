@@ -235,9 +235,10 @@ class GraphRec(nn.Module):
         descriptors pos_desc and neg_desc, ctx, ctx_wrong (a mismatching context for the
         positive) and has_ctx (rows whose ctx says anything); ``friend_batch``: u, v,
         compat, attend, ctx and, optionally, history (past co-attendance counts);
-        ``people_batch`` (optional): u, v (a partner), neg (another person), ctx: both
-        friend logits rank the partner above the other person (BPR), with the embeddings
-        held fixed and without the history term (its partners are defined by past outings)."""
+        ``people_batch`` (optional): u, v (the partner of an outing), neg (another person),
+        ctx, and optionally history_v and history_neg (the pairs' counts before that
+        outing): both friend logits rank the partner above the other person (BPR), with
+        the embeddings held fixed."""
         cfg = self.cfg
         zu = z_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
@@ -261,8 +262,8 @@ class GraphRec(nn.Module):
         if people_batch:
             u, v, neg, ctx = (people_batch[k] for k in ("u", "v", "neg", "ctx"))
             z = z_user.detach()  # trains the heads and the taste match, not the embeddings (config doc)
-            pos_c, pos_a = self.friend_scores(z[u], z[v], ctx, t_user[u], t_user[v])
-            neg_c, neg_a = self.friend_scores(z[u], z[neg], ctx, t_user[u], t_user[neg])
+            pos_c, pos_a = self.friend_scores(z[u], z[v], ctx, t_user[u], t_user[v], people_batch.get("history_v"))
+            neg_c, neg_a = self.friend_scores(z[u], z[neg], ctx, t_user[u], t_user[neg], people_batch.get("history_neg"))
             partner = self.bpr_loss(pos_c, neg_c) + self.bpr_loss(pos_a, neg_a)
         total = (cfg.lambda_place * place + cfg.lambda_context * context + cfg.lambda_dot * dot
                  + cfg.lambda_friend * compat + cfg.lambda_attend * attend + cfg.lambda_partner * partner)

@@ -49,6 +49,7 @@ class TrainingData:
     places_by_city: np.ndarray
     outing_keys: np.ndarray  # sorted canonical pair keys of training-period co-attendances, one per place
     outing_places: np.ndarray  # the place of each key: where the pair went together
+    outing_hours: np.ndarray  # and the hour they first did (hours since the epoch; in time order per pair)
 
     @property
     def n_users(self) -> int:
@@ -82,6 +83,22 @@ class TrainingData:
         more distinct places in training (one coincidence in a crowd is not a partner)."""
         keys, counts = self.outing_counts
         return keys[counts >= min_outings]
+
+    @cached_property
+    def history(self) -> coattendance.PairHistory:
+        """The pairs' training-period co-attendance counts, and each user's partners."""
+        keys, counts = self.outing_counts
+        pairs = pl.DataFrame({"user_u": keys // self.n_users, "user_v": keys % self.n_users,
+                              "co_attendance_count": counts.astype(np.int32)})
+        return coattendance.PairHistory(pairs, self.n_users)
+
+    @cached_property
+    def outing_timeline(self) -> tuple[np.ndarray, int, int]:
+        """(sorted ``key * stride + hour - start``, start, stride): each outing of
+        ``outing_keys`` as one number, so a pair's outings before an hour are a range."""
+        start = int(self.outing_hours.min(initial=0))
+        stride = int(self.outing_hours.max(initial=start)) - start + 2
+        return self.outing_keys * stride + (self.outing_hours - start), start, stride
 
     @cached_property
     def social_neighbors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +160,7 @@ def prepare(
         places_by_city=order,
         outing_keys=pair_key(outings["user_u"].to_numpy(), outings["user_v"].to_numpy(), len(users)),
         outing_places=outings["place_id"].to_numpy(),
+        outing_hours=outings["first"].dt.epoch("s").to_numpy() // 3600,
     )
 
 
@@ -190,6 +208,21 @@ def pair_history(data: TrainingData, u: np.ndarray, v: np.ndarray) -> np.ndarray
     return _outing_ranges(data, u, v)[1]
 
 
+def pair_history_before(data: TrainingData, u: np.ndarray, v: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """How many places each pair went to together in training before ``hours`` (first visits
+    together strictly earlier)."""
+    timeline, start, stride = data.outing_timeline
+    keys = pair_key(u, v, data.n_users) * stride
+    return np.searchsorted(timeline, keys + np.clip(hours - start, 0, stride - 1)) - np.searchsorted(timeline, keys)
+
+
+def pair_outings(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Index into ``outing_*`` of a random place each pair went to together in training
+    (every pair must have one)."""
+    lo, n = _outing_ranges(data, u, v)
+    return lo + (rng.random(len(lo)) * n).astype(np.int64)
+
+
 def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random place each pair went to together in training, or -1 for pairs that did not."""
     lo, n = _outing_ranges(data, u, v)
@@ -205,11 +238,14 @@ def pick_in_groups(items: np.ndarray, offsets: np.ndarray, groups: np.ndarray, r
 
 
 def sample_people(data: TrainingData, users: np.ndarray, partners: np.ndarray, rng: np.random.Generator,
-                  neighbor_rate: float, rounds: int = 8) -> np.ndarray:
-    """A person of each user's city who is not their partner: a ``neighbor_rate`` share from
-    the user's social neighbours (similar people, the hard ones to rank below a partner),
-    the rest uniform. Draws that hit the user or anyone the user went out with in training
-    are redrawn uniformly from the city (rows still unlucky after ``rounds`` keep their draw)."""
+                  neighbor_rate: float, past_rate: float = 0.0, rounds: int = 8) -> np.ndarray:
+    """A person of each user's city who is not their partner: a ``past_rate`` share from the
+    user's other training-period partners (for a ranking of who joins one outing, where
+    past outings count on both sides), a ``neighbor_rate`` share from the user's social
+    neighbours (similar people, the hard ones to rank below a partner), the rest uniform.
+    Uniform and neighbour draws that hit the user or anyone the user went out with in
+    training are redrawn uniformly from the city (rows still unlucky after ``rounds`` keep
+    their draw)."""
     city = data.user_city[users]
     out = pick_in_groups(data.users_by_city, data.user_offsets, city, rng)
     offsets, neighbors = data.social_neighbors
@@ -221,6 +257,12 @@ def sample_people(data: TrainingData, users: np.ndarray, partners: np.ndarray, r
         if len(bad) == 0:
             break
         out[bad] = pick_in_groups(data.users_by_city, data.user_offsets, city[bad], rng)
+    if past_rate > 0:
+        offsets, mates = data.history.adjacency()
+        rows = np.flatnonzero((rng.random(len(users)) < past_rate) & (offsets[users + 1] - offsets[users] >= 2))
+        other = pick_in_groups(mates, offsets, users[rows], rng)
+        keep = other != partners[rows]
+        out[rows[keep]] = other[keep]
     return out
 
 

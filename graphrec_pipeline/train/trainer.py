@@ -48,6 +48,8 @@ from graphrec_pipeline.train.data import (
     TrainingData,
     as_tensor,
     pair_history,
+    pair_history_before,
+    pair_outings,
     pair_places,
     sample_negatives,
     sample_people,
@@ -65,6 +67,7 @@ class TrainConfig:
     partner_examples: int = 1_024  # people triples per step: (user, training-period partner, other person)
     partner_min_outings: int = 2  # distinct places a pair went to together to count as partners
     partner_neighbor_rate: float = 0.5  # share of the other people drawn from the user's social neighbours
+    partner_past_rate: float = 0.3  # share drawn from the user's other training-period partners
     supervision_fraction: float = 0.2
     message_keep: float = 0.3  # full mode: share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
@@ -153,9 +156,11 @@ def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng)
 
 
 def partner_examples(data: TrainingData, cfg: TrainConfig, rng) -> dict[str, torch.Tensor]:
-    """People triples: a user, someone they went out with in training (``partner_min_outings``
-    places or more), and another person of their city they never went out with; context:
-    a place the pair went to together. The people flow ranks exactly this way."""
+    """People triples for one outing of the training period: a user, the partner they went
+    with (someone they went out with at ``partner_min_outings`` places or more), and another
+    person of their city (``sample_people``: some of them the user's other partners);
+    context: the outing's place; history: how many places the user had been to with each
+    of the two before that outing. The people flow ranks exactly this way."""
     keys = data.partner_keys(cfg.partner_min_outings)
     if len(keys) == 0 or cfg.partner_examples == 0:
         return {}
@@ -163,13 +168,15 @@ def partner_examples(data: TrainingData, cfg: TrainConfig, rng) -> dict[str, tor
     a, b = keys // data.n_users, keys % data.n_users
     flip = rng.random(len(keys)) < 0.5
     u, v = np.where(flip, b, a), np.where(flip, a, b)
-    neg = sample_people(data, u, v, rng, cfg.partner_neighbor_rate)
-    target = pair_places(data, u, v, rng)
-    has = (target >= 0) & (rng.random(len(u)) >= cfg.context_dropout)
-    target = np.maximum(target, 0)
+    neg = sample_people(data, u, v, rng, cfg.partner_neighbor_rate, cfg.partner_past_rate)
+    outing = pair_outings(data, u, v, rng)
+    target, hour = data.outing_places[outing], data.outing_hours[outing]
+    has = rng.random(len(u)) >= cfg.context_dropout
     ctx = context_raw(len(u), categories=data.place_category[target] * has[:, None],
                       tags=data.place_tags[target] * has[:, None])
-    return {"u": as_tensor(u), "v": as_tensor(v), "neg": as_tensor(neg), "ctx": as_tensor(ctx, torch.float32)}
+    return {"u": as_tensor(u), "v": as_tensor(v), "neg": as_tensor(neg), "ctx": as_tensor(ctx, torch.float32),
+            "history_v": as_tensor(pair_history_before(data, u, v, hour), torch.float32),
+            "history_neg": as_tensor(pair_history_before(data, u, neg, hour), torch.float32)}
 
 
 def _localize(batch: dict[str, torch.Tensor], keys: tuple[str, ...], nodes: np.ndarray) -> dict[str, torch.Tensor]:
