@@ -203,11 +203,6 @@ def _outing_ranges(data: TrainingData, u: np.ndarray, v: np.ndarray) -> tuple[np
     return lo, np.searchsorted(data.outing_keys, keys, side="right") - lo
 
 
-def pair_history(data: TrainingData, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """How many places each pair went to together in training (their co-attendance count)."""
-    return _outing_ranges(data, u, v)[1]
-
-
 def pair_history_before(data: TrainingData, u: np.ndarray, v: np.ndarray, hours: np.ndarray) -> np.ndarray:
     """How many places each pair went to together in training before ``hours`` (first visits
     together strictly earlier)."""

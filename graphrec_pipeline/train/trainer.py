@@ -47,7 +47,6 @@ from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.train.data import (
     TrainingData,
     as_tensor,
-    pair_history,
     pair_history_before,
     pair_outings,
     pair_places,
@@ -151,7 +150,7 @@ def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng)
         "u": as_tensor(u), "v": as_tensor(v), "ctx": as_tensor(ctx, torch.float32),
         "compat": as_tensor(data.label_compat[rows], torch.float32),
         "attend": as_tensor(data.label_attend[rows], torch.float32),
-        "history": as_tensor(pair_history(data, u, v), torch.float32),
+        "history": as_tensor(data.history(u, v), torch.float32),
     }
 
 
