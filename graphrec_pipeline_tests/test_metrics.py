@@ -92,3 +92,27 @@ def test_pair_history_counts_places_together_in_either_order_and_any_shape():
     unsorted = pl.DataFrame({"user_u": [1, 0], "user_v": [2, 1], "co_attendance_count": [1, 1]})
     with pytest.raises(ValueError, match="sorted"):
         coattendance.PairHistory(unsorted, 4)
+
+
+def test_people_oracle_knows_who_may_go_out_and_puts_past_partners_first_or_last(tiny_world):
+    from graphrec_pipeline.evaluation.people import excluded_keys, friend_structure, oracle_rankers
+    from graphrec_pipeline.world.config import WorldConfig
+    from graphrec_pipeline.world.social import sample_same_city_pairs
+
+    users, inter = tiny_world["users"].sort("user_id"), tiny_world["interactions"]
+    n, k = len(users), WorldConfig.similar_users_k
+    go = friend_structure(users, k)
+    friends = coattendance.co_attendance(inter).filter(pl.col("co_attendance_count") >= 2)
+    u, v = friends["user_u"].to_numpy(), friends["user_v"].to_numpy()
+    assert len(u) > 20 and go(u, v).mean() > 0.9 and go(v, u).mean() == go(u, v).mean()
+    ru, rv = sample_same_city_pairs(users, 2_000, np.random.default_rng(0))
+    assert go(ru, rv).mean() < 0.5  # measured 0.19 (cities of 100, 20 neighbours each); 1.00 for friends
+
+    history = coattendance.PairHistory.from_interactions(inter, n)
+    city = users["home_city_id"].to_numpy()
+    rankers = oracle_rankers(users, k, lambda a, b: history(a[:, None], b[None, :]), city,
+                             excluded_keys(n, tiny_world["user_blocks"]))
+    mates = np.unique(np.concatenate([u, v]))[:20]
+    first, last = rankers["oracle"](mates)[:, 0], rankers["oracle_new"](mates)
+    assert (history(mates, first) > 0).all()
+    assert (history(mates[:, None], last) == 0).all()

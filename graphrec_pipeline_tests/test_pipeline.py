@@ -81,7 +81,7 @@ def test_eval_metrics_table_is_appended_per_run(small_world):
     assert all(0.0 <= r[5] <= 1.0 for r in rows if r[3] != "lift")
     people = {r[1] for r in rows if r[2] == "people"}
     assert people == {"graphrec_served", "graphrec_served_new", "content", "content_new", "past_partners", "popularity",
-                      "random"}
+                      "random", "oracle", "oracle_new"}
     assert set(splits) == {"train", "val", "test"} and splits["train"] > splits["test"] > 0
 
 

@@ -6,7 +6,8 @@ test-period outing partners (co-attendance, ``coattendance.py``), and, for
 the candidates the people flow may return: users of the same city, never the user and
 never anyone blocked either way. Rankers: the served flow (``s_final``), ``content``
 (cosine of ``fine_pref``), ``popularity`` (how many training-period partners a person
-had) and ``random``.
+had) and ``random``; on a generated world also the world's own rule of who goes out with
+whom (:func:`friend_structure`), the ceiling of what the tables can tell.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import polars as pl
 
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.evaluation.evaluate import Ranker, evaluate_rankers, sample_users
-from graphrec_pipeline.metrics import pair_keys, rank_in_cities
+from graphrec_pipeline.metrics import contains, pair_keys, rank_in_cities
+from graphrec_pipeline.world.interactions import FRIEND_MIN_OVERLAP
+from graphrec_pipeline.world.social import fine_pref_unit, similar_user_candidates
 
 KS = (10,)
 
@@ -46,6 +49,41 @@ def partner_popularity(before: pl.DataFrame, n_users: int):
     """How many partners each person had in training (``before``: ``coattendance.partners``)."""
     degree = np.bincount(before["user_id"].to_numpy(), minlength=n_users).astype(np.float32)
     return lambda u, v: np.broadcast_to(degree[v], (len(u), len(v)))
+
+
+def friend_structure(users: pl.DataFrame, similar_users_k: int):
+    """``go(u, v)``: may the pair go out together by the world's own rule? Only pairs among
+    each other's ``similar_users_k`` most similar same-city users (``world/social.py``) and
+    at least ``FRIEND_MIN_OVERLAP`` alike do (``world/interactions.py``); a coin the tables
+    do not keep picks which of them are friends, and strangers who meet by chance at a place
+    are a partner no rule foresees. With the cosine to order within, this is the people
+    oracle: all that the generator's draws let anyone know of a pair without the outings."""
+    candidates = similar_user_candidates(users, similar_users_k).filter(
+        pl.col("interest_overlap_score") >= FRIEND_MIN_OVERLAP)
+    n = len(users)
+    keys = np.sort(pair_keys(candidates["user_u"].to_numpy(), candidates["user_v"].to_numpy(), n))
+
+    def go(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        u, v = np.broadcast_arrays(u, v)
+        return contains(keys, pair_keys(np.minimum(u, v), np.maximum(u, v), n))
+
+    return go
+
+
+def oracle_rankers(users: pl.DataFrame, similar_users_k: int, past, user_city: np.ndarray, excluded: np.ndarray
+                   ) -> dict[str, Ranker]:
+    """``oracle``: past partners first (most places together first), then the pairs the
+    world's rule lets go out (:func:`friend_structure`), then the rest, each by cosine;
+    ``oracle_new``: the same with past partners last, for ``people_new``. ``past(u, v)``:
+    the (len(u), len(v)) training-period co-attendance counts."""
+    go, unit = friend_structure(users, similar_users_k), fine_pref_unit(users)
+
+    def key(u: np.ndarray, v: np.ndarray, past_side: float) -> np.ndarray:
+        n_past = past(u, v)
+        return past_side * (n_past > 0) * (8.0 + np.log1p(n_past)) + 2.0 * go(u[:, None], v[None, :]) + unit[u] @ unit[v].T
+
+    return {"oracle": candidate_ranker(lambda u, v: key(u, v, 1.0), user_city, excluded),
+            "oracle_new": candidate_ranker(lambda u, v: key(u, v, -1.0), user_city, excluded)}
 
 
 def evaluate_people(rankers: dict[str, Ranker], partners: pl.DataFrame, n_users: int,

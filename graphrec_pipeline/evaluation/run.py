@@ -7,7 +7,9 @@ places) and ``place_all``; ``place_context``; ``people`` and ``people_new``;
 
 People rankers beside the served flow (``graphrec_served``; ``graphrec_served_new`` with
 ``new_people``): ``content``, ``content_new`` (cosine, past partners last),
-``past_partners`` (most places together first, then cosine), ``popularity``, ``random``.
+``past_partners`` (most places together first, then cosine), ``popularity``, ``random``
+and, for generated worlds, ``oracle`` and ``oracle_new`` (the world's own rule of who goes
+out with whom, ``people.py``).
 Friend scorers: ``graphrec`` (with the pairs' training-period co-attendance),
 ``graphrec_no_history`` (without), ``content``, ``content_history`` (the §2.6 attendance
 rule on training-period co-attendance) and ``oracle`` (the rule on all periods).
@@ -35,6 +37,7 @@ from graphrec_pipeline.evaluation.people import (
     candidate_ranker,
     evaluate_people,
     excluded_keys,
+    oracle_rankers,
     outing_partners,
     partner_popularity,
 )
@@ -48,6 +51,7 @@ from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, 
 from graphrec_pipeline.train.fit import Inputs, validator
 from graphrec_pipeline.train.trainer import TrainConfig
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
+from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, slot_log_prior
 from graphrec_pipeline.world.social import POSITIVE_COATTENDANCE, POSITIVE_OVERLAP
 
@@ -176,6 +180,8 @@ def evaluate_all(
         "popularity": candidate_ranker(partner_popularity(train_partners, n_users), data.user_city, excluded),
         "random": candidate_ranker(random_scorer(seed), data.user_city, excluded),
     }
+    if with_oracle:
+        people |= oracle_rankers(users, WorldConfig.similar_users_k, past, data.user_city, excluded)
     if recommender is not None:
         people = {"graphrec_served": served_people(recommender),
                   "graphrec_served_new": served_people(recommender, new_people=True), **people}
