@@ -220,3 +220,53 @@ def test_a_sampled_subgraph_carries_its_global_ids(tiny_data):
     for t in ("user", "place"):
         assert torch.equal(sub[t].n_id, torch.from_numpy(nodes[t]))
         assert torch.equal(sub[t].x, tiny_data.graph[t].x[sub[t].n_id])
+
+
+def _logistic_world(n: int, rng):
+    """Taste cosines where the coarse profile echoes the fine one but says nothing itself."""
+    fine = rng.random(n)
+    cos = np.stack([0.7 * fine + 0.3 * rng.random(n), fine, rng.random(n)], axis=1)
+    return torch.tensor(cos, dtype=torch.float32)
+
+
+def test_the_pair_term_fit_recovers_the_weights_that_drew_the_labels():
+    from graphrec_pipeline.train.pair_terms import PairTermExamples, fit_logistic_terms
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    true_w = torch.tensor([[0.0, 6.0, 0.0], [0.0, 4.0, -1.0]])
+    true_h = torch.tensor([1.5, 0.8])
+    cos, other = _logistic_world(n, rng), _logistic_world(n, rng)
+    history = torch.log1p(torch.tensor(rng.poisson(1.0, n), dtype=torch.float32))
+    logits = cos @ true_w.T + history[:, None] * true_h - 3.0
+    labels = torch.bernoulli(torch.sigmoid(logits), generator=torch.Generator().manual_seed(0))
+    partner_history = torch.log1p(torch.tensor(rng.poisson(1.0, n), dtype=torch.float32))
+    other_history = torch.log1p(torch.tensor(rng.poisson(1.0, n), dtype=torch.float32))
+    first = torch.rand(n, generator=torch.Generator().manual_seed(1)) < torch.sigmoid(
+        (cos - other) @ true_w[0] + (partner_history - other_history) * true_h[0])
+    pick = lambda a, b: torch.where(first[:, None] if a.dim() == 2 else first, a, b)  # noqa: E731
+    ex = PairTermExamples(label_cos=cos, label_history=history, compat=labels[:, 0], attend=labels[:, 1],
+                          partner_cos=pick(cos, other), partner_history=pick(partner_history, other_history),
+                          other_cos=pick(other, cos), other_history=pick(other_history, partner_history))
+    w, h = fit_logistic_terms(ex, (1.0, 1.0, 0.0))  # the labels alone: each logit its own weights
+    assert torch.allclose(w, true_w, atol=0.6) and torch.allclose(h, true_h, atol=0.2), (w, h)
+    w, h = fit_logistic_terms(ex, (0.0, 0.0, 1.0))  # the people ranking alone: both logits the partner's rule
+    assert torch.allclose(w, true_w[[0, 0]], atol=0.6) and torch.allclose(h, true_h[[0, 0]], atol=0.2), (w, h)
+    assert w[:, 0].abs().max() < 0.6 < 5.0 < w[:, 1].min()  # the echo of the fine profile earns no weight
+    w, h = fit_logistic_terms(ex, (1.0, 1.0, 0.0), fit_history=False)
+    assert h.abs().max() == 0.0
+
+
+@pytest.mark.parametrize("how", ["fit", "learn"])
+def test_fitted_pair_terms_are_held_while_learned_ones_move(tiny_data, how):
+    cfg = TrainConfig(max_epochs=1, steps_per_epoch=3, place_examples=256, friend_examples=128,
+                      partner_examples=128, pair_terms=how, pair_fit_examples=4_096)
+    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: 0.1, log=lambda m: None)
+    model = result.model
+    weights = 100.0 * model.taste_match.weight.detach()
+    if how == "fit":
+        assert torch.allclose(weights, torch.tensor(result.pair_terms["taste"]), atol=1e-3)  # held through 3 steps
+        assert (weights[:, 1] > 0).all() and model.history_weights()[1] > 0  # people alike in fine tags, past outings
+        assert not model.taste_match.weight.requires_grad
+    else:
+        assert result.pair_terms == {} and weights.abs().sum() > 0  # Adam moved them from zero

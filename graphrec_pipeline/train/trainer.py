@@ -54,6 +54,7 @@ from graphrec_pipeline.train.data import (
     sample_people,
 )
 from graphrec_pipeline.train.distributed import Ranks, peak_rss_gb, train_parallel
+from graphrec_pipeline.train.pair_terms import fit_pair_terms
 from graphrec_pipeline.train.sampler import NeighborSampler
 
 
@@ -67,6 +68,8 @@ class TrainConfig:
     partner_min_outings: int = 2  # distinct places a pair went to together to count as partners
     partner_neighbor_rate: float = 0.5  # share of the other people drawn from the user's social neighbours
     partner_past_rate: float = 0.3  # share drawn from the user's other training-period partners
+    pair_terms: Literal["fit", "learn"] = "fit"  # the friend logits' linear terms: fit by L-BFGS first, then held (train/pair_terms.py), or learn by Adam with the rest
+    pair_fit_examples: int = 65_536  # labelled pairs and people triples each for that fit
     supervision_fraction: float = 0.2
     message_keep: float = 0.3  # full mode: share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
@@ -99,6 +102,7 @@ class TrainResult:
     ranks: int = 1
     ranks_agree: bool = True  # every rank ended with the same weights
     peak_rss_gb: list[float] = field(default_factory=list)  # per rank
+    pair_terms: dict[str, list] = field(default_factory=dict)  # fitted before training (cfg.pair_terms == "fit")
 
 
 def _drop_edges(graph, keep_up: torch.Tensor, keep_uu: torch.Tensor):
@@ -222,10 +226,25 @@ def train_step(
     losses = model.loss(z_user, z_place, x_user, x_place, places_b, friends_b, people_b)
     opt.zero_grad()
     losses["total"].backward()
-    ranks.average_gradients(model.parameters())
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    ranks.average_gradients(trainable)
+    torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
     opt.step()
     return ranks.mean({k: float(v.detach()) for k, v in losses.items()})
+
+
+PAIR_FIT_STREAM = 1 << 20  # a random stream of its own, apart from every rank's ([seed, rank])
+
+
+def fit_pair_terms_for(model: GraphRec, data: TrainingData, cfg: TrainConfig) -> dict[str, list]:
+    """Fit the friend logits' linear terms (``train/pair_terms.py``) on ``pair_fit_examples``
+    labelled pairs and people triples, drawn from a stream of their own so that every rank
+    fits the same values."""
+    rng = np.random.default_rng([cfg.seed, PAIR_FIT_STREAM])
+    n = min(cfg.pair_fit_examples, len(data.label_u))
+    friends = friend_examples(data, rng.choice(len(data.label_u), size=n, replace=False), cfg, rng)
+    people = partner_examples(data, dataclasses.replace(cfg, partner_examples=cfg.pair_fit_examples), rng)
+    return fit_pair_terms(model, data, friends, people)
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -263,10 +282,13 @@ def train(
     if model.has_ids:
         model.user_known.copy_(torch.from_numpy(np.bincount(data.edge_user, minlength=data.n_users) > 0))
         model.place_known.copy_(torch.from_numpy(np.bincount(data.edge_place, minlength=data.n_places) > 0))
+    fitted = fit_pair_terms_for(model, data, cfg) if cfg.pair_terms == "fit" else {}
+    if fitted:
+        log(f"friend logits' linear terms fitted: taste {fitted['taste']}, history {fitted['history']}")
     ranks.sync_parameters(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=model_cfg.learning_rate, weight_decay=model_cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=model_cfg.learning_rate, weight_decay=model_cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
-    result = TrainResult(model=model, ranks=ranks.world)
+    result = TrainResult(model=model, ranks=ranks.world, pair_terms=fitted)
     sampler = NeighborSampler(data.graph, cfg.fanouts) if cfg.mode == "minibatch" else None
     best_state, since_best = None, 0
     start = time.perf_counter()
