@@ -66,6 +66,11 @@ def test_people_examples_pair_a_partner_with_someone_else_of_the_city(tiny_data)
     social = np.isin(pair_key(u, neg, data.n_users), data.social_keys)
     assert 0.2 < social.mean() < 0.9, "about half the other people are the user's social neighbours"
     assert (u == v).sum() == 0 and 0.3 < (u < v).mean() < 0.7, "both orientations of a pair"
+    # one outing each, drawn uniformly: a pair turns up as often as it went out
+    partner_counts = counts[counts >= cfg.partner_min_outings]
+    per_outing = (partner_counts**2).sum() / partner_counts.sum()
+    drawn = np.array([went_out[int(k)] for k in pair_key(u, v, data.n_users)]).mean()
+    assert abs(drawn - per_outing) < 0.25 * (per_outing - partner_counts.mean()), (drawn, per_outing, partner_counts.mean())
 
 
 def test_people_examples_rank_one_outing_against_other_partners_with_the_counts_before_it(tiny_data):

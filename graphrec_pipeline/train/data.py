@@ -84,6 +84,12 @@ class TrainingData:
         keys, counts = self.outing_counts
         return keys[counts >= min_outings]
 
+    def partner_outings(self, min_outings: int) -> np.ndarray:
+        """Indices into ``outing_*`` of every training-period outing of those pairs
+        (:meth:`partner_keys`): drawing from them weights a pair by how often it went out,
+        as the next period's partners are."""
+        return np.flatnonzero(contains(self.partner_keys(min_outings), self.outing_keys))
+
     @cached_property
     def history(self) -> coattendance.PairHistory:
         """The pairs' training-period co-attendance counts, and each user's partners."""
@@ -209,13 +215,6 @@ def pair_history_before(data: TrainingData, u: np.ndarray, v: np.ndarray, hours:
     timeline, start, stride = data.outing_timeline
     keys = pair_key(u, v, data.n_users) * stride
     return np.searchsorted(timeline, keys + np.clip(hours - start, 0, stride - 1)) - np.searchsorted(timeline, keys)
-
-
-def pair_outings(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Index into ``outing_*`` of a random place each pair went to together in training
-    (every pair must have one)."""
-    lo, n = _outing_ranges(data, u, v)
-    return lo + (rng.random(len(lo)) * n).astype(np.int64)
 
 
 def pair_places(data: TrainingData, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:

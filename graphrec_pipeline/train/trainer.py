@@ -48,7 +48,6 @@ from graphrec_pipeline.train.data import (
     TrainingData,
     as_tensor,
     pair_history_before,
-    pair_outings,
     pair_places,
     sample_negatives,
     sample_people,
@@ -159,20 +158,20 @@ def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng)
 
 
 def partner_examples(data: TrainingData, cfg: TrainConfig, rng) -> dict[str, torch.Tensor]:
-    """People triples for one outing of the training period: a user, the partner they went
-    with (someone they went out with at ``partner_min_outings`` places or more), and another
-    person of their city (``sample_people``: some of them the user's other partners);
-    context: the outing's place; history: how many places the user had been to with each
-    of the two before that outing. The people flow ranks exactly this way."""
-    keys = data.partner_keys(cfg.partner_min_outings)
-    if len(keys) == 0 or cfg.partner_examples == 0:
+    """People triples for one outing of the training period, drawn uniformly from the
+    outings of pairs who went out at ``partner_min_outings`` places or more (so a pair
+    counts as often as it went out): a user, the partner they went with, and another person
+    of their city (``sample_people``: some of them the user's other partners); context: the
+    outing's place; history: how many places the user had been to with each of the two
+    before that outing. The people flow ranks exactly this way."""
+    outings = data.partner_outings(cfg.partner_min_outings)
+    if len(outings) == 0 or cfg.partner_examples == 0:
         return {}
-    keys = keys[rng.integers(0, len(keys), cfg.partner_examples)]
-    a, b = keys // data.n_users, keys % data.n_users
-    flip = rng.random(len(keys)) < 0.5
+    outing = outings[rng.integers(0, len(outings), cfg.partner_examples)]
+    a, b = data.outing_keys[outing] // data.n_users, data.outing_keys[outing] % data.n_users
+    flip = rng.random(len(outing)) < 0.5
     u, v = np.where(flip, b, a), np.where(flip, a, b)
     neg = sample_people(data, u, v, rng, cfg.partner_neighbor_rate, cfg.partner_past_rate)
-    outing = pair_outings(data, u, v, rng)
     target, hour = data.outing_places[outing], data.outing_hours[outing]
     has = rng.random(len(u)) >= cfg.context_dropout
     ctx = context_raw(len(u), categories=data.place_category[target] * has[:, None],
