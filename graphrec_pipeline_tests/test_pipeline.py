@@ -95,6 +95,9 @@ def test_training_curves_are_a_picture_and_a_table(small_world):
     png = base64.b64decode(text.split("data:image/png;base64,", 1)[1].split(")", 1)[0])
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
     assert "val_ndcg20" in text and "| epoch" in text  # the table under the picture
+    terms = meta["friend_linear_terms"].value
+    assert terms["set_by"] == "fit"  # fitted before training: the world pairs people by their fine tags
+    assert terms["compatibility"]["fine_tags"] > 2 * abs(terms["compatibility"]["coarse_categories"])
 
 
 @pytest.mark.parametrize(("asset", "key"), [("eval_metrics", "chart"), ("world_report", "long_tail")])

@@ -115,4 +115,4 @@ def fit_pair_terms(model: GraphRec, data: TrainingData, friend_batch: dict[str, 
     taste, history = fit_logistic_terms(ex, (cfg.lambda_friend, cfg.lambda_attend, cfg.lambda_partner),
                                         fit_history=cfg.pair_history)
     set_pair_terms(model, taste, history)
-    return {"taste": np.round(taste.numpy(), 3).tolist(), "history": np.round(history.numpy(), 3).tolist()}
+    return {"taste": np.round(taste.double().numpy(), 3).tolist(), "history": np.round(history.double().numpy(), 3).tolist()}

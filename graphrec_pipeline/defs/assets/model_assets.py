@@ -13,6 +13,7 @@ from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables, training_history
 from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
+from graphrec_pipeline.model.taste import SCALE as TASTE_SCALE
 from graphrec_pipeline.plots import evaluation_chart, training_curves
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
@@ -21,7 +22,8 @@ from graphrec_pipeline.train.trainer import TrainConfig
 
 HISTORY = "model/history"
 CODE = code_version("model", "train", "graph/build", "graph/features")
-EVAL_CODE = code_version("evaluation", "metrics", "simple_rankers", "serving", "world/oracle")
+EVAL_CODE = code_version("evaluation", "metrics", "simple_rankers", "serving", "world/oracle", "world/social",
+                         "world/interactions")
 
 
 TrainingSettings = config_from(
@@ -39,6 +41,16 @@ def sparkline(values: list[float]) -> str:
     bars = "▁▂▃▄▅▆▇█"
     lo, hi = min(values), max(values)
     return "".join(bars[int((v - lo) / (hi - lo + 1e-12) * (len(bars) - 1))] for v in values)
+
+
+def friend_linear_terms(model, train_cfg: TrainConfig) -> dict:
+    """The friend logits' weights on the taste cosines and on past outings, in logit units,
+    and how they were set (``TrainConfig.pair_terms``)."""
+    taste = (TASTE_SCALE * model.taste_match.weight.detach()).tolist()
+    history = model.history_weights().detach().tolist()
+    return {"set_by": train_cfg.pair_terms} | {
+        logit: dict(zip(("coarse_categories", "fine_tags", "vibes", "log1p_past_outings"), [*w, h], strict=True))
+        for logit, w, h in zip(("compatibility", "attendance"), taste, history, strict=True)}
 
 
 @dg.asset(group_name="model", code_version=CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"})
@@ -68,8 +80,7 @@ def graphrec_model(
             "ranks": result.ranks,
             "peak_rss_gb_per_rank": ", ".join(str(gb) for gb in result.peak_rss_gb),
             "parameters": sum(p.numel() for p in result.model.parameters()),
-            "pair_history_weights": dg.MetadataValue.json(
-                dict(zip(("compatibility", "attendance"), result.model.history_weights().tolist(), strict=True))),
+            "friend_linear_terms": dg.MetadataValue.json(friend_linear_terms(result.model, train_cfg)),
             "loss_curve": dg.MetadataValue.md(
                 training_curves(result.history) + "\n\n"
                 f"total loss `{sparkline(history['total'].to_list())}`\n\n"
