@@ -103,7 +103,8 @@ class GraphRec(nn.Module):
     learned match of the user's stated preferences and home with the place's tags,
     categories, city, neighbourhood and popularity (``model/preference.py``), ``n_{uv}``
     the number of places the pair went to together before the cut and ``h`` its learned
-    weights (``pair_history``).
+    weights (``pair_history``; training fits ``m_c``, ``m_a`` and ``h`` before it starts,
+    ``train/pair_terms.py``).
     Retrieval ranks places by ``d^{-1/2} z_u . z_p + m_1(s_u, s_p)`` and people by the taste match
     (:meth:`~graphrec_pipeline.model.taste.TasteMatch.people_vectors`).
 
@@ -207,8 +208,9 @@ class GraphRec(nn.Module):
 
     def history_weights(self) -> Tensor:
         """(2,) ``h_c, h_a``: the parameter through a fixed scale, as in ``model/taste.py``
-        (Adam moves a parameter by about the learning rate per step; unscaled, a few hundred
-        steps left both near 0.15 where the attendance ceiling wants about 2)."""
+        (fitted before training by default, ``train/pair_terms.py``; left to Adam,
+        unscaled, a few hundred steps left both near 0.15 where the attendance ceiling wants
+        about 2)."""
         return HISTORY_SCALE * self.pair_history
 
     def history_terms(self, history: Tensor) -> Tensor:

@@ -13,11 +13,12 @@ passing, where a user's own preferences are mixed with their places', and learns
 fine similarity slowly. One weight per profile rather than per dimension: a hundred
 per-tag weights learned from a few hundred steps ranked worse than the plain cosine they
 could express (the term alone, people Recall@10 0.27 against 0.29 per profile; cosine
-0.34). The weights start at zero, so the term is what training makes of it, and act
-through a fixed ``SCALE`` (in effect a larger learning rate for six numbers): Adam moves a
-weight by about the learning rate per step, and the few hundred steps of training left
-them near 0.2. The served ranking over a whole city (Recall@10 of ``s_final``) was 0.24 at
-a scale of 10, 0.27 at 30 and 0.32 at 100.
+0.34). Training fits the six weights, with the past-outings weights, to convergence before
+it starts and then holds them (``train/pair_terms.py``): left to Adam they grew alike and
+the coarse-category weight ended at a third of the fine-tag one, which blurred the ranking
+of new partners. With ``pair_terms: learn`` they start at zero and act through a fixed
+``SCALE`` (in effect a larger learning rate for six numbers; unscaled, a few hundred steps
+left them near 0.2).
 
 The people flow also retrieves by the match: :meth:`TasteMatch.people_vectors` scales each
 profile by the square root of its weight, so the dot product of two users' vectors is the
