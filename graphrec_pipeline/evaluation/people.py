@@ -7,7 +7,7 @@ the candidates the people flow may return: users of the same city, never the use
 never anyone blocked either way. Rankers: the served flow (``s_final``), ``content``
 (cosine of ``fine_pref``), ``popularity`` (how many training-period partners a person
 had) and ``random``; on a generated world also the world's own rule of who goes out with
-whom (:func:`friend_structure`), the ceiling of what the tables can tell.
+whom (:func:`friend_structure`), the oracle beside them.
 """
 
 from __future__ import annotations
@@ -55,9 +55,11 @@ def friend_structure(users: pl.DataFrame, similar_users_k: int):
     """``go(u, v)``: may the pair go out together by the world's own rule? Only pairs among
     each other's ``similar_users_k`` most similar same-city users (``world/social.py``) and
     at least ``FRIEND_MIN_OVERLAP`` alike do (``world/interactions.py``); a coin the tables
-    do not keep picks which of them are friends, and strangers who meet by chance at a place
-    are a partner no rule foresees. With the cosine to order within, this is the people
-    oracle: all that the generator's draws let anyone know of a pair without the outings."""
+    do not keep picks which of them are friends. Strangers who meet by chance at a place are
+    partners too; the generator's visit probabilities foresee a few of them
+    (``benchmarks/people_ceiling.py``). With the cosine to order within, this is the people
+    oracle: the world's rule, with nothing tuned on the test set, so a lower bound of the
+    ceiling."""
     candidates = similar_user_candidates(users, similar_users_k).filter(
         pl.col("interest_overlap_score") >= FRIEND_MIN_OVERLAP)
     n = len(users)

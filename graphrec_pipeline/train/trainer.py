@@ -285,7 +285,8 @@ def train(
     if fitted:
         log(f"friend logits' linear terms fitted: taste {fitted['taste']}, history {fitted['history']}")
     ranks.sync_parameters(model)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=model_cfg.learning_rate, weight_decay=model_cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=model_cfg.learning_rate,
+                            weight_decay=model_cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
     result = TrainResult(model=model, ranks=ranks.world, pair_terms=fitted)
     sampler = NeighborSampler(data.graph, cfg.fanouts) if cfg.mode == "minibatch" else None
