@@ -27,10 +27,10 @@ def test_multiprocess_is_the_default_and_dask_and_k8s_are_chosen_by_config():
     from dagster_dask import dask_executor
     from dagster_k8s import k8s_job_executor
 
-    assert dg.validate_run_config(_job(), RESOURCES)["execution"] == {
-        "graphrec": {"multiprocess": {"max_concurrent": 0, "start_method": "forkserver"}}}
-    spawn = {**RESOURCES, "execution": {"config": {"multiprocess": {"start_method": "spawn", "max_concurrent": 1}}}}
-    assert dg.validate_run_config(_job(), spawn)["execution"]["graphrec"]["multiprocess"]["start_method"] == "spawn"
+    assert "multiprocess" in dg.validate_run_config(_job(), RESOURCES)["execution"]["graphrec"]
+    spawn = {**RESOURCES, "execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}, "max_concurrent": 1}}}}
+    resolved = dg.validate_run_config(_job(), spawn)["execution"]["graphrec"]["multiprocess"]
+    assert resolved["start_method"] == {"spawn": {}} and resolved["max_concurrent"] == 1
     dask = _yaml("configs/dask.yaml")
     merged = {**_yaml("configs/small.yaml"), **RESOURCES, **dask}
     assert "dask" in dg.validate_run_config(_job(), merged)["execution"]["graphrec"]
@@ -40,6 +40,38 @@ def test_multiprocess_is_the_default_and_dask_and_k8s_are_chosen_by_config():
     assert process_config(k8s_job_executor.config_schema.config_type, k8s["execution"]["config"]["k8s"]).success
     with pytest.raises(dg.DagsterInvalidConfigError):
         dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": {"spark": {}}}})
+    with pytest.raises(dg.DagsterInvalidConfigError):  # Dagster's own schema: no such field
+        dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": {"multiprocess": {"workers": 2}}}})
+
+
+def test_the_executor_takes_dagsters_standard_shapes():
+    """``in_process`` (any instance) and ``multiprocess`` with ``max_concurrent``, as
+    Dagster's default executor takes them; the forkserver is ours only when no start
+    method is given."""
+    from dagster._core.executor.in_process import InProcessExecutor
+    from dagster._core.executor.multiprocess import MultiprocessExecutor
+
+    from graphrec_pipeline.defs.executor import DEFINITIONS_MODULE, executor
+
+    def made(config: dict):
+        resolved = dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": config}})
+        executor_config = resolved["execution"]["graphrec"]
+        return executor.get_requirements(executor_config), executor.executor_creation_fn(dg.InitExecutorContext(
+            job=dg.reconstructable(_job_for_test), executor_def=executor, executor_config=executor_config,
+            instance=dg.DagsterInstance.ephemeral()))
+
+    requirements, in_process = made({"in_process": {}})
+    assert isinstance(in_process, InProcessExecutor) and requirements == []
+    requirements, forked = made({"multiprocess": {"max_concurrent": 1}})
+    assert isinstance(forked, MultiprocessExecutor) and requirements
+    assert forked._max_concurrent == 1 and forked._start_method == "forkserver"
+    assert forked._explicit_forkserver_preload == [DEFINITIONS_MODULE]
+    _, spawned = made({"multiprocess": {"start_method": {"spawn": {}}}})
+    assert spawned._start_method == "spawn"
+
+
+def _job_for_test():
+    return _job()
 
 
 def test_the_s3_data_dir_config_resolves_from_the_environment(monkeypatch):
@@ -67,3 +99,23 @@ def test_the_production_instance_config_is_valid(monkeypatch):
     assert process_config(PostgresRunStorage.config_type(), config["storage"]["postgres"]).success
     bad = {**launcher["config"], "job_namespace": 3}
     assert not process_config(K8sRunLauncher.config_type(), bad).success
+
+
+@pytest.mark.slow
+def test_dagster_asset_materialize_runs_in_process_without_a_dagster_home(tmp_path):
+    """The standard in_process run config on the command line users and CI type, with no
+    persistent instance: the world's first tables materialize and their checks pass."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {"GRAPHREC_DATA_DIR": str(tmp_path / "data")}
+    world = tmp_path / "world.yaml"
+    world.write_text(yaml.safe_dump({"resources": {"world": {"config": {"n_users": 200, "n_places": 200, "n_cities": 2}}}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "graphrec_pipeline.definitions",
+         "--select", "users,places", "-c", str(world), "-c", str(REPO / "configs" / "in_process.yaml")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RUN_SUCCESS" in done.stderr and "STEP_WORKER_STARTED" not in done.stderr
+    assert (tmp_path / "data" / "releases").is_dir()

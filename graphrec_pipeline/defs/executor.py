@@ -1,30 +1,34 @@
-"""The executor, chosen by run config: Dagster's multiprocess executor (the default), a
-Dask cluster (``dagster-dask``) or one Kubernetes job per step (``dagster-k8s``), with the
-same Definitions.
+"""The executor, chosen by run config with Dagster's own shapes: in one process, as local
+processes (the default), on a Dask cluster (``dagster-dask``) or as one Kubernetes job per
+step (``dagster-k8s``), with the same Definitions.
 
-    execution: {config: {multiprocess: {start_method: forkserver, max_concurrent: 0}}}   # default
+    execution: {config: {multiprocess: {}}}                                             # default
+    execution: {config: {multiprocess: {max_concurrent: 1, start_method: {spawn: {}}}}}
+    execution: {config: {in_process: {}}}
     execution: {config: {dask: {cluster: {local: {n_workers: 2, threads_per_worker: 1}}}}}
     execution: {config: {dask: {cluster: {existing: {address: "tcp://scheduler:8786"}}}}}
     execution: {config: {k8s: {job_namespace: graphrec, ...}}}                       # deploy/
 
-Multiprocess steps start from a forkserver that has imported the definitions once. With
-``spawn`` (Dagster's default) every step starts a fresh interpreter that imports torch,
-PyG and faiss again: about 10 s per step, 174 s for the small pipeline on 2 cores; forked,
-under 1 s per step and 61 s. Dask needs a persistent Dagster instance (``DAGSTER_HOME``)
-and workers that can import this package; ``configs/dask.yaml`` is the local example.
+``multiprocess`` and ``in_process`` take exactly the config of Dagster's default executor.
+One thing differs: without a ``start_method``, step processes start from a forkserver that
+has imported the definitions once. With ``spawn`` (Dagster's default) every step starts a
+fresh interpreter that imports torch, PyG and faiss again (seconds per step, dozens of
+steps). Dask and the multiprocess executor need a persistent Dagster instance
+(``DAGSTER_HOME``); ``in_process`` runs on any instance. ``configs/dask.yaml`` is the local
+Dask example.
 """
 
 import dagster as dg
 from dagster._config import process_config
-from dagster._core.definitions.executor_definition import multiple_process_executor_requirements
+from dagster._core.definitions.executor_definition import (
+    IN_PROC_CONFIG,
+    MULTI_PROC_CONFIG,
+    multiple_process_executor_requirements,
+)
 
 DEFINITIONS_MODULE = "graphrec_pipeline.definitions"
-
-MULTIPROCESS = {
-    "max_concurrent": dg.Field(int, default_value=0, description="Steps at once (0: one per CPU)."),
-    "start_method": dg.Field(dg.Enum("StartMethod", [dg.EnumValue("forkserver"), dg.EnumValue("spawn")]),
-                             default_value="forkserver", description="How step processes start."),
-}
+DEFAULT_START = {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}
+SINGLE_PROCESS = "in_process"
 
 
 def _delegate(executor_def: dg.ExecutorDefinition, raw: dict, init_context: dg.InitExecutorContext):
@@ -37,11 +41,18 @@ def _delegate(executor_def: dg.ExecutorDefinition, raw: dict, init_context: dg.I
     return executor_def.executor_creation_fn(context)
 
 
+def _requirements(executor_config: dict):
+    """Steps in other processes need a reconstructable job and a persistent instance;
+    ``in_process`` needs neither (as with Dagster's default executor)."""
+    return [] if SINGLE_PROCESS in executor_config else multiple_process_executor_requirements()
+
+
 @dg.executor(
     name="graphrec",
     config_schema=dg.Field(
         dg.Selector({
-            "multiprocess": dg.Field(MULTIPROCESS, is_required=False, description="Steps as local processes."),
+            "multiprocess": MULTI_PROC_CONFIG,
+            SINGLE_PROCESS: IN_PROC_CONFIG,
             "dask": dg.Field(dg.Permissive(), is_required=False,
                              description="dagster-dask's config: {cluster: {local: {...}}} or {cluster: {existing: {address}}}."),
             "k8s": dg.Field(dg.Permissive(), is_required=False,
@@ -49,7 +60,7 @@ def _delegate(executor_def: dg.ExecutorDefinition, raw: dict, init_context: dg.I
         }),
         default_value={"multiprocess": {}},
     ),
-    requirements=multiple_process_executor_requirements(),
+    requirements=_requirements,
 )
 def executor(init_context: dg.InitExecutorContext):
     ((kind, config),) = init_context.executor_config.items()
@@ -61,7 +72,7 @@ def executor(init_context: dg.InitExecutorContext):
         from dagster_k8s import k8s_job_executor
 
         return _delegate(k8s_job_executor, config, init_context)
-    method = config["start_method"]
-    start = {"preload_modules": [DEFINITIONS_MODULE]} if method == "forkserver" else {}
-    return _delegate(dg.multiprocess_executor,
-                     {"max_concurrent": config["max_concurrent"], "start_method": {method: start}}, init_context)
+    if kind == SINGLE_PROCESS:
+        return _delegate(dg.in_process_executor, config, init_context)
+    return _delegate(dg.multiprocess_executor, {**config, "start_method": config.get("start_method") or DEFAULT_START},
+                     init_context)
