@@ -19,18 +19,20 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Counts units of a loop and logs at most every ``every`` seconds.
 
-    ``deadline_seconds`` caps the ETA (a loop that stops at a time limit)."""
+    ``deadline_seconds`` caps the ETA (a loop that stops at a time limit); ``clock`` gives
+    the seconds the rate and the ETA are measured with (a fixed clock in tests)."""
 
     def __init__(self, what: str, total: int | None, log: Callable[[str], None], unit: str = "steps",
-                 every: float = EVERY_SECONDS, deadline_seconds: float | None = None):
+                 every: float = EVERY_SECONDS, deadline_seconds: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.what, self.total, self.log, self.unit, self.every = what, total, log, unit, every
-        self.deadline = deadline_seconds
+        self.deadline, self.clock = deadline_seconds, clock
         self.done = 0
-        self.start = self.last = time.perf_counter()
+        self.start = self.last = clock()
 
     def update(self, n: int = 1, note: str = "") -> None:
         self.done += n
-        now = time.perf_counter()
+        now = self.clock()
         if now - self.last >= self.every:
             self.last = now
             self.log(self.line(now, note))
@@ -53,15 +55,16 @@ class Progress:
 
 
 @contextmanager
-def heartbeat(what: str, log: Callable[[str], None], every: float = EVERY_SECONDS) -> Iterator[None]:
+def heartbeat(what: str, log: Callable[[str], None], every: float = EVERY_SECONDS,
+              clock: Callable[[], float] = time.perf_counter) -> Iterator[None]:
     """For one long call that cannot report itself (a vectorized generator, a library
     loop): a thread logs ``still <what>, <elapsed>`` every ``every`` seconds until it returns."""
     stop = threading.Event()
-    start = time.perf_counter()
+    start = clock()
 
     def beat() -> None:
         while not stop.wait(every):
-            log(f"still {what}, {_clock(time.perf_counter() - start)} elapsed")
+            log(f"still {what}, {_clock(clock() - start)} elapsed")
 
     thread = threading.Thread(target=beat, name=f"heartbeat: {what}", daemon=True)
     thread.start()
