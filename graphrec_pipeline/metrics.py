@@ -43,18 +43,46 @@ def top_k(
     block_elements: int = BLOCK_ELEMENTS,
 ) -> np.ndarray:
     """(len(users), k) candidate place ids, best first; seen places rank last."""
+    return top_k_many({"": score}, users, candidates, k, n_places, seen_keys, block_elements)[""]
+
+
+def top_k_many(
+    scores: dict[str, Scorer],
+    users: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    n_places: int,
+    seen_keys: np.ndarray,
+    block_elements: int = BLOCK_ELEMENTS,
+) -> dict[str, np.ndarray]:
+    """:func:`top_k` of several scorers over the same blocks: each block of users is cut,
+    and its seen mask made, once, and every scorer is called with the same two arrays (so a
+    :func:`last_block` memo shared by scorers computes a common part once)."""
     k = min(k, len(candidates))
-    out = np.empty((len(users), k), dtype=np.int64)
+    out = {name: np.empty((len(users), k), dtype=np.int64) for name in scores}
     chunk = max(1, block_elements // max(len(candidates), 1))
     for start in range(0, len(users), chunk):
         u = users[start : start + chunk]
-        s = np.asarray(score(u, candidates), dtype=np.float64)
         seen = contains(seen_keys, pair_keys(u[:, None], candidates[None, :], n_places))
-        s = np.where(seen, -np.inf, s)
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
-        out[start : start + len(u)] = candidates[np.take_along_axis(part, order, axis=1)]
+        for name, score in scores.items():
+            s = np.where(seen, -np.inf, np.asarray(score(u, candidates), dtype=np.float64))
+            part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
+            out[name][start : start + len(u)] = candidates[np.take_along_axis(part, order, axis=1)]
     return out
+
+
+def last_block(score: Scorer) -> Scorer:
+    """``score`` remembering its last answer: called again with the very same two arrays
+    (as :func:`top_k_many` calls every scorer of a block), it returns that answer."""
+    last: list = [None, None, None]
+
+    def memo(users: np.ndarray, places: np.ndarray) -> np.ndarray:
+        if last[0] is not users or last[1] is not places:
+            last[:] = [users, places, score(users, places)]
+        return last[2]
+
+    return memo
 
 
 def ranking_metrics(
@@ -114,15 +142,29 @@ def rank_in_cities(
 ) -> np.ndarray:
     """(len(users), k) top-k place ids of each user among the places of their city (or of
     every city), seen pairs last; -1 pads a city with fewer than k places."""
+    return rank_many_in_cities({"": score}, users, user_city, place_city, seen_keys, k, block_elements, all_places)[""]
+
+
+def rank_many_in_cities(
+    scores: dict[str, Scorer],
+    users: np.ndarray,
+    user_city: np.ndarray,
+    place_city: np.ndarray,
+    seen_keys: np.ndarray,
+    k: int,
+    block_elements: int = BLOCK_ELEMENTS,
+    all_places: bool = False,
+) -> dict[str, np.ndarray]:
+    """:func:`rank_in_cities` for several scorers, block by block (:func:`top_k_many`)."""
     n_places = len(place_city)
-    ranked = np.full((len(users), k), -1, dtype=np.int64)
+    ranked = {name: np.full((len(users), k), -1, dtype=np.int64) for name in scores}
     if all_places:
         groups = [(np.ones(len(users), bool), np.arange(n_places))]
     else:
         groups = [(user_city[users] == c, np.flatnonzero(place_city == c)) for c in np.unique(user_city[users])]
     for sel, cands in groups:
-        r = top_k(score, users[sel], cands, k, n_places, seen_keys, block_elements)
-        ranked[sel, : r.shape[1]] = r
+        for name, r in top_k_many(scores, users[sel], cands, k, n_places, seen_keys, block_elements).items():
+            ranked[name][sel, : r.shape[1]] = r
     return ranked
 
 

@@ -116,3 +116,54 @@ def test_people_oracle_knows_who_may_go_out_and_puts_past_partners_first_or_last
     first, last = rankers["oracle"](mates)[:, 0], rankers["oracle_new"](mates)
     assert (history(mates, first) > 0).all()
     assert (history(mates[:, None], last) == 0).all()
+
+
+def test_ranking_many_scorers_by_block_equals_ranking_each_alone(tiny_world):
+    """``rank_many_in_cities`` answers what ``rank_in_cities`` answers for each scorer, and
+    oracles that share one ``last_block`` affinity compute it once per block."""
+    from graphrec_pipeline.metrics import last_block, rank_in_cities, rank_many_in_cities
+    from graphrec_pipeline.world.affinity import WorldFeatures, affinity_block
+    from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, restricted_oracle
+
+    users, places, inter = (tiny_world[t].sort(c) for t, c in
+                            (("users", "user_id"), ("places", "place_id"), ("interactions", "user_id")))
+    feats = WorldFeatures.from_tables(users, places, 15)
+    calls = []
+    counted = lambda u, p: calls.append(len(u)) or affinity_block(feats, u, p)  # noqa: E731
+    shared = last_block(counted)
+    partners = coattendance.partners(inter)
+    allowed = np.arange(len(places)) % 3 > 0
+    scorers = {"oracle": shared, "joint": joint_oracle_scorer(feats, partners, base=shared),
+               "restricted": restricted_oracle(feats, allowed, base=shared)}
+    alone = {"oracle": oracle_scorer(feats), "joint": joint_oracle_scorer(feats, partners),
+             "restricted": restricted_oracle(feats, allowed)}
+    user_city, place_city = users["home_city_id"].to_numpy(), places["city_id"].to_numpy()
+    who = np.arange(0, len(users), 2)
+    seen = np.sort(pair_keys(inter["user_id"].to_numpy()[:500], inter["place_id"].to_numpy()[:500], len(places)))
+    together = rank_many_in_cities(scorers, who, user_city, place_city, seen, 10, block_elements=5_000)
+    for name, score in alone.items():
+        np.testing.assert_array_equal(
+            together[name], rank_in_cities(score, who, user_city, place_city, seen, 10, block_elements=5_000), name)
+    assert sum(calls) == len(who)  # every user's affinity block once, for the three oracles
+    assert (together["restricted"] >= 0).all() and allowed[together["restricted"]].all()
+
+
+def test_joint_oracle_is_the_mean_affinity_of_the_partners(tiny_world):
+    """The joint oracle sums the partners' features instead of scoring each partner: it
+    must equal own affinity + the mean of every partner's affinity, partners of other
+    cities included."""
+    from graphrec_pipeline.world.affinity import WorldFeatures, affinity_block
+    from graphrec_pipeline.world.oracle import joint_oracle_scorer
+
+    users, places = tiny_world["users"].sort("user_id"), tiny_world["places"].sort("place_id")
+    feats = WorldFeatures.from_tables(users, places, 15)
+    partners = coattendance.partners(tiny_world["interactions"]).select("user_id", "partner_id").unique()
+    partners = pl.concat([partners, pl.DataFrame({"user_id": [0, 0], "partner_id": [1, 299]})]).unique()  # far away too
+    joint = joint_oracle_scorer(feats, partners)
+    who, where = np.array([0, 5, 17, 123, 299]), np.arange(len(places))
+    got = joint(who, where)
+    for row, u in enumerate(who):
+        mates = np.sort(partners.filter(pl.col("user_id") == u)["partner_id"].to_numpy())
+        mean = affinity_block(feats, mates, where).mean(axis=0) if len(mates) else 0.0
+        np.testing.assert_allclose(got[row], affinity_block(feats, np.array([u]), where)[0] + mean, rtol=1e-4, atol=1e-4)
+    assert feats.user_city[1] != feats.user_city[0] or feats.user_city[299] != feats.user_city[0]

@@ -26,7 +26,7 @@ import polars as pl
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_FINE
-from graphrec_pipeline.metrics import metrics_by_group, pair_keys, rank_in_cities
+from graphrec_pipeline.metrics import last_block, metrics_by_group, pair_keys, rank_many_in_cities
 from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, random_scorer
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, restricted_oracle
@@ -109,17 +109,17 @@ def holdout_benchmark(
     }
     if with_oracle:
         feats = WorldFeatures.from_tables(users, places, n_neighborhoods)
-        rankers["oracle"] = oracle_scorer(feats)
+        affinity = last_block(oracle_scorer(feats))  # one affinity block for the four oracles
+        rankers["oracle"] = affinity
         partners = coattendance.partners(interactions.filter(pl.col("timestamp") < cutoff))
-        rankers["oracle_joint"] = joint_oracle_scorer(feats, partners)
+        rankers["oracle_joint"] = joint_oracle_scorer(feats, partners, base=affinity)
         outings_per_place = np.bincount(train_outings["place_id"].to_numpy(), minlength=n_places)
         hotspots = outings_per_place >= np.quantile(outings_per_place, 1.0 - HOTSPOT_SHARE)
-        rankers["oracle_outing_places"] = restricted_oracle(feats, outings_per_place > 0)
-        rankers["oracle_outing_hotspots"] = restricted_oracle(feats, hotspots & (outings_per_place > 0))
+        rankers["oracle_outing_places"] = restricted_oracle(feats, outings_per_place > 0, base=affinity)
+        rankers["oracle_outing_hotspots"] = restricted_oracle(feats, hotspots & (outings_per_place > 0), base=affinity)
 
     rows = []
-    for name, score in rankers.items():
-        ranked = rank_in_cities(score, eval_users, user_city, place_city, seen, k)
+    for name, ranked in rank_many_in_cities(rankers, eval_users, user_city, place_city, seen, k).items():
         for r in metrics_by_group(ranked, eval_users, groups, n_places, (k,)):
             rows.append({"ranker": name, "positives": r.pop("group"), **r})
     table = pl.DataFrame(rows)
