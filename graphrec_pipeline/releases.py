@@ -100,8 +100,12 @@ def verify_files(root: Location) -> dict:
 class DataDir:
     """A data directory of releases: who may write, what is live, and switching."""
 
-    def __init__(self, where: str | Path | Location | None = None, endpoint_url: str | None = None):
+    def __init__(self, where: str | Path | Location | None = None, endpoint_url: str | None = None,
+                 clock: Callable[[], float] = time.time):
+        """``clock``: the wall time (epoch seconds) that file ages are measured against: the
+        lock's grace and the age of temporary files (a fixed clock in tests)."""
         self.location = location(where, endpoint_url)
+        self.clock = clock
 
     @classmethod
     def at(cls, data_dir: str | Path | Location | None = None, endpoint_url: str | None = None) -> "DataDir":
@@ -201,11 +205,7 @@ class DataDir:
                 self.location.remove(LOCK)
                 continue
             if time.monotonic() >= deadline:
-                raise LockHeld(
-                    f"{self.location} is locked by run {holder.get('run_id')} (pid {holder.get('pid')} on "
-                    f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, or set "
-                    "storage.lock_wait_seconds to queue behind it"
-                ) from None
+                raise LockHeld(self._held_message(holder, grace_seconds)) from None
             time.sleep(1.0)
 
     def _holder(self) -> dict:
@@ -216,13 +216,27 @@ class DataDir:
 
     def _stale(self, holder: dict, grace_seconds: float) -> bool:
         try:
-            age = time.time() - self.location.mtime(LOCK)
+            age = self.clock() - self.location.mtime(LOCK)
         except FileNotFoundError:
             return True
         if holder.get("host") not in (None, socket.gethostname()):
             return False  # cannot see the process: only its owner or a human removes it
         pid = holder.get("pid")
         return (not isinstance(pid, int) or not _alive(pid)) and age >= grace_seconds
+
+    def _held_message(self, holder: dict, grace_seconds: float) -> str:
+        who = (f"{self.location} is locked by run {holder.get('run_id')} (pid {holder.get('pid')} on "
+               f"{holder.get('host')}, since {holder.get('since')})")
+        pid = holder.get("pid")
+        if holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+            try:
+                left = max(grace_seconds - (self.clock() - self.location.mtime(LOCK)), 0.0)
+            except FileNotFoundError:
+                left = 0.0
+            ends = dt.datetime.fromtimestamp(self.clock() + left, dt.timezone.utc).isoformat(timespec="seconds")
+            return (f"{who}; its process is gone, and the lock is taken over when its {grace_seconds:g} s grace "
+                    f"ends at {ends} ({left:.0f} s from now): run again then")
+        return f"{who}; wait for it to finish, or set storage.lock_wait_seconds to queue behind it"
 
     def release_lock(self, run_id: str) -> None:
         if self._holder().get("run_id") == run_id:
@@ -326,7 +340,7 @@ class DataDir:
                 self.location.remove(f"{RELEASES}/{name}")
                 removed.append(name)
         for name in self.location.list():  # a temporary file of a live writer is young: leave it
-            if DEBRIS.match(name) and time.time() - self._mtime(name) > DEBRIS_AGE_SECONDS:
+            if DEBRIS.match(name) and self.clock() - self._mtime(name) > DEBRIS_AGE_SECONDS:
                 self.location.remove(name)
                 removed.append(name)
         return removed
@@ -335,7 +349,7 @@ class DataDir:
         try:
             return self.location.mtime(name)
         except FileNotFoundError:
-            return time.time()
+            return self.clock()
 
     def prune(self, keep: int, min_age_hours: float = 0.0) -> list[str]:
         """Delete complete releases beyond the ``keep`` newest, older than ``min_age_hours``;
