@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--lrs", default="0.002,0.005,0.01,0.02")
     args = parser.parse_args()
 
-    from graphrec_pipeline.evaluation.baselines import train_lightgcn
+    from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn
     from graphrec_pipeline.releases import DataDir
     from graphrec_pipeline.train.fit import Inputs, validator
     from graphrec_pipeline.train.trainer import TrainConfig
@@ -40,7 +40,7 @@ def main() -> None:
             return checks[-1]
 
         start = time.perf_counter()
-        train_lightgcn(data, lr=lr, validate=validate, patience=cfg.patience, max_seconds=60 * cfg.max_minutes, log=log)
+        train_lightgcn(data, LightGCNSettings(lr=lr), validate=validate, log=log)
         append_result("lightgcn.jsonl", {
             "lr": lr, "best_val_ndcg20": round(max(checks), 4), "steps": 25 * len(checks),
             "best_step": 25 * (checks.index(max(checks)) + 1), "seconds": round(time.perf_counter() - start, 1),

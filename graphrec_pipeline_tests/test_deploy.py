@@ -51,7 +51,7 @@ def test_the_executor_takes_dagsters_standard_shapes():
     from dagster._core.executor.in_process import InProcessExecutor
     from dagster._core.executor.multiprocess import MultiprocessExecutor
 
-    from graphrec_pipeline.defs.executor import DEFINITIONS_MODULE, executor
+    from graphrec_pipeline.defs.executor import DEFAULT_LIMITS, DEFINITIONS_MODULE, executor
 
     def made(config: dict):
         resolved = dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": config}})
@@ -66,8 +66,21 @@ def test_the_executor_takes_dagsters_standard_shapes():
     assert isinstance(forked, MultiprocessExecutor) and requirements
     assert forked._max_concurrent == 1 and forked._start_method == "forkserver"
     assert forked._explicit_forkserver_preload == [DEFINITIONS_MODULE]
-    _, spawned = made({"multiprocess": {"start_method": {"spawn": {}}}})
-    assert spawned._start_method == "spawn"
+    assert forked._tag_concurrency_limits == DEFAULT_LIMITS  # one torch step at a time unless told
+    own = [{"key": "graphrec/compute", "value": "torch", "limit": 2}]
+    _, spawned = made({"multiprocess": {"start_method": {"spawn": {}}, "tag_concurrency_limits": own}})
+    assert spawned._start_method == "spawn" and spawned._tag_concurrency_limits == own
+
+
+def test_steps_that_compute_with_every_core_are_tagged_and_training_goes_first():
+    from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
+
+    graph = defs.resolve_asset_graph()
+    nodes = {key.path[-1]: graph.get(key).assets_def.node_def for key in graph.get_all_asset_keys()}
+    tags = {name: node.tags for name, node in nodes.items() if isinstance(node, dg.OpDefinition)}
+    torch_steps = {name for name, t in tags.items() if TORCH_STEP.items() <= t.items()}
+    assert {"graphrec_model", "lightgcn_baseline", "user_embeddings", "place_embeddings"} <= torch_steps
+    assert CRITICAL.items() <= tags["graphrec_model"].items() and "dagster/priority" not in tags["lightgcn_baseline"]
 
 
 def _job_for_test():

@@ -275,3 +275,64 @@ def test_fitted_pair_terms_are_held_while_learned_ones_move(tiny_data, how):
         assert not model.taste_match.weight.requires_grad
     else:
         assert result.pair_terms == {} and weights.abs().sum() > 0  # Adam moved them from zero
+
+
+def test_lightgcn_stops_by_patience_and_keeps_its_best_check(tiny_data):
+    """A scripted validation: the best check is the second, two without a gain stop it."""
+    from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn
+
+    scores = iter([0.10, 0.30, 0.20, 0.25, 0.9])
+    kept = []
+
+    def validate(u, p):
+        kept.append(u.copy())
+        return next(scores)
+
+    settings = LightGCNSettings(steps=500, batch=256, eval_every=5, patience=2)
+    result = train_lightgcn(tiny_data, settings, validate=validate)
+    assert (result.stopped_by, result.steps, result.best_step, result.best_val_ndcg) == ("patience", 20, 10, 0.30)
+    np.testing.assert_array_equal(result.user, kept[1])
+    assert result.user.shape == (tiny_data.n_users, 64) and result.place.shape == (tiny_data.n_places, 64)
+
+
+def test_lightgcn_time_cap_reads_the_injected_clock(tiny_data):
+    from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn
+
+    clock = iter(np.arange(0.0, 1000.0, 7.0))  # each reading 7 s after the last
+    settings = LightGCNSettings(steps=500, batch=256, eval_every=5, patience=100, max_minutes=0.5)
+    result = train_lightgcn(tiny_data, settings, validate=lambda u, p: float(u.sum() % 1), clock=lambda: next(clock))
+    assert result.stopped_by == "time cap" and result.steps < 500
+
+
+def test_lightgcn_embeddings_are_refused_for_another_graph_and_kept_for_the_same(tiny_data, tmp_path):
+    from graphrec_pipeline.evaluation.baselines import (
+        LightGCNSettings,
+        current_lightgcn,
+        load_lightgcn,
+        save_lightgcn,
+        train_lightgcn,
+        training_key,
+    )
+    from graphrec_pipeline.graph.build import GRAPH_FILE
+    from graphrec_pipeline.storage import Storage
+
+    store = Storage(tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="materialize lightgcn_baseline"):
+        load_lightgcn(store)
+    store.write_bytes(GRAPH_FILE, b"graph one")
+    settings = LightGCNSettings(steps=3, batch=128)
+    key = training_key(store, settings, "code-a", 2)
+    assert current_lightgcn(store, key) is None
+    result = train_lightgcn(tiny_data, settings)
+    save_lightgcn(store, result, key)
+    user, place = load_lightgcn(store)
+    np.testing.assert_array_equal(user, result.user)
+    assert result.stopped_by == "steps" and result.best_val_ndcg is None
+    assert current_lightgcn(store, key)["steps"] == 3
+    for changed in (training_key(store, LightGCNSettings(steps=4, batch=128), "code-a", 2),
+                    training_key(store, settings, "code-b", 2), training_key(store, settings, "code-a", 1)):
+        assert current_lightgcn(store, changed) is None
+    store.write_bytes(GRAPH_FILE, b"graph two")
+    assert current_lightgcn(store, training_key(store, settings, "code-a", 2)) is None
+    with pytest.raises(ValueError, match="another training graph: materialize lightgcn_baseline"):
+        load_lightgcn(store)

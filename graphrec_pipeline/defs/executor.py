@@ -10,8 +10,11 @@ step (``dagster-k8s``), with the same Definitions.
     execution: {config: {k8s: {job_namespace: graphrec, ...}}}                       # deploy/
 
 ``multiprocess`` and ``in_process`` take exactly the config of Dagster's default executor.
-One thing differs: without a ``start_method``, step processes start from a forkserver that
-has imported the definitions once. With ``spawn`` (Dagster's default) every step starts a
+Two things differ. Without a ``start_method``, step processes start from a forkserver that
+has imported the definitions once. Without ``tag_concurrency_limits``, at most one step
+tagged :data:`TORCH_STEP` runs at a time: each trains or embeds with every core
+(``compute_threads.py``), and two of them side by side oversubscribe the cores (measured:
+training ran 4x slower per step beside LightGCN than alone, not 2x). With ``spawn`` (Dagster's default) every step starts a
 fresh interpreter that imports torch, PyG and faiss again (seconds per step, dozens of
 steps). Dask and the multiprocess executor need a persistent Dagster instance
 (``DAGSTER_HOME``); ``in_process`` runs on any instance. ``configs/dask.yaml`` is the local
@@ -28,6 +31,9 @@ from dagster._core.definitions.executor_definition import (
 
 DEFINITIONS_MODULE = "graphrec_pipeline.definitions"
 DEFAULT_START = {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}
+TORCH_STEP = {"graphrec/compute": "torch"}  # op tags of the steps that compute with every core
+DEFAULT_LIMITS = [{"key": "graphrec/compute", "value": "torch", "limit": 1}]
+CRITICAL = {"dagster/priority": "10"}  # op tags of a step the rest of the run waits for: it starts first
 SINGLE_PROCESS = "in_process"
 
 
@@ -74,5 +80,6 @@ def executor(init_context: dg.InitExecutorContext):
         return _delegate(k8s_job_executor, config, init_context)
     if kind == SINGLE_PROCESS:
         return _delegate(dg.in_process_executor, config, init_context)
-    return _delegate(dg.multiprocess_executor, {**config, "start_method": config.get("start_method") or DEFAULT_START},
-                     init_context)
+    return _delegate(dg.multiprocess_executor, {**config, "start_method": config.get("start_method") or DEFAULT_START,
+                                                "tag_concurrency_limits": config.get("tag_concurrency_limits")
+                                                or DEFAULT_LIMITS}, init_context)

@@ -6,10 +6,20 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, value_version
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
-from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR
+from graphrec_pipeline.compute_threads import compute_threads
+from graphrec_pipeline.evaluation.baselines import (
+    LIGHTGCN_FILE,
+    LightGCNSettings,
+    current_lightgcn,
+    load_lightgcn,
+    save_lightgcn,
+    train_lightgcn,
+    training_key,
+)
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables, training_history
 from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
@@ -17,11 +27,12 @@ from graphrec_pipeline.model.taste import SCALE as TASTE_SCALE
 from graphrec_pipeline.plots import evaluation_chart, training_curves
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
-from graphrec_pipeline.train.fit import MODEL_WEIGHTS, Inputs, fit, load_model, save_model
+from graphrec_pipeline.train.fit import MODEL_WEIGHTS, Inputs, fit, load_model, save_model, validator
 from graphrec_pipeline.train.trainer import TrainConfig
 
 HISTORY = "model/history"
 CODE = code_version("model", "train", "graph/build", "graph/features")
+LIGHTGCN_CODE = code_version("evaluation/baselines", "evaluation/two_stage", "train/data", "metrics", "progress")
 EVAL_CODE = code_version("evaluation", "metrics", "simple_rankers", "serving", "world/oracle", "world/social",
                          "world/interactions")
 
@@ -53,7 +64,8 @@ def friend_linear_terms(model, train_cfg: TrainConfig) -> dict:
         for logit, w, h in zip(("compatibility", "attendance"), taste, history, strict=True)}
 
 
-@dg.asset(group_name="model", code_version=CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"})
+@dg.asset(group_name="model", code_version=CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"},
+          op_tags={**TORCH_STEP, **CRITICAL})
 def graphrec_model(
     context: dg.AssetExecutionContext, config: TrainingSettings, storage: StorageResource, world: WorldResource
 ) -> dg.MaterializeResult:
@@ -94,15 +106,60 @@ def graphrec_model(
     )
 
 
+LightGCNConfig = config_from(
+    "LightGCNConfig",
+    "LightGCN baseline (``LightGCNSettings``), validated on the GNN's validation visits. "
+    "``retrain``: train even where the release already holds what training would make.",
+    LightGCNSettings,
+    positive_rating=(float, 3.0),
+    eval_users=(int, TrainConfig.eval_users),
+    retrain=(bool, False),
+)
+
+
+@dg.asset(group_name="evaluation", code_version=LIGHTGCN_CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"},
+          op_tags=TORCH_STEP)
+def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
+                      storage: StorageResource) -> dg.MaterializeResult:
+    """PyG's LightGCN trained with BPR on the training graph's interaction edges, stopped by
+    validation patience (``evaluation/baselines.py``): the collaborative baseline that
+    ``eval_metrics`` ranks beside the GNN. An asset of its own, trained again only when the
+    graph, its code or its settings change: training is deterministic, so embeddings that
+    the live release already holds for the same graph bytes, code, settings and thread
+    count are kept (``retrain: true`` trains anyway)."""
+    store = storage.for_run(context)
+    settings = build(LightGCNSettings, config)
+    key = training_key(store, settings, LIGHTGCN_CODE, compute_threads())
+    kept = None if config.retrain else current_lightgcn(store, key)
+    if kept is not None:
+        context.log.info(f"LightGCN embeddings of this graph, code and settings kept from release {kept['release']}")
+        result_meta = {k: kept.get(k) for k in ("best_val_ndcg20", "best_step", "steps", "stopped_by")}
+    else:
+        inputs = Inputs.load(store)
+        data = inputs.training_data(config.positive_rating)
+        val = validator(inputs, data, TrainConfig(eval_users=config.eval_users, seed=settings.seed),
+                        config.positive_rating)
+        result = train_lightgcn(data, settings, validate=val.dot_ndcg, log=context.log.info)
+        save_lightgcn(store, result, key)
+        result_meta = {"best_val_ndcg20": result.best_val_ndcg, "best_step": result.best_step, "steps": result.steps,
+                       "stopped_by": result.stopped_by}
+        context.log.info(f"LightGCN: best val NDCG@20 {result.best_val_ndcg:.4f} at step {result.best_step}, "
+                         f"stopped by {result.stopped_by} after {result.steps} steps")
+    return dg.MaterializeResult(
+        metadata={**result_meta, "trained_in": kept["release"] if kept else store.release,
+                  "reused": kept is not None, "settings": dg.MetadataValue.json(key["settings"])},
+        data_version=file_version(store, LIGHTGCN_FILE),
+    )
+
+
 class EvaluationSettings(dg.Config):
     max_users: int = 2_000
-    lightgcn_lr: float = LIGHTGCN_LR
-    lightgcn_max_minutes: float = TrainConfig.max_minutes  # the GNN's wall-time budget
     positive_rating: float = 3.0
     seed: int = 0
 
 
-@dg.asset(group_name="evaluation", code_version=EVAL_CODE, deps=[graphrec_model, "ann_indexes"], kinds={"duckdb", "parquet"})
+@dg.asset(group_name="evaluation", code_version=EVAL_CODE, deps=[graphrec_model, lightgcn_baseline, "ann_indexes"],
+          kinds={"duckdb", "parquet"})
 def eval_metrics(
     context: dg.AssetExecutionContext,
     config: EvaluationSettings,
@@ -119,13 +176,10 @@ def eval_metrics(
     with heartbeat("evaluating", context.log.info):
         metrics = evaluate_all(
             inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
-            n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users,
-            lightgcn_lr=config.lightgcn_lr, train_cfg=TrainConfig(max_minutes=config.lightgcn_max_minutes,
-                                                                  seed=config.seed),
-            seed=config.seed,
+            n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users, seed=config.seed,
             recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store,
                                           pair_history=training_history(inputs)),
-            log=context.log.info,
+            lightgcn=load_lightgcn(store), log=context.log.info,
         )
     table = metrics.select(
         pl.lit(context.run_id).alias("run_id"),

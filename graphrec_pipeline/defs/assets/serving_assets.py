@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
 from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
@@ -50,7 +51,8 @@ def _norms(z: np.ndarray) -> dict:
         dg.AssetSpec(PLACE_EMBEDDINGS, group_name=GROUP, code_version=CODE, deps=["graphrec_model", "training_graph"],
                      kinds={"pytorch", "parquet"},
                      description="z_place of every place (place_id, city_id, embedding FLOAT[128]), §6.1."),
-    ]
+    ],
+    op_tags={**TORCH_STEP, **CRITICAL},
 )
 def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
     """One full forward pass of the trained model over the training graph (in blocks of
