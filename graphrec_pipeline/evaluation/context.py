@@ -29,9 +29,10 @@ def context_queries(visits: pl.DataFrame, max_queries: int, seed: int = 0) -> pl
     return queries.with_row_index("query").with_columns(pl.col("query").cast(pl.Int64))
 
 
-def evaluate_context(rankers: dict[str, SlotRanker], visits: pl.DataFrame, n_places: int,
-                     max_queries: int = 2000, seed: int = 0) -> list[dict]:
-    queries = context_queries(visits, max_queries, seed)
+def evaluate_context(rankers: dict[str, SlotRanker], queries: pl.DataFrame, visits: pl.DataFrame,
+                     n_places: int) -> list[dict]:
+    """``queries``: :func:`context_queries` of ``visits``; each is ranked with its slot and
+    without one."""
     relevant = visits.join(queries, on=["user_id", "slot"]).select("query", "place_id").unique()
     keys = np.sort(pair_keys(relevant["query"].to_numpy(), relevant["place_id"].to_numpy(), n_places))
     qid, users, slots = (queries[c].to_numpy() for c in ("query", "user_id", "slot"))

@@ -26,6 +26,7 @@ from graphrec_pipeline.metrics import (
     average_precision,
     metrics_by_group,
     rank_in_cities,
+    rank_many_in_cities,
     roc_auc,
 )
 
@@ -46,6 +47,35 @@ def sample_users(users: np.ndarray, max_users: int, seed: int) -> np.ndarray:
     return users
 
 
+def rank_users(scorers: dict[str, Scorer], rankers: dict[str, Ranker], users: np.ndarray, user_city: np.ndarray,
+               place_city: np.ndarray, seen_keys: np.ndarray, all_places: bool = False,
+               k: int = max(KS)) -> dict[str, np.ndarray]:
+    """name -> (len(users), k) ranked ids of every scorer (over dense blocks that all of them
+    share: ``metrics.rank_many_in_cities``) and every ranker, for the same users."""
+    ranked = rank_many_in_cities(scorers, users, user_city, place_city, seen_keys, k, all_places=all_places)
+    return ranked | {name: rank(users) for name, rank in rankers.items()}
+
+
+def rows_of(ranked: dict[str, np.ndarray], ranked_users: np.ndarray, users: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of ``users`` (all among the sorted ``ranked_users``) in rankings made once for many tasks."""
+    at = np.searchsorted(ranked_users, users)
+    return {name: r[at] for name, r in ranked.items()}
+
+
+def place_groups(task: str, positives: pl.DataFrame, parts: tuple[str, ...] = ("", "_solo", "_outing")) -> dict:
+    """Relevant (user, place) pairs of ``task`` and its solo and outing parts."""
+    pu, pp, po = (positives[c].to_numpy() for c in ("user_id", "place_id", "outing"))
+    every = {"": (pu, pp), "_solo": (pu[~po], pp[~po]), "_outing": (pu[po], pp[po])}
+    return {f"{task}{part}": every[part] for part in parts}
+
+
+def evaluate_ranked(ranked: dict[str, np.ndarray], users: np.ndarray, groups: dict[str, tuple[np.ndarray, np.ndarray]],
+                    n_items: int, ks: tuple[int, ...] = KS) -> list[dict]:
+    """Rows of every ranking (rows in ``users`` order) against each group of relevant pairs."""
+    return [{"model": name, "task": r["group"], "metric": r["metric"], "k": r["k"], "value": r["value"]}
+            for name, rows in ranked.items() for r in metrics_by_group(rows, users, groups, n_items, ks)]
+
+
 def evaluate_places(
     rankers: dict[str, Ranker],
     positives: pl.DataFrame,
@@ -56,19 +86,14 @@ def evaluate_places(
 ) -> list[dict]:
     """``positives``: (user_id, place_id, outing) rows; every ranker answers the same users.
     Tasks ``{task}``, ``{task}_solo`` and ``{task}_outing``."""
-    pu, pp, po = (positives[c].to_numpy() for c in ("user_id", "place_id", "outing"))
-    groups = {task: (pu, pp), f"{task}_solo": (pu[~po], pp[~po]), f"{task}_outing": (pu[po], pp[po])}
-    return evaluate_rankers(rankers, groups, sample_users(np.unique(pu), max_users, seed), n_places, KS)
+    users = sample_users(np.unique(positives["user_id"].to_numpy()), max_users, seed)
+    return evaluate_rankers(rankers, place_groups(task, positives), users, n_places, KS)
 
 
 def evaluate_rankers(rankers: dict[str, Ranker], groups: dict[str, tuple[np.ndarray, np.ndarray]],
                      users: np.ndarray, n_items: int, ks: tuple[int, ...]) -> list[dict]:
     """Every ranker answers ``users`` once; each group of relevant pairs is a task."""
-    rows = []
-    for name, rank in rankers.items():
-        for r in metrics_by_group(rank(users), users, groups, n_items, ks):
-            rows.append({"model": name, "task": r["group"], "metric": r["metric"], "k": r["k"], "value": r["value"]})
-    return rows
+    return evaluate_ranked({name: rank(users) for name, rank in rankers.items()}, users, groups, n_items, ks)
 
 
 def evaluate_friends(

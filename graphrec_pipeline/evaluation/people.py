@@ -72,24 +72,38 @@ def friend_structure(users: pl.DataFrame, similar_users_k: int):
     return go
 
 
-def oracle_rankers(users: pl.DataFrame, similar_users_k: int, past, user_city: np.ndarray, excluded: np.ndarray
-                   ) -> dict[str, Ranker]:
+def oracle_scorers(users: pl.DataFrame, similar_users_k: int, past, cos=None) -> dict:
     """``oracle``: past partners first (most places together first), then the pairs the
     world's rule lets go out (:func:`friend_structure`), then the rest, each by cosine;
     ``oracle_new``: the same with past partners last, for ``people_new``. ``past(u, v)``:
-    the (len(u), len(v)) training-period co-attendance counts."""
-    go, unit = friend_structure(users, similar_users_k), fine_pref_unit(users)
+    the (len(u), len(v)) training-period co-attendance counts; ``cos(u, v)``: the cosine
+    of ``fine_pref`` (computed here unless a shared one is given)."""
+    go = friend_structure(users, similar_users_k)
+    if cos is None:
+        unit = fine_pref_unit(users)
+        cos = lambda u, v: unit[u] @ unit[v].T  # noqa: E731
 
     def key(u: np.ndarray, v: np.ndarray, past_side: float) -> np.ndarray:
         n_past = past(u, v)
-        return past_side * (n_past > 0) * (8.0 + np.log1p(n_past)) + 2.0 * go(u[:, None], v[None, :]) + unit[u] @ unit[v].T
+        return past_side * (n_past > 0) * (8.0 + np.log1p(n_past)) + 2.0 * go(u[:, None], v[None, :]) + cos(u, v)
 
-    return {"oracle": candidate_ranker(lambda u, v: key(u, v, 1.0), user_city, excluded),
-            "oracle_new": candidate_ranker(lambda u, v: key(u, v, -1.0), user_city, excluded)}
+    return {"oracle": lambda u, v: key(u, v, 1.0), "oracle_new": lambda u, v: key(u, v, -1.0)}
+
+
+def oracle_rankers(users: pl.DataFrame, similar_users_k: int, past, user_city: np.ndarray, excluded: np.ndarray
+                   ) -> dict[str, Ranker]:
+    """:func:`oracle_scorers` as rankers of the people flow's candidates."""
+    return {name: candidate_ranker(score, user_city, excluded)
+            for name, score in oracle_scorers(users, similar_users_k, past).items()}
+
+
+def people_groups(partners: pl.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``people``: every test-period partner; ``people_new``: those new to the user."""
+    pu, pv, new = (partners[c].to_numpy() for c in ("user_id", "partner_id", "new"))
+    return {"people": (pu, pv), "people_new": (pu[new], pv[new])}
 
 
 def evaluate_people(rankers: dict[str, Ranker], partners: pl.DataFrame, n_users: int,
                     max_users: int = 2000, seed: int = 0) -> list[dict]:
-    pu, pv, new = (partners[c].to_numpy() for c in ("user_id", "partner_id", "new"))
-    groups = {"people": (pu, pv), "people_new": (pu[new], pv[new])}
-    return evaluate_rankers(rankers, groups, sample_users(np.unique(pu), max_users, seed), n_users, KS)
+    users = sample_users(np.unique(partners["user_id"].to_numpy()), max_users, seed)
+    return evaluate_rankers(rankers, people_groups(partners), users, n_users, KS)

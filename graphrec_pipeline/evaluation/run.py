@@ -30,26 +30,32 @@ import polars as pl
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_FINE
-from graphrec_pipeline.evaluation.baselines import LIGHTGCN_LR, dot_scorer, train_lightgcn
-from graphrec_pipeline.evaluation.context import evaluate_context
-from graphrec_pipeline.evaluation.evaluate import evaluate_friends, evaluate_places, scored
+from graphrec_pipeline.evaluation.baselines import dot_scorer
+from graphrec_pipeline.evaluation.context import context_queries, evaluate_context
+from graphrec_pipeline.evaluation.evaluate import (
+    evaluate_friends,
+    evaluate_ranked,
+    place_groups,
+    rank_users,
+    rows_of,
+    sample_users,
+    scored,
+)
+from graphrec_pipeline.evaluation.people import KS as PEOPLE_KS
 from graphrec_pipeline.evaluation.people import (
-    candidate_ranker,
-    evaluate_people,
     excluded_keys,
-    oracle_rankers,
+    oracle_scorers,
     outing_partners,
     partner_popularity,
+    people_groups,
 )
 from graphrec_pipeline.graph.split import heldout_visits
-from graphrec_pipeline.metrics import BLOCK_ELEMENTS as DENSE_BLOCK
-from graphrec_pipeline.metrics import pair_keys
+from graphrec_pipeline.metrics import last_block, pair_keys, rank_many_in_cities
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, random_scorer
-from graphrec_pipeline.train.fit import Inputs, validator
-from graphrec_pipeline.train.trainer import TrainConfig
+from graphrec_pipeline.train.fit import Inputs
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
 from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, slot_log_prior
@@ -101,16 +107,16 @@ def evaluate_all(
     with_oracle: bool,
     n_neighborhoods: int,
     max_users: int = 2000,
-    lightgcn_lr: float = LIGHTGCN_LR,
-    train_cfg: TrainConfig = TrainConfig(),
     seed: int = 0,
     recommender=None,
+    lightgcn: tuple[np.ndarray, np.ndarray] | None = None,
     log=print,
 ) -> pl.DataFrame:
     """``recommender``: a :class:`Recommender` over this model's served assets, built with
     ``visited_keys=pre_test_keys(inputs)`` and ``pair_history=training_history(inputs)``;
-    without one the served flow is not evaluated.
-    LightGCN trains under ``train_cfg``'s validation, patience and time cap (the GNN's)."""
+    without one the served flow is not evaluated. ``lightgcn``: the (user, place)
+    embeddings of the LightGCN baseline trained on the same graph (``baselines.py``);
+    without them it is left out."""
     data = inputs.training_data(positive_rating)
     scorer = Scorer.from_graph(model, inputs.graph)
     users = inputs.users.sort("user_id")
@@ -124,68 +130,80 @@ def evaluate_all(
     train_partners = coattendance.partners(train)
     history = training_history(inputs)
 
-    log("training the LightGCN baseline")
-    val = validator(inputs, data, train_cfg, positive_rating)
-    lg_user, lg_place = train_lightgcn(data, lr=lightgcn_lr, seed=seed, validate=val.dot_ndcg,
-                                       patience=train_cfg.patience, max_seconds=60 * train_cfg.max_minutes, log=log)
-    scores = {
-        "graphrec": (scorer.head, HEAD_BLOCK),
-        "graphrec_dot": (scorer.dot, DENSE_BLOCK),
-        "graphrec_match": (scorer.match, DENSE_BLOCK),
-        "lightgcn": (dot_scorer(lg_user, lg_place), DENSE_BLOCK),
-        "content": (content_scorer(user_unit, place_unit), DENSE_BLOCK),
-        "popularity": (popularity_scorer(data.edge_place, n_places), DENSE_BLOCK),
-        "random": (random_scorer(seed), DENSE_BLOCK),
+    scorers = {
+        "graphrec": scorer.head,
+        "graphrec_dot": scorer.dot,
+        "graphrec_match": scorer.match,
+        **({} if lightgcn is None else {"lightgcn": dot_scorer(*lightgcn)}),
+        "content": content_scorer(user_unit, place_unit),
+        "popularity": popularity_scorer(data.edge_place, n_places),
+        "random": random_scorer(seed),
     }
     if with_oracle:
-        scores["oracle"] = (oracle_scorer(feats), DENSE_BLOCK)
-        scores["oracle_joint"] = (joint_oracle_scorer(feats, train_partners), DENSE_BLOCK)
+        scorers["oracle"] = last_block(oracle_scorer(feats))  # oracle_joint adds to the same block
+        scorers["oracle_joint"] = joint_oracle_scorer(feats, train_partners, base=scorers["oracle"])
+    served = {} if recommender is None else {"graphrec_served": served_places(recommender)}
 
     visits = heldout_visits(inputs.interactions, inputs.split, "test", positive_rating)
     home = visits.filter(pl.Series(data.user_city[visits["user_id"].to_numpy()] == data.place_city[visits["place_id"].to_numpy()]))
     positives = visits.group_by("user_id", "place_id").agg(pl.col("outing").any()).sort("user_id", "place_id")
     home_positives = home.group_by("user_id", "place_id").agg(pl.col("outing").any()).sort("user_id", "place_id")
-
-    rankers = {name: scored(fn, data.user_city, data.place_city, seen, block) for name, (fn, block) in scores.items()}
-    if recommender is not None:
-        rankers["graphrec_served"] = served_places(recommender)
-    log(f"ranking {len(rankers)} models over home-city places")
-    rows = evaluate_places(rankers, home_positives, n_places, max_users=max_users, seed=seed)
     cold = np.bincount(data.edge_place, minlength=n_places) == 0
     cold_positives = home_positives.filter(pl.Series(cold[home_positives["place_id"].to_numpy()]))
+    queries = context_queries(home, max_users, seed)
+
+    # The home-city rankings of every user that a home, cold-start or empty-context task
+    # asks about, made once (each user sample is the one its task draws on its own).
+    samples = {task: sample_users(np.unique(frame["user_id"].to_numpy()), max_users, seed)
+               for task, frame in (("place", home_positives), ("place_cold", cold_positives))}
+    union = np.unique(np.concatenate([*samples.values(), queries["user_id"].to_numpy()]))
+    log(f"ranking {len(scorers) + len(served)} models over home-city places for {len(union):,} users")
+    ranked = rank_users(scorers, served, union, data.user_city, data.place_city, seen)
+    rows = evaluate_ranked(rows_of(ranked, union, samples["place"]), samples["place"],
+                           place_groups("place", home_positives), n_places)
     if len(cold_positives):
         log(f"cold start: {len(cold_positives)} test positives at {int(cold.sum())} places without training edges")
-        rows += [r for r in evaluate_places(rankers, cold_positives, n_places, max_users=max_users, task="place_cold",
-                                            seed=seed) if r["task"] == "place_cold"]
+        rows += evaluate_ranked(rows_of(ranked, union, samples["place_cold"]), samples["place_cold"],
+                                place_groups("place_cold", cold_positives, ("",)), n_places)
+
     log("ranking over all places (smaller user sample)")
-    everywhere = {name: scored(fn, data.user_city, data.place_city, seen, block, all_places=True)
-                  for name, (fn, block) in scores.items()}
-    rows += [r for r in evaluate_places(everywhere, positives, n_places, max_users=max(max_users // 4, 1),
-                                        task="place_all", seed=seed) if r["task"] == "place_all"]
+    everyone = sample_users(np.unique(positives["user_id"].to_numpy()), max(max_users // 4, 1), seed)
+    everywhere = rank_users(scorers, {}, everyone, data.user_city, data.place_city, seen, all_places=True)
+    rows += evaluate_ranked(everywhere, everyone, place_groups("place_all", positives, ("",)), n_places)
 
     log("context task: each test visit's own time slot")
     place_slot = places["typical_time_slot"].to_numpy()
-    rows += evaluate_context(context_rankers(scorer, data, seen, feats, place_slot, recommender), home, n_places,
-                             max_queries=max_users, seed=seed)
+    no_context = {"graphrec": "graphrec", "graphrec_served": "graphrec_served", "oracle_slot": "oracle"}
+
+    def or_ranked(name: str, rank):
+        """With a slot: ``rank``; without one: the home-city ranking already made."""
+        return lambda users, slot: rank(users, slot) if slot is not None else rows_of(ranked, union, users)[no_context[name]]
+
+    slot_rankers = context_rankers(scorer, data, seen, feats, place_slot, recommender)
+    rows += evaluate_context({name: or_ranked(name, rank) for name, rank in slot_rankers.items()}, queries, home,
+                             n_places)
 
     log("people task: test-period outing partners")
     test = inputs.interactions.filter(inputs.split["split"] == "test")
     excluded = excluded_keys(n_users, inputs.blocks)
-    cos = lambda u, v: user_unit[u] @ user_unit[v].T  # noqa: E731
-    past = lambda u, v: history(u[:, None], v[None, :])  # noqa: E731
+    cos = last_block(lambda u, v: user_unit[u] @ user_unit[v].T)  # shared by the rankers of a block
+    past = last_block(lambda u, v: history(u[:, None], v[None, :]))
     people = {
-        "content": candidate_ranker(cos, data.user_city, excluded),
-        "content_new": candidate_ranker(lambda u, v: cos(u, v) - 2.0 * (past(u, v) > 0), data.user_city, excluded),
-        "past_partners": candidate_ranker(lambda u, v: past(u, v) + cos(u, v), data.user_city, excluded),
-        "popularity": candidate_ranker(partner_popularity(train_partners, n_users), data.user_city, excluded),
-        "random": candidate_ranker(random_scorer(seed), data.user_city, excluded),
+        "content": cos,
+        "content_new": lambda u, v: cos(u, v) - 2.0 * (past(u, v) > 0),
+        "past_partners": lambda u, v: past(u, v) + cos(u, v),
+        "popularity": partner_popularity(train_partners, n_users),
+        "random": random_scorer(seed),
     }
     if with_oracle:
-        people |= oracle_rankers(users, WorldConfig.similar_users_k, past, data.user_city, excluded)
-    if recommender is not None:
-        people = {"graphrec_served": served_people(recommender),
-                  "graphrec_served_new": served_people(recommender, new_people=True), **people}
-    rows += evaluate_people(people, outing_partners(train_partners, test), n_users, max_users=max_users, seed=seed)
+        people |= oracle_scorers(users, WorldConfig.similar_users_k, past, cos)
+    served_people_rankers = {} if recommender is None else {
+        "graphrec_served": served_people(recommender), "graphrec_served_new": served_people(recommender, new_people=True)}
+    partners = outing_partners(train_partners, test)
+    people_users = sample_users(np.unique(partners["user_id"].to_numpy()), max_users, seed)
+    ranked_people = {name: rank(people_users) for name, rank in served_people_rankers.items()}
+    ranked_people |= rank_many_in_cities(people, people_users, data.user_city, data.user_city, excluded, max(PEOPLE_KS))
+    rows += evaluate_ranked(ranked_people, people_users, people_groups(partners), n_users, PEOPLE_KS)
 
     labels = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") == "test")
     pair_cos = lambda u, v: np.einsum("ij,ij->i", user_unit[u], user_unit[v])  # noqa: E731
