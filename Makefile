@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install test run run-small dev bench clean
+.PHONY: install test test-fast run run-small dev bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The edit loop: everything but the tests marked slow (other processes, Dask, kill -9).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m graphrec_pipeline.definitions --select '*'

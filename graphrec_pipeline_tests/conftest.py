@@ -160,6 +160,28 @@ def small_world(tmp_path_factory):
     return data_dir, result
 
 
+TINY_OPS = {"graphrec_model": {"config": {"max_epochs": 2, "steps_per_epoch": 3, "place_examples": 1024,
+                                          "friend_examples": 512, "eval_users": 100, "warmup_steps": 2,
+                                          "decay_steps": 6}},
+            "lightgcn_baseline": {"config": {"eval_users": 100, "steps": 50}},
+            "eval_metrics": {"config": {"max_users": 100}}}
+
+
+def tiny_run_config(seed: int, grace: float = 0.0) -> dict:
+    """The whole pipeline on a 300 x 300 world in seconds: for tests of runs and releases."""
+    return {"resources": {"world": {"config": {"n_users": TINY.n_users, "n_places": TINY.n_places,
+                                               "n_cities": TINY.n_cities, "seed": seed}},
+                          "storage": {"config": {"lock_grace_seconds": grace}}}, "ops": TINY_OPS}
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory):
+    """A data dir with the tiny seed-42 run's release live (copy it before changing it)."""
+    data_dir = tmp_path_factory.mktemp("tiny_release") / "data"
+    assert materialize(data_dir, tiny_run_config(42)).success
+    return data_dir
+
+
 def full_pipeline():
     """The job, for Dask workers to rebuild (``dg.reconstructable``)."""
     from graphrec_pipeline.definitions import defs
@@ -168,14 +190,14 @@ def full_pipeline():
 
 
 @pytest.fixture(scope="session")
-def s3_small_world(s3_endpoint):
-    """The small config run on a local Dask cluster (configs/dask.yaml) with its data dir in
+def s3_tiny_world(s3_endpoint):
+    """The tiny seed-42 run on a local Dask cluster (configs/dask.yaml) with its data dir in
     a bucket of the loopback S3 server: the DataDir and the pids its steps ran in."""
     import re
     from graphrec_pipeline.releases import DataDir
 
     data_dir = f"{new_bucket(s3_endpoint)}/graphrec"
-    config = small_run_config()
+    config = tiny_run_config(42)
     config["resources"]["storage"] = {"config": {"data_dir": data_dir, "endpoint_url": s3_endpoint}}
     config.update(yaml.safe_load((REPO / "configs" / "dask.yaml").read_text()))
     with dg.instance_for_test() as instance:

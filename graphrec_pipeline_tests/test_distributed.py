@@ -3,6 +3,7 @@ same weights, and 2 ranks follow the loss trajectory of 1 process with the same 
 batch and seed."""
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -40,6 +41,7 @@ def _average(rank: int, port: int, out) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_gradients_are_averaged_over_the_ranks():
     out = mp.get_context("spawn").Queue()
     mp.start_processes(_average, args=(_free_port(), out), nprocs=2, start_method="spawn")
@@ -51,6 +53,7 @@ def test_gradients_are_averaged_over_the_ranks():
     assert [Ranks(r, 3).share(10) for r in range(3)] == [4, 3, 3]
 
 
+@pytest.mark.slow
 def test_two_ranks_follow_the_loss_of_one_process(tiny_data):
     cfg = TrainConfig(max_epochs=4, steps_per_epoch=6, place_examples=1024, friend_examples=512, patience=10,
                       warmup_steps=2, decay_steps=24, seed=3)

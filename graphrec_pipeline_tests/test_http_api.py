@@ -163,6 +163,7 @@ def test_an_old_version_finishes_what_it_started(served, tmp_path):
     assert len(old.recommend_places(3, PlaceQuery(k=5))) == 5
 
 
+@pytest.mark.slow
 def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
     """``graphrec serve`` as a user starts it; requests loop while a new release goes live
     and is rolled back; every answer is a 200 and names one of the two releases."""
@@ -186,19 +187,24 @@ def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
         for t in threads:
             t.start()
 
-        def wait_for(release: str) -> None:
-            deadline = time.monotonic() + 60
-            while httpx.get(f"{url}/version").json()["release"] != release:
+        def wait_for(release: str, answers: int = 5) -> None:
+            """Until the hammering clients got ``answers`` answers from ``release`` (a guard
+            against a hang, however slow the machine)."""
+            deadline = time.monotonic() + 120
+            while seen.count(release) < answers and not failures:
                 assert time.monotonic() < deadline, f"{release} never served"
-                time.sleep(0.1)
-            time.sleep(0.5)
+                time.sleep(0.05)
 
-        time.sleep(0.5)
+        wait_for(first)
         second = _new_release(data)
         wait_for(second)
         subprocess.run([sys.executable, "-m", "graphrec_pipeline.cli", "--data-dir", str(data.root), "rollback",
                         first], check=True, capture_output=True)
-        wait_for(first)
+        n_before = seen.count(first)
+        deadline = time.monotonic() + 120
+        while seen.count(first) < n_before + 5 and not failures:
+            assert time.monotonic() < deadline, f"{first} never served again"
+            time.sleep(0.05)
         stop.set()
         for t in threads:
             t.join()
@@ -206,7 +212,7 @@ def test_releases_swap_under_load_without_a_failed_request(served, tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert not failures, failures[:3]
-    assert set(seen) == {first, second} and len(seen) > 20
+    assert set(seen) == {first, second}
 
 
 def test_serve_rejects_bad_options_in_one_line(served, capsys):

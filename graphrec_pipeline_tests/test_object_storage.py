@@ -13,7 +13,14 @@ from graphrec_pipeline.releases import DataDir, LockHeld
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.storage import ObjectStore, Storage
 from graphrec_pipeline.tables import WORLD_TABLES
-from graphrec_pipeline_tests.conftest import ThreadServer, free_port, materialize, new_bucket, start_moto
+from graphrec_pipeline_tests.conftest import (
+    ThreadServer,
+    free_port,
+    materialize,
+    new_bucket,
+    start_moto,
+    tiny_run_config,
+)
 
 
 def _cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -65,8 +72,9 @@ def test_the_lock_is_a_conditional_put(s3_endpoint):
     assert not second.location.exists(".lock")
 
 
-def test_cli_resource_and_sql_answer_from_the_bucket(s3_small_world, capsys, monkeypatch):
-    data, _ = s3_small_world
+@pytest.mark.slow
+def test_cli_resource_and_sql_answer_from_the_bucket(s3_tiny_world, capsys, monkeypatch):
+    data, _ = s3_tiny_world
     where, endpoint = data.location.url(), data.location.endpoint_url
     code, out, err = _cli(["--data-dir", where, "--endpoint-url", endpoint, "recommend", "places", "--user-id", "3",
                            "-k", "5", "--json"], capsys)
@@ -94,8 +102,9 @@ def test_cli_resource_and_sql_answer_from_the_bucket(s3_small_world, capsys, mon
     assert resource.recommender().release == live.release
 
 
-def test_a_failed_run_on_the_bucket_leaves_the_release_live(s3_small_world, monkeypatch):
-    data, _ = s3_small_world
+@pytest.mark.slow
+def test_a_failed_run_on_the_bucket_leaves_the_release_live(s3_tiny_world, monkeypatch):
+    data, _ = s3_tiny_world
     fs = data.location.fs
     bucket = data.location.bucket
     work = DataDir(f"s3://{bucket}/failed-run", data.location.endpoint_url)
@@ -107,8 +116,8 @@ def test_a_failed_run_on_the_bucket_leaves_the_release_live(s3_small_world, monk
     source.write_bytes("interactions.parquet", b"PAR1 not really parquet")
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", data.location.endpoint_url)  # the import reads the bucket too
-    config = {"resources": {"world": {"config": {"n_users": 1000, "n_places": 1000, "source": "parquet",
-                                                 "source_dir": source.url()}}}}
+    world = tiny_run_config(42)["resources"]["world"]["config"]
+    config = {"resources": {"world": {"config": {**world, "source": "parquet", "source_dir": source.url()}}}}
     result = materialize(work.location.url(), config, raise_on_error=False, job="full_pipeline",
                          endpoint_url=data.location.endpoint_url)
     assert not result.success
@@ -153,12 +162,13 @@ def test_a_run_against_a_missing_bucket_fails_naming_it(s3_endpoint):
 
 
 
-def test_concurrent_first_steps_copy_the_live_release_once(s3_small_world):
+@pytest.mark.slow
+def test_concurrent_first_steps_copy_the_live_release_once(s3_tiny_world):
     from concurrent.futures import ThreadPoolExecutor
 
     from graphrec_pipeline.releases import file_digests
 
-    data, _ = s3_small_world
+    data, _ = s3_tiny_world
     work = DataDir(f"s3://{data.location.bucket}/seeding", data.location.endpoint_url)
     data.location.fs.copy(data.location.prefix, work.location.prefix, recursive=True)
     live, run = work.live_id(), "00000000-0000-0000-0000-0000000000bb"
@@ -170,12 +180,13 @@ def test_concurrent_first_steps_copy_the_live_release_once(s3_small_world):
     work.release_lock(run)
 
 
-def test_the_http_api_serves_from_the_bucket(s3_small_world, monkeypatch):
+@pytest.mark.slow
+def test_the_http_api_serves_from_the_bucket(s3_tiny_world, monkeypatch):
     import httpx
 
     from graphrec_pipeline.serving.http_api import create_app
 
-    data, _ = s3_small_world
+    data, _ = s3_tiny_world
     monkeypatch.setenv("AWS_ENDPOINT_URL", data.location.endpoint_url)  # as `graphrec serve` passes it on
     app = create_app(data.location.url(), poll_seconds=0.2)
     with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:

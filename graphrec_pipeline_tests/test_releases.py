@@ -18,17 +18,9 @@ from graphrec_pipeline.cli import main
 from graphrec_pipeline.releases import POINTER, DataDir, LockHeld, ReleaseError
 from graphrec_pipeline.storage import LocalDir, Storage
 from graphrec_pipeline.storage.warehouse import build_duckdb
-from graphrec_pipeline_tests.conftest import REPO, materialize
+from graphrec_pipeline_tests.conftest import REPO, materialize, tiny_run_config
 
-TINY = {"n_users": 300, "n_places": 300, "n_cities": 3}
-OPS = {"graphrec_model": {"config": {"max_epochs": 2, "steps_per_epoch": 3, "place_examples": 1024,
-                                     "friend_examples": 512, "eval_users": 100, "warmup_steps": 2, "decay_steps": 6}},
-       "eval_metrics": {"config": {"max_users": 100, "lightgcn_max_minutes": 0.05}}}
-
-
-def run_config(seed: int, grace: float = 0.0) -> dict:
-    return {"resources": {"world": {"config": {**TINY, "seed": seed}},
-                          "storage": {"config": {"lock_grace_seconds": grace}}}, "ops": OPS}
+run_config = tiny_run_config
 
 
 RUNNER = """
@@ -39,10 +31,46 @@ result = materialize(Path(sys.argv[1]), json.loads(sys.argv[2]), raise_on_error=
 print("SUCCESS" if result.success else "FAILED", flush=True)
 """
 
+KILLER = """
+import json, os, signal, sys
+from contextlib import contextmanager
+from pathlib import Path
+from graphrec_pipeline.storage.location import LocalDir
+from graphrec_pipeline_tests.conftest import materialize
+
+data_dir, config, live, marker = Path(sys.argv[1]).resolve(), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+write = LocalDir.write
+
+
+@contextmanager
+def write_then_die(self, name):
+    with write(self, name) as tmp:
+        yield tmp
+    rel = self._p(name).resolve().relative_to(data_dir).parts
+    if rel[:1] == ("releases",) and len(rel) > 2 and rel[1] != live and "/".join(rel[2:]) == marker:
+        print("REACHED", marker, flush=True)
+        os.killpg(os.getpgid(0), signal.SIGKILL)  # the run and anything it started, as kill -9 would
+
+
+LocalDir.write = write_then_die
+result = materialize(data_dir, config, raise_on_error=False)
+print("SUCCESS" if result.success else "FAILED", flush=True)
+"""
+
 
 def start_run(data_dir: Path, seed: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", RUNNER, str(data_dir), json.dumps(run_config(seed))], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def run_until_killed(data_dir: Path, seed: int, live: str, marker: str) -> tuple[int, str]:
+    """A run that SIGKILLs its whole process group right after its release's ``marker``
+    file is written: the crash lands at that phase every time, on any machine."""
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(data_dir), json.dumps(run_config(seed)), live, marker],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    out, _ = proc.communicate(timeout=600)
+    return proc.returncode, out
 
 
 def wrong_city_answers(data_dir: Path, users=(0, 150, 299)) -> int:
@@ -65,12 +93,12 @@ def embedding_city_mismatches(data_dir: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """A data dir with the seed-42 release live, and a pristine copy to restore from."""
+def published(tiny_release, tmp_path_factory):
+    """The tiny seed-42 release live, and a pristine copy to restore from."""
     data_dir = tmp_path_factory.mktemp("releases") / "data"
-    assert materialize(data_dir, run_config(42)).success
+    shutil.copytree(tiny_release, data_dir, symlinks=True)
     pristine = data_dir.parent / "pristine"
-    shutil.copytree(data_dir, pristine, symlinks=True)
+    shutil.copytree(tiny_release, pristine, symlinks=True)
     return data_dir, pristine
 
 
@@ -83,7 +111,7 @@ def fresh(published, tmp_path) -> Path:
     return dest
 
 
-KILL_POINTS = {  # phase -> the file whose rewrite by the new run marks it
+KILL_POINTS = {  # phase -> the file of the new release whose write marks it
     "world generation": "staging/users.parquet",
     "publishing": "users.parquet",
     "training": "graph/manifest.json",
@@ -92,29 +120,14 @@ KILL_POINTS = {  # phase -> the file whose rewrite by the new run marks it
 }
 
 
-def _reached(release_dir: Path, live_dir: Path, marker: str) -> bool:
-    """The new release has its own ``marker`` (no longer the hard link to the live one's)."""
-    new, old = release_dir / marker, live_dir / marker
-    return new.exists() and (not old.exists() or new.stat().st_ino != old.stat().st_ino)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", list(KILL_POINTS))
 def test_kill_9_leaves_the_previous_release_live(published, tmp_path, phase):
     data_dir = fresh(published, tmp_path)
     data = DataDir(data_dir)
     live = data.live_id()
-    proc = start_run(data_dir, seed=7)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            new = [d for d in (data_dir / "releases").iterdir() if d.name != live and not d.name.startswith(".")]
-            if new and _reached(new[0], data.release_dir(live), KILL_POINTS[phase]):
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, f"the run ended before {phase}: {proc.stdout.read()}"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    code, out = run_until_killed(data_dir, 7, live, KILL_POINTS[phase])
+    assert code == -signal.SIGKILL and f"REACHED {KILL_POINTS[phase]}" in out, f"{phase} was not reached: {out}"
     assert data.live_id() == live
     assert embedding_city_mismatches(data_dir) == 0
     assert wrong_city_answers(data_dir) == 0
@@ -127,19 +140,30 @@ def test_kill_9_leaves_the_previous_release_live(published, tmp_path, phase):
         assert incomplete == []
 
 
+@pytest.mark.slow
 def test_a_reader_never_sees_two_releases(published, tmp_path):
-    data_dir = fresh(published, tmp_path)
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(data_dir), str(tmp_path / "stop")], cwd=REPO,
+    """A reader in another process loops over DuckDB and the recommender from before the run
+    until after its switch (it says which releases it has read: no timing involved)."""
+    data_dir, log = fresh(published, tmp_path), tmp_path / "read"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(data_dir), str(tmp_path / "stop"), str(log)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def until_read(release: str) -> None:
+        deadline = time.monotonic() + 300  # a guard against a hang, not a figure
+        while not (log.exists() and release[:8] in log.read_text().split()):
+            assert reader.poll() is None and time.monotonic() < deadline, reader.stdout.read()
+            time.sleep(0.05)
+
     try:
+        until_read(DataDir(data_dir).live_id())
         assert materialize(data_dir, run_config(7)).success
-        assert materialize(data_dir, run_config(42)).success
+        until_read(DataDir(data_dir).live_id())
     finally:
         (tmp_path / "stop").touch()
         out, _ = reader.communicate(timeout=120)
     last = out.strip().splitlines()[-1].split()
-    assert last[0] == "OK" and int(last[1]) > 5 and last[2] == "BAD" and int(last[3]) == 0, out
-    assert len(set(last[5:])) >= 2, out  # it saw the switches
+    assert last[0] == "OK" and int(last[1]) >= 2 and last[2] == "BAD" and int(last[3]) == 0, out
+    assert len(set(last[5:])) == 2, out  # it read before and after the switch
 
 
 READER = r"""
@@ -147,7 +171,7 @@ import os, sys, numpy as np
 from pathlib import Path
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.recommender import Recommender
-data_dir, stop = Path(sys.argv[1]), sys.argv[2]
+data_dir, stop, log = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 ok = bad = 0
 seen = []
 while not os.path.exists(stop):
@@ -162,6 +186,8 @@ while not os.path.exists(stop):
     bad += int(mismatch > 0) + wrong
     ok += 1
     seen.append(release[:8])
+    with open(log, "a") as f:
+        f.write(release[:8] + "\n")
 print("OK", ok, "BAD", bad, "SEEN", *sorted(set(seen)), flush=True)
 """
 
@@ -182,9 +208,17 @@ def test_a_second_run_fails_fast_naming_the_holder(published, tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert materialize(data_dir, run_config(7)).success  # its process is gone: the lock is taken over
+    again = materialize(data_dir, run_config(42))  # its process is gone: the lock is taken over
+    assert again.success and data.live_id() == again.run_id
+    lightgcn = next(m.materialization.metadata for m in again.get_asset_materialization_events()
+                    if m.asset_key.path[-1] == "lightgcn_baseline")
+    assert lightgcn["reused"].value and lightgcn["trained_in"].value == DataDir(published[1]).live_id()
+    with DataDir(data_dir).connect() as con:  # the same graph: the evaluation ranks the kept embeddings
+        assert con.execute("SELECT count(*) FROM eval_metrics WHERE model = 'lightgcn' AND run_id = ?",
+                           [again.run_id]).fetchone()[0] > 0
 
 
+@pytest.mark.slow
 def test_concurrent_runs_end_in_one_runs_release(published, tmp_path):
     data_dir = fresh(published, tmp_path)
     runs = [start_run(data_dir, seed) for seed in (7, 8)]
@@ -294,6 +328,38 @@ def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
     assert data.holds("run-b")
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dead_holders_lock_is_kept_for_its_grace_then_taken_over(tmp_path):
+    """The grace is measured on the data dir's clock: a fixed clock says where in it we are."""
+    import socket
+
+    data = DataDir(tmp_path)
+    (tmp_path / ".lock").write_text(json.dumps({"run_id": "crashed", "pid": _dead_pid(),
+                                                "host": socket.gethostname(), "since": "2026-11-30T00:00:00"}))
+    written = (tmp_path / ".lock").stat().st_mtime
+    data.clock = lambda: written + 10.0
+    with pytest.raises(LockHeld, match=r"its process is gone, .* 30 s grace ends at .* \(20 s from now\)"):
+        data.acquire("next", grace_seconds=30.0)
+    data.clock = lambda: written + 31.0
+    data.acquire("next", grace_seconds=30.0)
+    assert data.holds("next")
+
+
+def test_a_live_holders_lock_is_never_taken_over(tmp_path):
+    import socket
+
+    data = DataDir(tmp_path, clock=lambda: 1e12)  # far beyond any grace
+    (tmp_path / ".lock").write_text(json.dumps({"run_id": "running", "pid": os.getpid(),
+                                                "host": socket.gethostname(), "since": "2026-11-30T00:00:00"}))
+    with pytest.raises(LockHeld, match="locked by run running .* wait for it to finish"):
+        data.acquire("next", grace_seconds=30.0)
+
+
 def test_a_heartbeat_never_brings_a_released_lock_back(tmp_path):
     """The heartbeat refreshes the lock's time from a thread while the run's last step
     releases it: a refresh racing the release must not write the lock again (it did, and
@@ -307,7 +373,7 @@ def test_a_heartbeat_never_brings_a_released_lock_back(tmp_path):
         data.heartbeat(run, every_seconds=0.0)
         time.sleep(0.002)
         data.release_lock(run)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 120  # a guard against a hang; the thread ends on its own
         while (data.location.url(), run) in _HEARTBEATS and time.monotonic() < deadline:
             time.sleep(0.001)
         assert not data.location.exists(LOCK), f"lock back after release {i}"
