@@ -162,11 +162,14 @@ def test_gains_below_min_delta_do_not_keep_training_going(tiny_data):
 
 
 def test_the_time_cap_stops_training(tiny_data):
+    """The cap reads the injected clock: 40 s an epoch against a one-minute cap."""
     cfg = TrainConfig(max_epochs=50, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=50,
-                      max_minutes=1e-6)
+                      max_minutes=1.0)
     ticks = iter(np.linspace(0.1, 0.9, 50))
-    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(ticks), log=lambda m: None)
-    assert len(result.history) == 1 and result.stopped_by == "time cap"
+    clock = iter(np.arange(0.0, 10_000.0, 20.0))  # two readings an epoch (the step's progress, the check)
+    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(ticks), log=lambda m: None,
+                   clock=lambda: next(clock))
+    assert len(result.history) == 2 and result.stopped_by == "time cap"
 
 
 def test_a_mistyped_mode_is_rejected_before_anything_runs():

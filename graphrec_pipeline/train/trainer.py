@@ -261,11 +261,13 @@ def train(
     validate: Callable[[GraphRec], float],
     log: Callable[[str], None] = print,
     ranks: Ranks = Ranks(),
+    clock: Callable[[], float] = time.perf_counter,
 ) -> TrainResult:
     """Train until validation NDCG@20 has not gained ``min_delta`` for ``patience`` epochs
-    (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap),
-    then restore the best state. With ``cfg.ranks > 1`` this starts the data-parallel
-    ranks (``train/distributed.py``), each of which runs this function on its share."""
+    (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap,
+    measured on ``clock``), then restore the best state. With ``cfg.ranks > 1`` this starts
+    the data-parallel ranks (``train/distributed.py``), each of which runs this function on
+    its share."""
     if cfg.ranks > 1 and not ranks.parallel:
         return train_parallel(model_cfg, data, cfg, validate, log)
     torch.use_deterministic_algorithms(True)  # CPU scatter/index_add otherwise sum in thread order
@@ -291,8 +293,9 @@ def train(
     result = TrainResult(model=model, ranks=ranks.world, pair_terms=fitted)
     sampler = NeighborSampler(data.graph, cfg.fanouts) if cfg.mode == "minibatch" else None
     best_state, since_best = None, 0
-    start = time.perf_counter()
-    progress = Progress("training", cfg.max_epochs * cfg.steps_per_epoch, log, deadline_seconds=60 * cfg.max_minutes)
+    start = clock()
+    progress = Progress("training", cfg.max_epochs * cfg.steps_per_epoch, log, deadline_seconds=60 * cfg.max_minutes,
+                        clock=clock)
     for epoch in range(1, cfg.max_epochs + 1):
         parts = []
         for _ in range(cfg.steps_per_epoch):
@@ -301,7 +304,7 @@ def train(
             progress.update(note=f"epoch {epoch}, loss {parts[-1]['total']:.4f}")
         mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
         ndcg = validate(model) if ranks.rank == 0 else 0.0  # rank 0 decides when to stop, for all
-        ndcg, elapsed = ranks.from_rank0(ndcg, time.perf_counter() - start)
+        ndcg, elapsed = ranks.from_rank0(ndcg, clock() - start)
         result.history.append({"epoch": epoch, "val_ndcg20": ndcg, **getattr(validate, "last", {}),
                                "seconds": elapsed, "lr": opt.param_groups[0]["lr"], **mean})
         parts_text = ", ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "total")
@@ -320,5 +323,5 @@ def train(
         model.load_state_dict(best_state)
     result.ranks_agree = ranks.agree(model)
     result.peak_rss_gb = [round(gb, 2) for gb in ranks.gather(peak_rss_gb())]
-    result.seconds = time.perf_counter() - start
+    result.seconds = clock() - start
     return result
