@@ -134,6 +134,7 @@ def _one_line(args: list[str], capsys) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_a_wrong_store_gets_one_clear_line(s3_endpoint, tmp_path, capsys):
     dead = f"http://127.0.0.1:{free_port()}"
     err = _one_line(["--data-dir", "s3://bucket/d", "--endpoint-url", dead, "releases"], capsys)

@@ -192,6 +192,7 @@ print("OK", ok, "BAD", bad, "SEEN", *sorted(set(seen)), flush=True)
 """
 
 
+@pytest.mark.slow
 def test_a_second_run_fails_fast_naming_the_holder(published, tmp_path):
     data_dir = fresh(published, tmp_path)
     data = DataDir(data_dir)
@@ -299,6 +300,7 @@ def test_pruning_spares_foreign_folders_and_the_live_release(published, tmp_path
         data.release_dir("../..")
 
 
+@pytest.mark.slow
 def test_rollback_points_readers_at_an_earlier_release(published, tmp_path, capsys):
     data_dir = fresh(published, tmp_path)
     data = DataDir(data_dir)

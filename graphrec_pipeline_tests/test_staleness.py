@@ -2,6 +2,7 @@
 to date; another seed makes it stale; every table asset reports the standard metadata."""
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
@@ -24,6 +25,7 @@ def _status(instance, key: str) -> StaleStatus:
     return resolver.get_status(dg.AssetKey(key))
 
 
+@pytest.mark.slow
 def test_a_same_seed_world_leaves_the_graph_up_to_date(tmp_path):
     """Dagster compares each asset with its direct parents: the splits read the published
     tables, whose data version is the world's digest."""
