@@ -95,7 +95,7 @@ def test_pair_history_counts_places_together_in_either_order_and_any_shape():
 
 
 def test_people_oracle_knows_who_may_go_out_and_puts_past_partners_first_or_last(tiny_world):
-    from graphrec_pipeline.evaluation.people import excluded_keys, friend_structure, oracle_rankers
+    from graphrec_pipeline.evaluation.people import candidate_ranker, excluded_keys, friend_structure, oracle_scorers
     from graphrec_pipeline.world.config import WorldConfig
     from graphrec_pipeline.world.social import sample_same_city_pairs
 
@@ -110,8 +110,9 @@ def test_people_oracle_knows_who_may_go_out_and_puts_past_partners_first_or_last
 
     history = coattendance.PairHistory.from_interactions(inter, n)
     city = users["home_city_id"].to_numpy()
-    rankers = oracle_rankers(users, k, lambda a, b: history(a[:, None], b[None, :]), city,
-                             excluded_keys(n, tiny_world["user_blocks"]))
+    excluded = excluded_keys(n, tiny_world["user_blocks"])
+    rankers = {name: candidate_ranker(score, city, excluded)
+               for name, score in oracle_scorers(users, k, lambda a, b: history(a[:, None], b[None, :])).items()}
     mates = np.unique(np.concatenate([u, v]))[:20]
     first, last = rankers["oracle"](mates)[:, 0], rankers["oracle_new"](mates)
     assert (history(mates, first) > 0).all()

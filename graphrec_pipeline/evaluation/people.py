@@ -90,13 +90,6 @@ def oracle_scorers(users: pl.DataFrame, similar_users_k: int, past, cos=None) ->
     return {"oracle": lambda u, v: key(u, v, 1.0), "oracle_new": lambda u, v: key(u, v, -1.0)}
 
 
-def oracle_rankers(users: pl.DataFrame, similar_users_k: int, past, user_city: np.ndarray, excluded: np.ndarray
-                   ) -> dict[str, Ranker]:
-    """:func:`oracle_scorers` as rankers of the people flow's candidates."""
-    return {name: candidate_ranker(score, user_city, excluded)
-            for name, score in oracle_scorers(users, similar_users_k, past).items()}
-
-
 def people_groups(partners: pl.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``people``: every test-period partner; ``people_new``: those new to the user."""
     pu, pv, new = (partners[c].to_numpy() for c in ("user_id", "partner_id", "new"))
