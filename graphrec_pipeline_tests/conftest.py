@@ -44,7 +44,7 @@ def start_moto(extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             env={**os.environ, **S3_CREDENTIALS, **(extra_env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a guard against a hang, however busy the machine
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -56,7 +56,8 @@ def start_moto(extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
 
 
-def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> None:
+    """Until ``url`` answers (``timeout``: a guard against a hang, not a figure)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
