@@ -92,13 +92,27 @@ def build_parser() -> argparse.ArgumentParser:
     sql = commands.add_parser("sql", parents=[common], help="run SQL over the live release's DuckDB views")
     sql.add_argument("query", help="one SQL statement; the views are the published tables")
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument("--allow-write", action="store_true", help="run statements that write files (COPY, EXPORT)")
     return parser
 
 
-def _sql(data: DataDir, query: str, as_csv: bool) -> None:
-    """The query on a read-only connection (a local or object-store data dir alike)."""
+READ_STATEMENTS = ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
+
+
+def _sql(data: DataDir, query: str, as_csv: bool, allow_write: bool = False) -> None:
+    """The query on a read-only connection (a local or object-store data dir alike). The
+    database cannot change, but COPY or EXPORT would write files: statements other than
+    :data:`READ_STATEMENTS` need ``--allow-write``."""
     import duckdb
 
+    try:
+        kinds = [s.type.name for s in duckdb.extract_statements(query)]
+    except duckdb.Error as err:
+        raise QueryError(f"sql: {str(err).splitlines()[0]}") from None
+    writing = sorted({k for k in kinds if k not in READ_STATEMENTS})
+    if writing and not allow_write:
+        raise QueryError(f"sql: {', '.join(writing)} may write files; pass --allow-write to run it "
+                         f"(allowed without it: {', '.join(READ_STATEMENTS)})")
     con = data.connect()
     try:
         result = con.sql(query)
@@ -129,7 +143,9 @@ def _releases(data: DataDir, as_json: bool) -> None:
 
 
 def _rollback(data: DataDir, release: str) -> None:
-    """Switch the pointer under the lock, so no run switches at the same moment."""
+    """Switch the pointer under the lock, so no run switches at the same moment; a bad or
+    incomplete release is refused before the lock is taken (and debris cleaned)."""
+    data.verify(release)
     owner = f"rollback-{os.getpid()}"
     data.acquire(owner)
     try:
@@ -189,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     data = DataDir.at(getattr(args, "data_dir", None), getattr(args, "endpoint_url", None))
     data.location.check()
     if args.command == "sql":
-        _sql(data, args.query, args.csv)
+        _sql(data, args.query, args.csv, args.allow_write)
         return 0
     if args.command == "releases":
         _releases(data, args.json)

@@ -106,6 +106,9 @@ def test_bad_batches_and_an_empty_city(api, monkeypatch):
     client = api["client"]
     too_many = client.post("/recommend/places/batch", json={"user_ids": list(range(1001))})
     assert too_many.status_code == 400 and "user_ids" in too_many.json()["error"]
+    for field, value in (("time_slot", True), ("k", "10"), ("user_ids", [1, True])):
+        loose = client.post("/recommend/places/batch", json={"user_ids": [1, 2], field: value})
+        assert loose.status_code == 400 and field in loose.json()["error"], (field, loose.text)
     unknown = client.post("/recommend/people/batch", json={"user_ids": [1, 4000]})
     assert unknown.status_code == 400 and "unknown user id 4000" in unknown.json()["error"]
     rec = api["app"].state.live.get()

@@ -397,3 +397,35 @@ def test_the_first_steps_of_a_run_copy_the_live_release_once(published, tmp_path
     assert file_digests(data.release_location(run)) == file_digests(data.release_location(live))
     assert not [n for n in data.location.list("releases") if n.startswith(".")]
     data.release_lock(run)
+
+
+def test_a_release_id_with_a_trailing_newline_is_no_release_id(tmp_path):
+    good = "00000000-0000-0000-0000-000000000001"
+    assert DataDir.release_name(good) == f"releases/{good}"
+    with pytest.raises(ReleaseError, match="is not a release id"):
+        DataDir.release_name(good + "\n")
+
+
+def test_rollback_refuses_a_bad_id_before_it_takes_the_lock(published, tmp_path, capsys):
+    data_dir = fresh(published, tmp_path)
+    debris = data_dir / "releases" / "00000000-0000-0000-0000-0000000000dd"  # an incomplete run's folder
+    debris.mkdir()
+    for bad in ("../..", "00000000-0000-0000-0000-000000000001\n", debris.name):
+        assert main(["--data-dir", str(data_dir), "rollback", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("graphrec: error: ") and err.count("\n") == 1, err
+    assert debris.exists() and not (data_dir / ".lock").exists()  # no lock taken, nothing cleaned
+
+
+def test_sql_refuses_statements_that_write_files_unless_allowed(published, tmp_path, capsys):
+    data_dir, out = fresh(published, tmp_path), tmp_path / "out.csv"
+    copy = f"COPY (SELECT user_id FROM users) TO '{out}'"
+    assert main(["--data-dir", str(data_dir), "sql", copy]) == 2
+    err = capsys.readouterr().err
+    assert "COPY may write files; pass --allow-write" in err and err.count("\n") == 1 and not out.exists()
+    assert main(["--data-dir", str(data_dir), "sql", "SELECT 1 AS a; EXPORT DATABASE 'x'"]) == 2
+    assert "EXPORT" in capsys.readouterr().err
+    assert main(["--data-dir", str(data_dir), "sql", "SELECT count(*) AS n FROM users", "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "300"]
+    assert main(["--data-dir", str(data_dir), "sql", copy, "--allow-write"]) == 0
+    assert out.read_text().splitlines()[0] == "user_id" and len(out.read_text().splitlines()) == 301

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.live import LiveRecommender
@@ -36,7 +36,9 @@ Names = str | list[str] | None
 
 
 class PlaceBatch(BaseModel):
-    """One place query for many users."""
+    """One place query for many users (strict JSON types: ``true`` is no time slot or id)."""
+
+    model_config = ConfigDict(strict=True)
 
     user_ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
     k: int = 10
@@ -48,7 +50,9 @@ class PlaceBatch(BaseModel):
 
 
 class PeopleBatch(BaseModel):
-    """One people query for many users."""
+    """One people query for many users (strict JSON types)."""
+
+    model_config = ConfigDict(strict=True)
 
     user_ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
     k: int = 10
