@@ -146,6 +146,7 @@ def test_missing_assets_are_a_503_until_a_release_goes_live(served, tmp_path):
     with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         got = client.get("/recommend/places", params={"user_id": 1})
         assert got.status_code == 503 and "no release is live" in got.json()["error"]
+        assert str(data.root) not in got.text and "the data directory" in got.json()["error"]  # no server paths
         assert "materialize" in got.json()["error"] and client.get("/healthz").status_code == 503
         shutil.rmtree(data.root)
         _copy(served, data.root)

@@ -196,7 +196,9 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
 
     @app.exception_handler(AssetError)
     async def unavailable(request: Request, err: AssetError):
-        return _error(503, str(err), asset=err.asset)
+        """503 naming what to materialize; the server's own paths stay in its log."""
+        log.warning("503: %s", err)
+        return _error(503, str(err).replace(live.data.location.url(), "the data directory"), asset=err.asset)
 
     app.add_middleware(InternalErrors)
 
