@@ -10,15 +10,17 @@ step (``dagster-k8s``), with the same Definitions.
     execution: {config: {k8s: {job_namespace: graphrec, ...}}}                       # deploy/
 
 ``multiprocess`` and ``in_process`` take exactly the config of Dagster's default executor.
-Two things differ. Without a ``start_method``, step processes start from a forkserver that
-has imported the definitions once. Without ``tag_concurrency_limits``, at most one step
-tagged :data:`TORCH_STEP` runs at a time: each trains or embeds with every core
-(``compute_threads.py``), and two of them side by side oversubscribe the cores (measured:
-training ran 4x slower per step beside LightGCN than alone, not 2x). With ``spawn`` (Dagster's default) every step starts a
-fresh interpreter that imports torch, PyG and faiss again (seconds per step, dozens of
-steps). Dask and the multiprocess executor need a persistent Dagster instance
-(``DAGSTER_HOME``); ``in_process`` runs on any instance. ``configs/dask.yaml`` is the local
-Dask example.
+Two things differ when the run config leaves them out:
+
+* ``start_method``: step processes start from a forkserver that has imported the
+  definitions once; with ``spawn`` (Dagster's default) every step starts a fresh
+  interpreter that imports torch, PyG and faiss again (seconds per step, dozens of steps).
+* ``tag_concurrency_limits``: at most one step tagged :data:`TORCH_STEP` runs at a time.
+  Each computes with every core (``compute_threads.py``); two side by side oversubscribe
+  the cores and each runs far slower than half speed (docs/benchmarks.md).
+
+Dask and the multiprocess executor need a persistent Dagster instance (``DAGSTER_HOME``);
+``in_process`` runs on any instance. ``configs/dask.yaml`` is the local Dask example.
 """
 
 import dagster as dg
