@@ -280,6 +280,32 @@ def test_fitted_pair_terms_are_held_while_learned_ones_move(tiny_data, how):
         assert result.pair_terms == {} and weights.abs().sum() > 0  # Adam moved them from zero
 
 
+def test_lightgcn_propagation_and_its_gradient_equal_pygs():
+    """The symmetric sparse product (its backward reuses the matrix) computes what PyG's
+    ``LightGCN.get_embedding`` does, value and gradient."""
+    from torch_geometric.nn import LightGCN
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    from torch_geometric.utils import to_torch_csr_tensor, to_undirected
+
+    from graphrec_pipeline.evaluation.baselines import propagate
+
+    torch.manual_seed(0)
+    edge_index = to_undirected(torch.randint(0, 30, (2, 120)), num_nodes=30)
+    edge_index, weight = gcn_norm(edge_index, num_nodes=30, add_self_loops=False)
+    adj = to_torch_csr_tensor(edge_index, weight, size=(30, 30))
+    model = LightGCN(30, 8, 3, normalize=False)
+    target = torch.randn(30, 8)
+
+    ours = propagate(model, adj)
+    (ours * target).sum().backward()
+    ours_grad, model.embedding.weight.grad = model.embedding.weight.grad.clone(), None
+    theirs = model.get_embedding(adj)
+    (theirs * target).sum().backward()
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(ours_grad, model.embedding.weight.grad)
+    assert ours_grad.abs().sum() > 0
+
+
 def test_lightgcn_stops_by_patience_and_keeps_its_best_check(tiny_data):
     """A scripted validation: the best check is the second, two without a gain stop it."""
     from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn
