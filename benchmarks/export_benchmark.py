@@ -45,10 +45,12 @@ def main() -> None:
     export_s = time.perf_counter() - start
     log(f"embeddings in {export_s:.1f}s")
     with torch.no_grad():
+        e_user, e_place = model.id_rows(graph)
         r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
-        q_user = model.preference_match.query_vectors(z_user, model.user_sides(graph["user"].x)).numpy()
-        r_place = retrieval_vectors(z_place, model.place_sides(graph["place"].x)).numpy()
-    emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, q_user, r_place, user_city, place_city, "benchmark")
+        q_user = torch.cat([model.preference_match.query_vectors(z_user, model.user_sides(graph["user"].x)), e_user], 1)
+        r_place = torch.cat([retrieval_vectors(z_place, model.place_sides(graph["place"].x)), e_place], 1)
+    emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, q_user.numpy(), r_place.numpy(), user_city, place_city,
+                     "benchmark", e_user.numpy(), e_place.numpy())
     start = time.perf_counter()
     _, report = build_city_indexes(emb, IndexSettings(), log=log)
     index_s = time.perf_counter() - start

@@ -36,6 +36,8 @@ import polars as pl
 import torch
 
 from common import append_result, log
+from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.world.latent import latent_taste
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.columns import dense_from_list
@@ -107,7 +109,7 @@ def main() -> None:
     def with_terms(wa: float, wt: float):
         return lambda u, p: scorer.match(u, p) + wa * areas[u][:, location[p]] + wt * (mates[u] @ place_unit[p].T)
 
-    feats = WorldFeatures.from_tables(users, places, n_per_city)
+    feats = WorldFeatures.from_tables(users, places, n_per_city, latent_taste(WorldConfig(), users))  # default world
     for name, score in (("graphrec_match", scorer.match), ("oracle", oracle_scorer(feats)),
                         ("oracle_joint", joint_oracle_scorer(feats, partners))):
         log(f"ranking by {name}")

@@ -16,6 +16,9 @@ affinity over the user's home city (``world/affinity.py``). This script reports,
   model could see instead of ``P``).
 
     python benchmarks/people_ceiling.py --data-dir data
+
+The data directory must hold a world generated with the default world settings (its
+latent tastes are rebuilt from them).
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.train.fit import Inputs
 from graphrec_pipeline.world.affinity import WorldFeatures, affinity_block, l2_normalize
 from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.world.latent import latent_taste
 from graphrec_pipeline.world.social import fine_pref_unit
 
 
 def visit_probabilities(users: pl.DataFrame, places: pl.DataFrame, user_city: np.ndarray) -> np.ndarray:
     """(users, places) softmax of the world's affinity over each user's home city (0 elsewhere)."""
-    f = WorldFeatures.from_tables(users, places, N_NEIGHBORHOODS_PER_CITY)
+    f = WorldFeatures.from_tables(users, places, N_NEIGHBORHOODS_PER_CITY, latent_taste(WorldConfig(), users))
     place_city = places["city_id"].to_numpy()
     p = np.zeros((len(users), len(places)), np.float32)
     for c in np.unique(user_city):
@@ -70,7 +74,7 @@ def main() -> None:
     excluded = excluded_keys(n, inputs.blocks)
     history = training_history(inputs)
     unit = fine_pref_unit(users)
-    go = friend_structure(users, WorldConfig.similar_users_k)
+    go = friend_structure(WorldConfig(), users)
 
     new = partners.filter(pl.col("new"))
     allowed = float(go(new["user_id"].to_numpy(), new["partner_id"].to_numpy()).mean())

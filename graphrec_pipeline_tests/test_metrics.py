@@ -9,6 +9,7 @@ import pytest
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.evaluation.people import outing_partners
 from graphrec_pipeline.metrics import average_precision, metrics_by_group, pair_keys, ranking_metrics, roc_auc
+from graphrec_pipeline_tests.conftest import TINY
 
 
 def test_ranking_metrics_by_hand():
@@ -96,12 +97,11 @@ def test_pair_history_counts_places_together_in_either_order_and_any_shape():
 
 def test_people_oracle_knows_who_may_go_out_and_puts_past_partners_first_or_last(tiny_world):
     from graphrec_pipeline.evaluation.people import candidate_ranker, excluded_keys, friend_structure, oracle_scorers
-    from graphrec_pipeline.world.config import WorldConfig
     from graphrec_pipeline.world.social import sample_same_city_pairs
 
     users, inter = tiny_world["users"].sort("user_id"), tiny_world["interactions"]
-    n, k = len(users), WorldConfig.similar_users_k
-    go = friend_structure(users, k)
+    n = len(users)
+    go = friend_structure(TINY, users)
     friends = coattendance.co_attendance(inter).filter(pl.col("co_attendance_count") >= 2)
     u, v = friends["user_u"].to_numpy(), friends["user_v"].to_numpy()
     assert len(u) > 20 and go(u, v).mean() > 0.9 and go(v, u).mean() == go(u, v).mean()
@@ -112,7 +112,7 @@ def test_people_oracle_knows_who_may_go_out_and_puts_past_partners_first_or_last
     city = users["home_city_id"].to_numpy()
     excluded = excluded_keys(n, tiny_world["user_blocks"])
     rankers = {name: candidate_ranker(score, city, excluded)
-               for name, score in oracle_scorers(users, k, lambda a, b: history(a[:, None], b[None, :])).items()}
+               for name, score in oracle_scorers(TINY, users, lambda a, b: history(a[:, None], b[None, :])).items()}
     mates = np.unique(np.concatenate([u, v]))[:20]
     first, last = rankers["oracle"](mates)[:, 0], rankers["oracle_new"](mates)
     assert (history(mates, first) > 0).all()

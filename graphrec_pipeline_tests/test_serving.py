@@ -77,14 +77,17 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
     tastes = GraphRec.tastes(graph["user"].x)
     s_user, s_place = model.user_sides(graph["user"].x), model.place_sides(graph["place"].x)
     with torch.no_grad():
+        e_user, e_place = model.id_rows(graph)
         expected = model.place_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
                                      torch.from_numpy(ctx).expand(n, -1), descriptors[others],
-                                     s_user[user].expand(n, -1), s_place[others]).numpy()
+                                     s_user[user].expand(n, -1), s_place[others], e_user[user].expand(n, -1),
+                                     e_place[others]).numpy()
         compat, attend = model.friend_scores(rec.z_user[user].expand(n, -1), rec.z_user[others],
                                              torch.from_numpy(friend_ctx).expand(n, -1), tastes[user].expand(n, -1),
                                              tastes[others], torch.from_numpy(rec.world.history(user, others)))
         retrieval = model.retrieval_score(rec.z_user[user].expand(n, -1), rec.z_place[others],
-                                          s_user[user].expand(n, -1), s_place[others]).numpy()
+                                          s_user[user].expand(n, -1), s_place[others], e_user[user].expand(n, -1),
+                                          e_place[others]).numpy()
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
     np.testing.assert_allclose(rec.emb.r_place[others] @ rec.emb.q_user[user], retrieval, atol=1e-4)  # the index's
     # several users in one call, and a second context after the first (kept per context)
@@ -94,7 +97,8 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
         with torch.no_grad():
             want = model.place_score(rec.z_user[u].expand(n, -1), rec.z_place[items.copy()],
                                      torch.from_numpy(none).expand(n, -1), descriptors[items.copy()],
-                                     s_user[u].expand(n, -1), s_place[items.copy()]).numpy()
+                                     s_user[u].expand(n, -1), s_place[items.copy()], e_user[u].expand(n, -1),
+                                     e_place[items.copy()]).numpy()
         np.testing.assert_allclose(batch[row], want, atol=1e-5)
     np.testing.assert_allclose(rec.place_flow.scores(np.array([user]), others[None], ctx)[0], expected, atol=1e-5)
     s_compat, p_attend, _, _ = (x[0] for x in rec.people_flow.scores(np.array([user]), others[None], friend_ctx))
@@ -388,7 +392,7 @@ def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     rng = np.random.default_rng(0)
     vectors = lambda n, d: rng.normal(size=(n, d)).astype(np.float32)  # noqa: E731
     emb = Embeddings(vectors(300, 8), vectors(3000, 8), vectors(300, 24), vectors(300, 16), vectors(3000, 16),
-                     np.zeros(300, np.int64), np.zeros(3000, np.int64), "test")
+                     np.zeros(300, np.int64), np.zeros(3000, np.int64), "test", vectors(300, 0), vectors(3000, 0))
     weak = HnswSettings(m=8, ef_construction=32, ef_search=200)
     untuned = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.0), log=lambda m: None)[1]
     built, report = build_city_indexes(emb, IndexSettings(backend="hnswlib", hnsw=weak, target_recall=0.995),
@@ -619,8 +623,9 @@ def test_a_query_built_directly_is_validated_too(build):
 
 def test_served_people_find_test_period_outing_partners(rec, trained):
     """The people flow finds the people a user goes out with in the test period far more
-    often than chance, and the learned taste match is part of why: asked for new people
-    (where past outings cannot help), zeroing it costs recall of the new partners."""
+    often than chance, and asked for new people (where past outings cannot help) it finds
+    new partners far more often than chance too. (The stated-taste match no longer helps
+    there: in the latent-taste world partners are alike in latent taste.)"""
     from graphrec_pipeline import coattendance
     from graphrec_pipeline.evaluation.people import candidate_ranker, evaluate_people, excluded_keys, outing_partners
     from graphrec_pipeline.evaluation.run import served_people, training_history
@@ -641,19 +646,11 @@ def test_served_people_find_test_period_outing_partners(rec, trained):
     served = recall(served_people(rec))
     chance = recall(candidate_ranker(random_scorer(0), city, excluded_keys(n, inputs.blocks)))
     served_new = recall(served_people(rec, new_people=True), "people_new")
-    weights = rec.people_flow.taste_match.weight
-    kept = weights.detach().clone()
-    with torch.no_grad():
-        weights.zero_()
-    try:
-        without = recall(served_people(rec, new_people=True), "people_new")
-    finally:
-        with torch.no_grad():
-            weights.copy_(kept)
+    chance_new = recall(candidate_ranker(random_scorer(0), city, excluded_keys(n, inputs.blocks)), "people_new")
     print(f"people Recall@10: served {served:.3f}, chance {chance:.3f}; new partners {served_new:.3f}, "
-          f"without the taste match {without:.3f}")
+          f"chance {chance_new:.3f}")
     assert served > 2 * chance
-    assert served_new > without + 0.02
+    assert served_new > 2 * chance_new
 
 
 def test_people_vectors_score_pairs_by_the_learned_taste_match(rec, trained):

@@ -16,20 +16,29 @@ from graphrec_pipeline.train.trainer import TrainConfig, train, train_step
 from graphrec_pipeline_tests.conftest import TINY
 
 
-def _model() -> GraphRec:
+def _model(data=None) -> GraphRec:
+    """Without ``data``: no ID embeddings; with it, ID embeddings sized to its graph."""
     torch.manual_seed(0)
-    return GraphRec(ModelConfig(n_cities=TINY.n_cities))
+    sizes = {} if data is None else {"n_users": data.n_users, "n_places": data.n_places}
+    return GraphRec(ModelConfig(n_cities=TINY.n_cities, **sizes))
+
+
+def _global(g, kind: str, local: torch.Tensor) -> np.ndarray:
+    return (g[kind].n_id[local] if "n_id" in g[kind] else local).numpy()
 
 
 @pytest.mark.parametrize("mode", ["full", "minibatch"])
 def test_supervised_edges_carry_no_message_in_their_step(tiny_data, mode):
+    """Neither the GNN's messages nor the ID embeddings' propagation use an edge that the
+    step supervises."""
     cfg = TrainConfig(place_examples=512, friend_examples=256, mode=mode, fanouts=(10, 5))
-    model = _model()
+    model = _model(tiny_data)
     seen = {}
-    embed, loss = model.embed, model.loss
-    model.embed = lambda g: (seen.__setitem__("graph", g), embed(g))[1]
-    model.loss = lambda zu, zp, xu, xp, places, friends, people: (
-        seen.update(places=places, friends=friends, people=people), loss(zu, zp, xu, xp, places, friends, people))[1]
+    embed, loss, id_table = model.embed, model.loss, model.id_table
+    model.embed = lambda g, ids=None: (seen.update(graph=g), embed(g, ids))[1]
+    model.id_table = lambda adj: (seen.update(adj=adj), id_table(adj))[1]
+    model.loss = lambda zu, zp, xu, xp, places, friends, people, *ids: (
+        seen.update(places=places, friends=friends, people=people), loss(zu, zp, xu, xp, places, friends, people, *ids))[1]
     sampler = NeighborSampler(tiny_data.graph, cfg.fanouts) if mode == "minibatch" else None
     opt = torch.optim.AdamW(model.parameters())
     for _ in range(3):
@@ -48,6 +57,12 @@ def test_supervised_edges_carry_no_message_in_their_step(tiny_data, mode):
         for other in ("v", "neg"):  # the partner's tie, and the other person's
             pairs = pair_key(people["u"].numpy(), people[other].numpy(), n_u)
             assert len(pairs) > 0 and not np.isin(pair_key(uu[0], uu[1], n_u), pairs).any()
+        adj = seen["adj"].to_dense()
+        users, pos = _global(g, "user", places["user"]), _global(g, "place", places["pos"]) + tiny_data.n_users
+        assert (adj[users, pos] == 0).all() and (adj[pos, users] == 0).all()
+        fu, fv = _global(g, "user", friends["u"]), _global(g, "user", friends["v"])
+        assert (adj[fu, fv] == 0).all() and (adj[fv, fu] == 0).all()
+        assert (adj > 0).sum() > 0.5 * 2 * len(tiny_data.edge_user)  # the rest of the graph is there
 
 
 def test_people_examples_pair_a_partner_with_someone_else_of_the_city(tiny_data):
@@ -206,7 +221,7 @@ def test_learning_rate_warms_up_then_decays_to_its_floor():
 def test_id_embeddings_shape_known_nodes_and_new_nodes_take_the_feature_path(tiny_data):
     torch.manual_seed(0)
     cfg = ModelConfig(n_cities=TINY.n_cities, id_embeddings=True, n_users=tiny_data.n_users,
-                      n_places=tiny_data.n_places)
+                      n_places=tiny_data.n_places, id_layers=0)
     model = GraphRec(cfg).eval()
     new, old = 3, 4
     model.user_known.fill_(True)
@@ -218,6 +233,28 @@ def test_id_embeddings_shape_known_nodes_and_new_nodes_take_the_feature_path(tin
         after = model.encode(tiny_data.graph)["place"]
     assert torch.equal(before[new], after[new])  # a place without training edges: features only
     assert not torch.allclose(before[old], after[old])
+
+
+def test_propagated_id_embeddings_reach_the_neighbourhood_and_no_further(tiny_data):
+    """With ``id_layers`` = 1, a place's ID embedding moves its visitors' layer-0 states
+    and nobody else's; a user's own embedding reaches their friends."""
+    torch.manual_seed(0)
+    g = tiny_data.graph
+    cfg = ModelConfig(n_cities=TINY.n_cities, n_users=tiny_data.n_users, n_places=tiny_data.n_places, id_layers=1)
+    model = GraphRec(cfg).eval()
+    model.user_known.fill_(True)
+    model.place_known.fill_(True)
+    place, user = 7, int(g[UU].edge_index[0, 0])
+    visitors = np.unique(g[UP].edge_index[0, g[UP].edge_index[1] == place].numpy())
+    friends = np.unique(g[UU].edge_index[1, g[UU].edge_index[0] == user].numpy())
+    with torch.no_grad():
+        before = model.encode(g)
+        model.place_id.weight[place] += 1.0
+        model.user_id.weight[user] += 1.0
+        after = model.encode(g)
+    moved = (before["user"] - after["user"]).abs().sum(1) > 0
+    assert len(visitors) > 0 and moved[visitors].all() and moved[friends].all()
+    assert set(np.flatnonzero(moved.numpy())) == set(visitors) | set(friends) | {user}
 
 
 def test_a_sampled_subgraph_carries_its_global_ids(tiny_data):

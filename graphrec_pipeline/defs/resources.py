@@ -73,6 +73,12 @@ class WorldResource(dg.ConfigurableResource):
     horizon_days: int = Field(default=_DEFAULTS.horizon_days, description="Length of the horizon in days.")
     min_interactions_per_user: int = Field(default=_DEFAULTS.min_interactions_per_user)
     max_interactions_per_user: int = Field(default=_DEFAULTS.max_interactions_per_user)
+    latent_weight: float = Field(default=_DEFAULTS.latent_weight, description=(
+        "Spread (logit units) of the latent taste that no table states (world/latent.py); 0 gives the literal "
+        "§7 world, whose visits follow the stated preferences alone (configs/seed_world.yaml)."))
+    latent_dim: int = Field(default=_DEFAULTS.latent_dim, description="Rank of the latent tastes and characters.")
+    homophily: float = Field(default=_DEFAULTS.homophily, description=(
+        "Share of a user's latent taste that their community shares (0: none, 1: all)."))
     seed: int = Field(default=_DEFAULTS.seed, description="Root random seed: same seed and config, same bytes.")
     source: Literal["generate", "parquet"] = Field(
         default="generate", description="'generate' a synthetic world, or import 'parquet' files from source_dir."
@@ -89,6 +95,9 @@ class WorldResource(dg.ConfigurableResource):
             horizon_days=self.horizon_days,
             min_interactions_per_user=self.min_interactions_per_user,
             max_interactions_per_user=self.max_interactions_per_user,
+            latent_weight=self.latent_weight,
+            latent_dim=self.latent_dim,
+            homophily=self.homophily,
             seed=self.seed,
         )
 

@@ -29,6 +29,7 @@ from torch_geometric.utils import to_torch_csr_tensor
 
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.graph.build import GRAPH_FILE
+from graphrec_pipeline.model.collaborative import propagate as symmetric_propagate
 from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.train.data import TrainingData, sample_same_city
@@ -58,7 +59,7 @@ class LightGCNSettings:
     batch: int = 16_384
     lr: float = LIGHTGCN_LR
     eval_every: int = 25
-    patience: int = 2
+    patience: int = 4
     max_minutes: float = 15.0
     seed: int = 0
 
@@ -76,30 +77,11 @@ class LightGCNResult:
     seconds: float
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """``adj @ x`` for a symmetric sparse ``adj``: the gradient is ``adj @ grad``, so the
-    backward pass reuses ``adj`` instead of transposing (sorting) it again at every step,
-    which is most of a step's time when torch does it."""
-
-    @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.adj = adj
-        return adj @ x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, ctx.adj @ grad
-
-
 def propagate(model: LightGCN, adj: torch.Tensor) -> torch.Tensor:
     """The model's node embeddings, ``LightGCN.get_embedding`` with the normalized
-    symmetric adjacency ``adj`` (the layers' weighted sum of ``adj^k x``)."""
-    x = model.embedding.weight
-    out = x * model.alpha[0]
-    for k in range(model.num_layers):
-        x = _SymmetricSpMM.apply(adj, x)
-        out = out + x * model.alpha[k + 1]
-    return out
+    symmetric adjacency ``adj``, by a sparse product whose backward reuses ``adj``
+    (``model/collaborative.py``)."""
+    return symmetric_propagate(adj, model.embedding.weight, model.num_layers, model.alpha)
 
 
 def train_lightgcn(

@@ -18,8 +18,10 @@ import polars as pl
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.evaluation.evaluate import Ranker, evaluate_rankers, sample_users
 from graphrec_pipeline.metrics import contains, pair_keys, rank_in_cities
+from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.interactions import FRIEND_MIN_OVERLAP
-from graphrec_pipeline.world.social import fine_pref_unit, similar_user_candidates
+from graphrec_pipeline.world.latent import full_taste, latent_taste
+from graphrec_pipeline.world.social import fine_pref_unit, pair_overlap, world_candidates
 
 KS = (10,)
 
@@ -51,19 +53,28 @@ def partner_popularity(before: pl.DataFrame, n_users: int):
     return lambda u, v: np.broadcast_to(degree[v], (len(u), len(v)))
 
 
-def friend_structure(users: pl.DataFrame, similar_users_k: int):
+def world_taste(cfg: WorldConfig, users: pl.DataFrame) -> np.ndarray:
+    """The users' full-taste unit vectors (``world/latent.py``): the world's own measure of
+    who is alike, latent taste included."""
+    latent = latent_taste(cfg, users)
+    return full_taste(fine_pref_unit(users), None if latent is None else latent.user)
+
+
+def friend_structure(cfg: WorldConfig, users: pl.DataFrame):
     """``go(u, v)``: may the pair go out together by the world's own rule? Only pairs among
-    each other's ``similar_users_k`` most similar same-city users (``world/social.py``) and
-    at least ``FRIEND_MIN_OVERLAP`` alike do (``world/interactions.py``); a coin the tables
-    do not keep picks which of them are friends. Strangers who meet by chance at a place are
+    each other's ``similar_users_k`` most similar same-city users by full taste
+    (``world/social.py``) and at least ``FRIEND_MIN_OVERLAP`` alike in full taste do
+    (``world/interactions.py``); a coin the tables do not keep picks which of them are
+    friends. Strangers who meet by chance at a place are
     partners too; the generator's visit probabilities foresee a few of them
     (``benchmarks/people_ceiling.py``). With the cosine to order within, this is the people
     oracle: the world's rule, with nothing tuned on the test set, so a lower bound of the
     ceiling."""
-    candidates = similar_user_candidates(users, similar_users_k).filter(
-        pl.col("interest_overlap_score") >= FRIEND_MIN_OVERLAP)
+    candidates = world_candidates(cfg, users)
+    cu, cv = candidates["user_u"].to_numpy(), candidates["user_v"].to_numpy()
+    alike = pair_overlap(world_taste(cfg, users), cu, cv) >= FRIEND_MIN_OVERLAP
     n = len(users)
-    keys = np.sort(pair_keys(candidates["user_u"].to_numpy(), candidates["user_v"].to_numpy(), n))
+    keys = np.sort(pair_keys(cu[alike], cv[alike], n))
 
     def go(u: np.ndarray, v: np.ndarray) -> np.ndarray:
         u, v = np.broadcast_arrays(u, v)
@@ -72,16 +83,15 @@ def friend_structure(users: pl.DataFrame, similar_users_k: int):
     return go
 
 
-def oracle_scorers(users: pl.DataFrame, similar_users_k: int, past, cos=None) -> dict:
+def oracle_scorers(cfg: WorldConfig, users: pl.DataFrame, past) -> dict:
     """``oracle``: past partners first (most places together first), then the pairs the
-    world's rule lets go out (:func:`friend_structure`), then the rest, each by cosine;
-    ``oracle_new``: the same with past partners last, for ``people_new``. ``past(u, v)``:
-    the (len(u), len(v)) training-period co-attendance counts; ``cos(u, v)``: the cosine
-    of ``fine_pref`` (computed here unless a shared one is given)."""
-    go = friend_structure(users, similar_users_k)
-    if cos is None:
-        unit = fine_pref_unit(users)
-        cos = lambda u, v: unit[u] @ unit[v].T  # noqa: E731
+    world's rule lets go out (:func:`friend_structure`), then the rest, each by full-taste
+    cosine (how often friends go out grows with it); ``oracle_new``: the same with past
+    partners last, for ``people_new``. ``past(u, v)``: the (len(u), len(v))
+    training-period co-attendance counts."""
+    go = friend_structure(cfg, users)
+    unit = world_taste(cfg, users)
+    cos = lambda u, v: unit[u] @ unit[v].T  # noqa: E731
 
     def key(u: np.ndarray, v: np.ndarray, past_side: float) -> np.ndarray:
         n_past = past(u, v)

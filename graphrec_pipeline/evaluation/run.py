@@ -18,8 +18,14 @@ Place rankers: ``graphrec`` (the place head over the whole city), ``graphrec_dot
 (the retrieval score), ``graphrec_match`` (the place head's preference match alone: no
 message passing, an ablation that shows what the GNN adds), ``graphrec_served`` (what :class:`Recommender` returns: retrieval,
 filters and the place score, with the pre-test visits as "visited"), ``lightgcn``,
-``content``, ``popularity``, ``random`` and, for generated worlds, ``oracle`` and
-``oracle_joint`` (``world/oracle.py``).
+``content``, ``popularity``, ``random`` and, for generated worlds, ``oracle`` (the full
+noise-free affinity, latent taste included), ``oracle_joint`` (``world/oracle.py``) and
+``oracle_observed`` (the affinity's stated part alone: what a perfect model of the
+stated features would rank).
+
+The home-city task is also reported per user segment, ``place_users_cold`` / ``_warm`` /
+``_heavy`` (by training-period interactions) and ``place_users_social`` (users with at
+least ``SOCIAL_MIN_FRIENDS`` friends in the training graph): :func:`user_segments`.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from graphrec_pipeline.evaluation.people import (
     partner_popularity,
     people_groups,
 )
+from graphrec_pipeline.graph.build import UU
 from graphrec_pipeline.graph.split import heldout_visits
 from graphrec_pipeline.metrics import last_block, pair_keys, rank_many_in_cities
 from graphrec_pipeline.model.context import context_raw
@@ -58,11 +65,32 @@ from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, 
 from graphrec_pipeline.train.fit import Inputs
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
 from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.world.latent import latent_taste
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, slot_log_prior
 from graphrec_pipeline.world.social import POSITIVE_COATTENDANCE, POSITIVE_OVERLAP
 
 HEAD_BLOCK = 262_144  # (user, place) pairs the place head scores at once
 K = 20
+COLD_MAX_VISITS = 10  # a cold user has at most this many training-period interactions
+HEAVY_MIN_VISITS = 300  # a heavy user at least this many
+SOCIAL_MIN_FRIENDS = 5  # a social user has at least this many training-graph social edges
+
+
+def user_segments(inputs: Inputs, train: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks over users: ``cold``, ``warm`` and ``heavy`` by training-period
+    interactions, and ``social``: users with at least ``SOCIAL_MIN_FRIENDS`` friends in the
+    training graph (the users whose friends can tell a model something)."""
+    n_users = len(inputs.users)
+    visits = np.bincount(train["user_id"].to_numpy(), minlength=n_users)
+    friends = np.bincount(inputs.graph[UU].edge_index[0].numpy(), minlength=n_users)
+    cold, heavy = visits <= COLD_MAX_VISITS, visits >= HEAVY_MIN_VISITS
+    return {"cold": cold, "warm": ~cold & ~heavy, "heavy": heavy, "social": friends >= SOCIAL_MIN_FRIENDS}
+
+
+def segment_groups(task: str, positives: pl.DataFrame, segments: dict[str, np.ndarray]) -> dict:
+    """The relevant pairs of ``task`` per user segment: tasks ``{task}_users_{segment}``."""
+    pu, pp = positives["user_id"].to_numpy(), positives["place_id"].to_numpy()
+    return {f"{task}_users_{name}": (pu[mask[pu]], pp[mask[pu]]) for name, mask in segments.items()}
 
 
 def served_places(recommender, k: int = K):
@@ -104,15 +132,15 @@ def evaluate_all(
     inputs: Inputs,
     model: GraphRec,
     positive_rating: float,
-    with_oracle: bool,
-    n_neighborhoods: int,
+    world: WorldConfig | None,
     max_users: int = 2000,
     seed: int = 0,
     recommender=None,
     lightgcn: tuple[np.ndarray, np.ndarray] | None = None,
     log=print,
 ) -> pl.DataFrame:
-    """``recommender``: a :class:`Recommender` over this model's served assets, built with
+    """``world``: the config of the generated world the tables come from, for its oracles
+    (None for an imported world). ``recommender``: a :class:`Recommender` over this model's served assets, built with
     ``visited_keys=pre_test_keys(inputs)`` and ``pair_history=training_history(inputs)``;
     without one the served flow is not evaluated. ``lightgcn``: the (user, place)
     embeddings of the LightGCN baseline trained on the same graph (``baselines.py``);
@@ -126,7 +154,9 @@ def evaluate_all(
     place_unit = l2_normalize(dense_from_list(places["fine_tag_vector"], C_FINE))
     seen = pre_test_keys(inputs)
     train = inputs.interactions.filter(inputs.split["split"] == "train")
-    feats = WorldFeatures.from_tables(users, places, n_neighborhoods) if with_oracle else None
+    with_oracle = world is not None
+    feats = (WorldFeatures.from_tables(users, places, world.neighborhoods_per_city, latent_taste(world, users))
+             if with_oracle else None)
     train_partners = coattendance.partners(train)
     history = training_history(inputs)
 
@@ -142,6 +172,7 @@ def evaluate_all(
     if with_oracle:
         scorers["oracle"] = last_block(oracle_scorer(feats))  # oracle_joint adds to the same block
         scorers["oracle_joint"] = joint_oracle_scorer(feats, train_partners, base=scorers["oracle"])
+        scorers["oracle_observed"] = oracle_scorer(feats.observed())
     served = {} if recommender is None else {"graphrec_served": served_places(recommender)}
 
     visits = heldout_visits(inputs.interactions, inputs.split, "test", positive_rating)
@@ -160,7 +191,9 @@ def evaluate_all(
     log(f"ranking {len(scorers) + len(served)} models over home-city places for {len(union):,} users")
     ranked = rank_users(scorers, served, union, data.user_city, data.place_city, seen)
     rows = evaluate_ranked(rows_of(ranked, union, samples["place"]), samples["place"],
-                           place_groups("place", home_positives), n_places)
+                           place_groups("place", home_positives) | segment_groups("place", home_positives,
+                                                                                  user_segments(inputs, train)),
+                           n_places)
     if len(cold_positives):
         log(f"cold start: {len(cold_positives)} test positives at {int(cold.sum())} places without training edges")
         rows += evaluate_ranked(rows_of(ranked, union, samples["place_cold"]), samples["place_cold"],
@@ -196,7 +229,7 @@ def evaluate_all(
         "random": random_scorer(seed),
     }
     if with_oracle:
-        people |= oracle_scorers(users, WorldConfig.similar_users_k, past, cos)
+        people |= oracle_scorers(world, users, past)
     served_people_rankers = {} if recommender is None else {
         "graphrec_served": served_people(recommender), "graphrec_served_new": served_people(recommender, new_people=True)}
     partners = outing_partners(train_partners, test)
@@ -280,12 +313,15 @@ def summary_tables(metrics: pl.DataFrame) -> dict[str, pl.DataFrame]:
     def wide(tasks: list[str], metrics_: list[str], k: int | None) -> pl.DataFrame:
         sel = metrics.filter(pl.col("task").is_in(tasks) & pl.col("metric").is_in(metrics_)
                              & (pl.col("k").is_null() if k is None else pl.col("k") == k))
+        if sel.is_empty():
+            return pl.DataFrame({"model": sorted(set(metrics["model"]))})
         named = sel.with_columns(name=pl.col("task") + " " + pl.col("metric") + ("" if k is None else f"@{k}"))
         return named.pivot(on="name", index="model", values="value").with_columns(pl.selectors.float().round(4))
 
     return {
         "places": wide(["place", "place_solo", "place_outing", "place_cold", "place_all"], ["ndcg"], 20)
         .join(wide(["place"], ["recall", "hit_rate"], 20), on="model", how="left"),
+        "users": wide([f"place_users_{s}" for s in ("cold", "warm", "heavy", "social")], ["ndcg", "recall"], 20),
         "context": wide(["place_context"], ["ndcg_context", "ndcg_empty", "lift"], 20),
         "people": wide(["people", "people_new"], ["recall", "ndcg", "hit_rate"], 10),
         "friends": wide(["friend_compat", "friend_attend", "friend_attend_within_compat"], ["auc", "ap"], None),

@@ -22,7 +22,6 @@ from torch_geometric.data import HeteroData
 
 from graphrec_pipeline.constants import D_EDGE_UP
 from graphrec_pipeline.world import social
-from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.graph.features import (
     encode_interaction_edges,
     encode_places,
@@ -31,7 +30,6 @@ from graphrec_pipeline.graph.features import (
 )
 
 GRAPH_FILE = "graph/training_graph.safetensors"
-SIMILAR_USERS_K = WorldConfig.similar_users_k
 
 UP = ("user", "interacts", "place")
 PU = ("place", "rev_interacts", "user")
@@ -58,13 +56,14 @@ def training_social_edges(
     edges: pl.DataFrame,
     friend_split: pl.DataFrame,
     n_neighborhoods: int,
-    similar_users_k: int,
 ) -> pl.DataFrame:
     """The world's social edges as the training period alone supports them (§2.5 columns):
     the edge rule re-applied to training interactions, kept where the world has the pair,
     minus validation and test friend-label pairs."""
     train = interactions.filter(split["split"] == "train")
-    candidates = social.similar_user_candidates(users, similar_users_k)
+    # The world's edges as candidates: its close pairs stay (stated overlap, no period),
+    # its co-attendance pairs come back only if training visits repeat them.
+    candidates = edges.select("user_u", "user_v", "interest_overlap_score")
     rebuilt = social.build_user_user_edges(n_neighborhoods, users, candidates, train)
     held_out = friend_split.filter(pl.col("split") != "train").select("user_u", "user_v")
     return (
@@ -81,7 +80,6 @@ def build_graph(
     edges: pl.DataFrame,
     friend_split: pl.DataFrame,
     n_neighborhoods: int,
-    similar_users_k: int = SIMILAR_USERS_K,
 ) -> HeteroData:
     data = HeteroData()
     data["user"].x = torch.from_numpy(encode_users(users, n_neighborhoods))
@@ -91,7 +89,7 @@ def build_graph(
     data[UP].edge_attr = torch.from_numpy(attr)
     data[PU].edge_index = data[UP].edge_index.flip(0)
     data[PU].edge_attr = data[UP].edge_attr.clone()
-    pairs = training_social_edges(users, interactions, split, edges, friend_split, n_neighborhoods, similar_users_k)
+    pairs = training_social_edges(users, interactions, split, edges, friend_split, n_neighborhoods)
     u, v = pairs["user_u"].to_numpy(), pairs["user_v"].to_numpy()
     feats = torch.from_numpy(encode_social_edges(pairs))
     data[UU].edge_index = torch.from_numpy(np.stack([np.concatenate([u, v]), np.concatenate([v, u])])).long()

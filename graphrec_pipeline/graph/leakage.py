@@ -45,7 +45,6 @@ def leakage_report(
     edges: pl.DataFrame,
     friend_split: pl.DataFrame,
     n_neighborhoods: int,
-    similar_users_k: int,
 ) -> dict[str, int]:
     n_places = int(tensors["place.x"].shape[0])
     n_users = int(tensors["user.x"].shape[0])
@@ -71,7 +70,7 @@ def leakage_report(
     pu_extra, pu_differ = _feature_mismatches(
         _keys(pu[1], pu[0], n_places), tensors["place__rev_interacts__user.edge_attr"].numpy(),
         _keys(want_index[0], want_index[1], n_places), want_attr)
-    social = training_social_edges(users, interactions, split, edges, friend_split, n_neighborhoods, similar_users_k)
+    social = training_social_edges(users, interactions, split, edges, friend_split, n_neighborhoods)
     su, sv = social["user_u"].to_numpy(), social["user_v"].to_numpy()
     s_attr = encode_social_edges(social)
     uu_extra, uu_differ = _feature_mismatches(

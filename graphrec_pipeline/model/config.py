@@ -32,6 +32,13 @@ class ModelConfig:
             user and place with training edges (``n_users`` / ``n_places`` set by training).
             Nodes without training edges take the feature-only path (their ID embedding is
             zero), which training also practises by zeroing a random ``id_dropout`` share.
+        id_layers: LightGCN-style propagation of the ID embeddings over interaction and
+            social edges before they join the features (``model/collaborative.py``): a
+            user's ID part is the mean of their own and their places' and friends' (0:
+            each node's own ID embedding alone).
+        id_learning_rate: Adam's learning rate for the ID tables (LightGCN's).
+        lambda_id: weight of the BPR on the ID parts' inner product (``GraphRec.id_loss``),
+            drawn from the step's supervised edges (``TrainConfig.id_examples`` per step).
         pair_history: add ``h log(1 + n_uv)`` to both friend logits, ``n_uv`` the number of
             places the pair went to together before the cut (training: the training
             period; serving: what the release knows), with one learned weight ``h`` per
@@ -69,6 +76,9 @@ class ModelConfig:
     alpha: float = 0.7
     id_embeddings: bool = True
     id_dropout: float = 0.2
+    id_layers: int = 2
+    id_learning_rate: float = 1e-2
+    lambda_id: float = 1.0
     pair_history: bool = True
     n_users: int = 0
     n_places: int = 0

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from graphrec_pipeline.model.backbone import GraphRecBackbone
+from graphrec_pipeline.model.collaborative import IdGraph, propagate
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.graph.features import (
     PLACE_CATEGORY,
@@ -141,23 +142,59 @@ class GraphRec(nn.Module):
         self.taste_match = TasteMatch(2)  # compatibility, attendance
         self.pair_history = nn.Parameter(torch.zeros(2), requires_grad=cfg.pair_history)  # h_c, h_a
 
-    def encode(self, data: HeteroData) -> dict[str, Tensor]:
-        """Layer-0 states: encoded features, plus the ID embedding of nodes with training
-        edges when ``id_embeddings`` (``data[t].n_id``: global ids of a sampled subgraph)."""
+    def id_table(self, id_adj: Tensor | None) -> Tensor:
+        """(n_users + n_places, d) ID parts, users first: each node's own embedding (zero
+        for nodes without training edges) propagated ``id_layers`` times over ``id_adj``
+        (:class:`~graphrec_pipeline.model.collaborative.IdGraph`)."""
+        own = torch.cat([self.user_id.weight * self.user_known[:, None], self.place_id.weight * self.place_known[:, None]])
+        return propagate(id_adj, own, self.cfg.id_layers) if self.cfg.id_layers > 0 else own
+
+    def encode(self, data: HeteroData, ids: Tensor | None = None) -> dict[str, Tensor]:
+        """Layer-0 states: encoded features, plus the ID part of nodes when
+        ``id_embeddings`` (``data[t].n_id``: global ids of a sampled subgraph). ``ids``:
+        the :meth:`id_table` to read them from (None: the table over ``data``'s own edges,
+        which must then be the whole graph)."""
         h = {"user": self.user_encoder(data["user"].x), "place": self.place_encoder(data["place"].x)}
         if self.has_ids:
-            for t, table, known in (("user", self.user_id, self.user_known), ("place", self.place_id, self.place_known)):
-                ids = data[t].n_id if "n_id" in data[t] else torch.arange(h[t].size(0))
-                keep = known[ids]
+            rows = {t: data[t].n_id if "n_id" in data[t] else torch.arange(h[t].size(0)) for t in ("user", "place")}
+            if ids is None:
+                if "n_id" in data["user"]:
+                    raise ValueError("a sampled subgraph needs the whole graph's ID table")
+                ids = self.id_table(IdGraph.of(data).adjacency() if self.cfg.id_layers > 0 else None)
+            tables = {"user": ids[: self.cfg.n_users], "place": ids[self.cfg.n_users :]}
+            for t in ("user", "place"):
+                part = tables[t][rows[t]]
                 if self.training:
-                    keep = keep & (torch.rand(len(ids)) >= self.cfg.id_dropout)
-                h[t] = h[t] + table(ids) * keep[:, None]
+                    part = part * (torch.rand(len(rows[t])) >= self.cfg.id_dropout)[:, None]
+                h[t] = h[t] + part
         return h
 
-    def embed(self, data: HeteroData) -> tuple[Tensor, Tensor]:
-        """(z_user, z_place) after message passing over ``data``'s edges."""
-        h = self.backbone(self.encode(data), data.edge_index_dict, data.edge_attr_dict)
+    def id_rows(self, data: HeteroData, ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(e_user, e_place): the ID parts of ``data``'s user and place rows (``ids`` as in
+        :meth:`encode`); zero-width without ID embeddings. Both place scores add
+        ``e_u . e_p``, the collaborative term (``model/collaborative.py``)."""
+        n_u, n_p = data["user"].num_nodes, data["place"].num_nodes
+        if not self.has_ids:
+            return torch.zeros(n_u, 0), torch.zeros(n_p, 0)
+        if ids is None:
+            if "n_id" in data["user"]:
+                raise ValueError("a sampled subgraph needs the whole graph's ID table")
+            ids = self.id_table(IdGraph.of(data).adjacency() if self.cfg.id_layers > 0 else None)
+        rows = {t: data[t].n_id if "n_id" in data[t] else torch.arange(data[t].num_nodes) for t in ("user", "place")}
+        return ids[: self.cfg.n_users][rows["user"]], ids[self.cfg.n_users :][rows["place"]]
+
+    def embed(self, data: HeteroData, ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(z_user, z_place) after message passing over ``data``'s edges (``ids`` as in
+        :meth:`encode`)."""
+        h = self.backbone(self.encode(data, ids), data.edge_index_dict, data.edge_attr_dict)
         return h["user"], h["place"]
+
+    def id_loss(self, ids: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """BPR on the ID parts' inner product, ``e_u . e_p`` above ``e_u . e_n``: trains the
+        collaborative part at the pace of LightGCN, on many more (user, place) pairs per
+        step than the heads see (``batch``: user, pos, neg, global ids)."""
+        e_u, places = ids[batch["user"]], ids[self.cfg.n_users :]
+        return self.bpr_loss((e_u * places[batch["pos"]]).sum(-1), (e_u * places[batch["neg"]]).sum(-1))
 
     @staticmethod
     def describe(x_place: Tensor) -> Tensor:
@@ -182,18 +219,20 @@ class GraphRec(nn.Module):
                            x_place[:, PLACE_NEIGHBORHOOD], x_place[:, PLACE_POPULARITY][:, 0], c.n_cities,
                            c.neighborhoods_per_city)
 
-    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor, s_u: Tensor, s_p: Tensor) -> Tensor:
+    def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor, s_u: Tensor, s_p: Tensor,
+                    e_u: Tensor, e_p: Tensor) -> Tensor:
         """Relevance logit ``s_place(u, p | ctx)`` for aligned rows; ``d_p``: the places'
         descriptors (:meth:`describe`), ``s_u`` / ``s_p``: the sides (:meth:`user_sides`,
-        :meth:`place_sides`)."""
+        :meth:`place_sides`), ``e_u`` / ``e_p``: the ID parts (:meth:`id_rows`)."""
         head = self.place_head(pair_features(z_u, z_p, self.place_context(ctx_raw))).squeeze(-1)
         bilinear = (self.place_match(ctx_raw) * z_p).sum(-1) * self.cfg.d_model**-0.5
-        return head + bilinear + self.context_match(ctx_raw, d_p) + self.preference_match(s_u, s_p)[..., 0]
+        return (head + bilinear + self.context_match(ctx_raw, d_p) + self.preference_match(s_u, s_p)[..., 0]
+                + (e_u * e_p).sum(-1))
 
-    def retrieval_score(self, z_u: Tensor, z_p: Tensor, s_u: Tensor, s_p: Tensor) -> Tensor:
-        """What place retrieval ranks by, ``d^{-1/2} z_u . z_p + m_1(u, p)``: one inner product
-        (:meth:`~graphrec_pipeline.model.preference.PreferenceMatch.query_vectors`)."""
-        return (z_u * z_p).sum(-1) * self.cfg.d_model**-0.5 + self.preference_match(s_u, s_p)[..., 1]
+    def retrieval_score(self, z_u: Tensor, z_p: Tensor, s_u: Tensor, s_p: Tensor, e_u: Tensor, e_p: Tensor) -> Tensor:
+        """What place retrieval ranks by, ``d^{-1/2} z_u . z_p + m_1(u, p) + e_u . e_p``: one
+        inner product (:meth:`~graphrec_pipeline.model.preference.PreferenceMatch.query_vectors`)."""
+        return (z_u * z_p).sum(-1) * self.cfg.d_model**-0.5 + self.preference_match(s_u, s_p)[..., 1] + (e_u * e_p).sum(-1)
 
     def friend_scores(self, z_u: Tensor, z_v: Tensor, ctx_raw: Tensor, t_u: Tensor, t_v: Tensor,
                       history: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -231,6 +270,8 @@ class GraphRec(nn.Module):
         place_batch: dict[str, Tensor],
         friend_batch: dict[str, Tensor],
         people_batch: dict[str, Tensor] | None = None,
+        e_user: Tensor | None = None,
+        e_place: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Joint loss of §5.3 with its parts. ``x_user`` / ``x_place``: the raw features of
         ``z_user``'s and ``z_place``'s rows; ``place_batch``: user, pos, neg, their
@@ -240,20 +281,24 @@ class GraphRec(nn.Module):
         ``people_batch`` (optional): u, v (the partner of an outing), neg (another person),
         ctx, and optionally history_v and history_neg (the pairs' counts before that
         outing): both friend logits rank the partner above the other person (BPR), with
-        the embeddings held fixed."""
+        the embeddings held fixed. ``e_user`` / ``e_place``: the rows' ID parts
+        (:meth:`id_rows`; None: no collaborative term)."""
         cfg = self.cfg
-        zu = z_user[place_batch["user"]]
+        if e_user is None:
+            e_user, e_place = z_user.new_zeros(len(z_user), 0), z_place.new_zeros(len(z_place), 0)
+        zu, eu = z_user[place_batch["user"]], e_user[place_batch["user"]]
         zp, zn = z_place[place_batch["pos"]], z_place[place_batch["neg"]]
+        ep, en = e_place[place_batch["pos"]], e_place[place_batch["neg"]]
         ctx, d_pos = place_batch["ctx"], place_batch["pos_desc"]
         su = self.user_sides(x_user[place_batch["user"]])
         sp, sn = self.place_sides(x_place[place_batch["pos"]]), self.place_sides(x_place[place_batch["neg"]])
-        pos_score = self.place_score(zu, zp, ctx, d_pos, su, sp)
-        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx, place_batch["neg_desc"], su, sn))
+        pos_score = self.place_score(zu, zp, ctx, d_pos, su, sp, eu, ep)
+        place = self.bpr_loss(pos_score, self.place_score(zu, zn, ctx, place_batch["neg_desc"], su, sn, eu, en))
         has = place_batch["has_ctx"]
         context = (self.bpr_loss(pos_score[has], self.place_score(zu[has], zp[has], place_batch["ctx_wrong"][has],
-                                                                  d_pos[has], su[has], sp[has]))
+                                                                  d_pos[has], su[has], sp[has], eu[has], ep[has]))
                    if bool(has.any()) else pos_score.new_zeros(()))
-        dot = self.bpr_loss(self.retrieval_score(zu, zp, su, sp), self.retrieval_score(zu, zn, su, sn))
+        dot = self.bpr_loss(self.retrieval_score(zu, zp, su, sp, eu, ep), self.retrieval_score(zu, zn, su, sn, eu, en))
         t_user = self.tastes(x_user)
         fu, fv = friend_batch["u"], friend_batch["v"]
         compat_logit, attend_logit = self.friend_scores(z_user[fu], z_user[fv], friend_batch["ctx"], t_user[fu], t_user[fv],

@@ -41,23 +41,27 @@ class Scorer:
     t_user: torch.Tensor  # (n_users, 136) tastes t_u
     s_user: torch.Tensor  # (n_users, side_dim) sides of the preference match
     s_place: torch.Tensor  # (n_places, side_dim)
+    e_user: torch.Tensor  # (n_users, d or 0) ID parts: both place scores add e_u . e_p
+    e_place: torch.Tensor  # (n_places, d or 0)
 
     @classmethod
     def from_graph(cls, model: GraphRec, graph) -> "Scorer":
         z_user, z_place = embed_all(model, graph)
+        with torch.no_grad():
+            e_user, e_place = model.id_rows(graph)
         x_user, x_place = graph["user"].x, graph["place"].x
         return cls(model, z_user, z_place, GraphRec.describe(x_place), GraphRec.tastes(x_user),
-                   model.user_sides(x_user), model.place_sides(x_place))
+                   model.user_sides(x_user), model.place_sides(x_place), e_user, e_place)
 
     @cached_property
     def queries(self) -> torch.Tensor:
-        """(n_users, d + side_dim) place queries: their inner product with :attr:`targets` is
-        the retrieval score."""
-        return self.model.preference_match.query_vectors(self.z_user, self.s_user)
+        """(n_users, d + side_dim + d_e) place queries: their inner product with
+        :attr:`targets` is the retrieval score."""
+        return torch.cat([self.model.preference_match.query_vectors(self.z_user, self.s_user), self.e_user], dim=1)
 
     @cached_property
     def targets(self) -> torch.Tensor:
-        return retrieval_vectors(self.z_place, self.s_place)
+        return torch.cat([retrieval_vectors(self.z_place, self.s_place), self.e_place], dim=1)
 
     @torch.no_grad()
     def dot(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
@@ -68,7 +72,7 @@ class Scorer:
     def match(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
         """The place head's preference match alone (``model/preference.py``), every pair of
         the block: what the score is without the embeddings."""
-        return (self.head_sides[_ids(users)] @ self.s_place[_ids(places)].T).numpy()
+        return (self.model.preference_match.weighted(self.s_user[_ids(users)], 0) @ self.s_place[_ids(places)].T).numpy()
 
     @cached_property
     def place_heads(self) -> PairHeads:
@@ -79,12 +83,13 @@ class Scorer:
         self.model.eval()
         m = self.model
         return PairHeads([m.place_head], m.place_context, self.z_place, m.place_match, m.context_match, self.place_desc,
-                         self.s_place)
+                         torch.cat([self.s_place, self.e_place], dim=1))
 
     @cached_property
     def head_sides(self) -> torch.Tensor:
-        """The users' sides weighted for the place head's preference match."""
-        return self.model.preference_match.weighted(self.s_user, 0)
+        """The users' sides weighted for the place head's preference match, then their ID
+        parts: the inner product with ``[s_p, e_p]`` is the match plus ``e_u . e_p``."""
+        return torch.cat([self.model.preference_match.weighted(self.s_user, 0), self.e_user], dim=1)
 
     def head(self, users: np.ndarray, places: np.ndarray, ctx_raw: np.ndarray | None = None) -> np.ndarray:
         """(len(users), len(places)) place-head logits; ``ctx_raw`` is one (112,) context or None."""

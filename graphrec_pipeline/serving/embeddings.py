@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.model.graphrec import GraphRec
@@ -56,6 +57,8 @@ class Embeddings:
     user_city: np.ndarray
     place_city: np.ndarray
     model_sha256: str
+    e_user: np.ndarray  # ID parts (zero-width without ID embeddings): the place head adds e_u . e_p
+    e_place: np.ndarray
 
     @property
     def dim(self) -> int:
@@ -68,16 +71,22 @@ def export_embeddings(
     """Run the forward pass and write both tables and the manifest (each file atomically)."""
     use_compute_threads()
     z_user, z_place = embed_in_blocks(model, graph)
+    with torch.no_grad():
+        e_user, e_place = model.id_rows(graph)
     x_user, x_place = graph["user"].x, graph["place"].x
     r_user = model.taste_match.people_vectors(GraphRec.tastes(x_user)).numpy()
-    q_user = model.preference_match.query_vectors(z_user, model.user_sides(x_user)).numpy()
-    r_place = retrieval_vectors(z_place, model.place_sides(x_place)).numpy()
-    z_user, z_place = z_user.numpy(), z_place.numpy()
-    emb = Embeddings(z_user, z_place, r_user, q_user, r_place, user_city, place_city, store.digest(MODEL_WEIGHTS))
+    q_user = torch.cat([model.preference_match.query_vectors(z_user, model.user_sides(x_user)), e_user], 1).numpy()
+    r_place = torch.cat([retrieval_vectors(z_place, model.place_sides(x_place)), e_place], 1).numpy()
+    z_user, z_place, e_user, e_place = z_user.numpy(), z_place.numpy(), e_user.numpy(), e_place.numpy()
+    emb = Embeddings(z_user, z_place, r_user, q_user, r_place, user_city, place_city, store.digest(MODEL_WEIGHTS),
+                     e_user, e_place)
+    user_ids = {"id_part": e_user} if e_user.shape[1] else {}
+    place_ids = {"id_part": e_place} if e_place.shape[1] else {}
     store.write_table(USER_EMBEDDINGS, embedding_table("user_id", np.arange(len(z_user)), user_city, z_user,
-                                                       place_query=q_user, people_vector=r_user), staged=False)
+                                                       place_query=q_user, people_vector=r_user, **user_ids),
+                      staged=False)
     store.write_table(PLACE_EMBEDDINGS, embedding_table("place_id", np.arange(len(z_place)), place_city, z_place,
-                                                        retrieval_vector=r_place), staged=False)
+                                                        retrieval_vector=r_place, **place_ids), staged=False)
     store.write_json(
         EMBEDDINGS_MANIFEST,
         {
@@ -112,4 +121,10 @@ def load_embeddings(store: Storage) -> Embeddings:
     z_user, user_city = _matrix(users)
     z_place, place_city = _matrix(places)
     return Embeddings(z_user, z_place, _matrix(users, "people_vector")[0], _matrix(users, "place_query")[0],
-                      _matrix(places, "retrieval_vector")[0], user_city, place_city, manifest["model_sha256"])
+                      _matrix(places, "retrieval_vector")[0], user_city, place_city, manifest["model_sha256"],
+                      _id_parts(users), _id_parts(places))
+
+
+def _id_parts(table) -> np.ndarray:
+    """The ``id_part`` column, or no columns for a model without ID embeddings."""
+    return _matrix(table, "id_part")[0] if "id_part" in table.columns else np.zeros((len(table), 0), np.float32)

@@ -94,9 +94,12 @@ class Recommender:
                             c.n_cities, c.neighborhoods_per_city)
         user_side = user_sides(w.cat_pref, w.fine_pref, w.user_city, w.user_neighborhood, c.n_cities,
                                c.neighborhoods_per_city)
+        # The place head's match and collaborative term as one inner product: [W_0 s_u, e_u] . [s_p, e_p].
+        e_user, e_place = torch.from_numpy(np.array(self.emb.e_user)), torch.from_numpy(np.array(self.emb.e_place))
         self.place_flow = PlaceFlow(w, PairHeads([m.place_head], m.place_context, self.z_place, m.place_match,
-                                                 m.context_match, descriptors, sides), self.z_user,
-                                    m.preference_match.weighted(user_side, 0), exclude_visited)
+                                                 m.context_match, descriptors, torch.cat([sides, e_place], 1)),
+                                    self.z_user, torch.cat([m.preference_match.weighted(user_side, 0), e_user], 1),
+                                    exclude_visited)
         self.people_flow = PeopleFlow(w, PairHeads([m.compat_head, m.attend_head], m.friend_context, self.z_user),
                                       m.taste_match, m.history_terms, self.z_user, self.alpha)
 

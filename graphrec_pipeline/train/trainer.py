@@ -40,6 +40,7 @@ import torch
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.constants import N_TIME_SLOTS
 from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
+from graphrec_pipeline.model.collaborative import IdGraph
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.graphrec import GraphRec
@@ -70,6 +71,8 @@ class TrainConfig:
     pair_terms: Literal["fit", "learn"] = "fit"  # the friend logits' linear terms: fit by L-BFGS first, then held (train/pair_terms.py), or learn by Adam with the rest
     pair_fit_examples: int = 65_536  # labelled pairs and people triples each for that fit
     supervision_fraction: float = 0.2
+    id_examples: int = 16_384  # BPR pairs per step on the ID parts alone (supervised edges, drawn with replacement)
+    id_warmup_steps: int = 0  # steps of that BPR alone before joint training (warm_up_ids)
     message_keep: float = 0.3  # full mode: share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
     cross_city_rate: float = 0.1  # share of negatives from any city
@@ -187,8 +190,11 @@ def _localize(batch: dict[str, torch.Tensor], keys: tuple[str, ...], nodes: np.n
 
 def train_step(
     model: GraphRec, opt, data: TrainingData, cfg: TrainConfig, rng, sampler: NeighborSampler | None = None,
-    ranks: Ranks = Ranks(),
+    ranks: Ranks = Ranks(), id_graph: IdGraph | None = None,
 ) -> dict[str, float]:
+    """One optimizer step. ``id_graph``: the training graph's ID adjacency when the model
+    propagates ID embeddings (``model/collaborative.py``); the step's supervised
+    interaction edges and held-out social ties carry no ID messages either."""
     n_edges = len(data.edge_user)
     supervised = rng.random(n_edges) < cfg.supervision_fraction
     candidates = np.flatnonzero(supervised & data.edge_positive)
@@ -204,10 +210,14 @@ def train_step(
     keep_uu = ~np.isin(data.social_keys, np.concatenate(held))
 
     model.train()
+    if id_graph is None and model.has_ids and model.cfg.id_layers > 0:
+        id_graph = IdGraph.of(data.graph)
+    ids = None if id_graph is None else model.id_table(id_graph.adjacency(np.concatenate([~supervised, keep_uu])))
     if sampler is None:
         message = ~supervised & (rng.random(n_edges) < cfg.message_keep)
         keep_uu &= rng.random(len(keep_uu)) < cfg.message_keep
-        z_user, z_place = model.embed(_drop_edges(data.graph, torch.from_numpy(message), torch.from_numpy(keep_uu)))
+        z_user, z_place = model.embed(_drop_edges(data.graph, torch.from_numpy(message), torch.from_numpy(keep_uu)),
+                                      ids)
         x_user, x_place = data.graph["user"].x, data.graph["place"].x
     else:
         seeds = {
@@ -217,12 +227,16 @@ def train_step(
         }
         allowed = {UP: ~supervised, PU: ~supervised, UU: keep_uu}
         sub, nodes = sampler.subgraph(seeds, allowed, rng)
-        z_user, z_place = model.embed(sub)
+        z_user, z_place = model.embed(sub, ids)
         x_user, x_place = sub["user"].x, sub["place"].x
         places_b = _localize(_localize(places_b, ("user",), nodes["user"]), ("pos", "neg"), nodes["place"])
         friends_b = _localize(friends_b, ("u", "v"), nodes["user"])
         people_b = _localize(people_b, ("u", "v", "neg"), nodes["user"])
-    losses = model.loss(z_user, z_place, x_user, x_place, places_b, friends_b, people_b)
+    e_user, e_place = model.id_rows(sub if sampler is not None else data.graph, ids)
+    losses = model.loss(z_user, z_place, x_user, x_place, places_b, friends_b, people_b, e_user, e_place)
+    if ids is not None and cfg.id_examples > 0:
+        losses["id"] = model.id_loss(ids, id_examples(data, supervised, cfg.id_examples, rng))
+        losses["total"] = losses["total"] + model.cfg.lambda_id * losses["id"]
     opt.zero_grad()
     losses["total"].backward()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -230,6 +244,41 @@ def train_step(
     torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
     opt.step()
     return ranks.mean({k: float(v.detach()) for k, v in losses.items()})
+
+
+def id_examples(data: TrainingData, supervised: np.ndarray, size: int, rng) -> dict[str, torch.Tensor]:
+    """BPR triples for the ID parts: supervised positive edges (drawn with replacement)
+    and a negative of the positive's city the user never went to."""
+    picked = rng.choice(np.flatnonzero(supervised & data.edge_positive), size=size)
+    user, pos = data.edge_user[picked], data.edge_place[picked]
+    return {"user": as_tensor(user), "pos": as_tensor(pos), "neg": as_tensor(sample_negatives(data, user, pos, rng))}
+
+
+def warm_up_ids(model: GraphRec, data: TrainingData, cfg: TrainConfig, id_graph: IdGraph, rng) -> float:
+    """``id_warmup_steps`` steps of the ID BPR alone (Adam at ``id_learning_rate``) before
+    joint training: the collaborative part learns at LightGCN's pace, a step costing one
+    sparse propagation, so the heads start from ID parts that already carry taste. Each
+    step masks its supervised edges out of the propagation, as joint steps do."""
+    opt = torch.optim.Adam([model.user_id.weight, model.place_id.weight], lr=model.cfg.id_learning_rate)
+    loss = torch.zeros(())
+    model.train()
+    for _ in range(cfg.id_warmup_steps):
+        supervised = rng.random(len(data.edge_user)) < cfg.supervision_fraction
+        ids = model.id_table(id_graph.adjacency(np.concatenate([~supervised, np.ones(len(data.social_keys), bool)])))
+        loss = model.id_loss(ids, id_examples(data, supervised, cfg.id_examples, rng))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def parameter_groups(model: GraphRec) -> list[dict]:
+    """The ID tables learn at ``id_learning_rate`` (each row moves only through its own
+    neighbourhood, as LightGCN's do), everything else at ``learning_rate``."""
+    ids = [p for name, p in model.named_parameters() if name in ("user_id.weight", "place_id.weight")]
+    rest = [p for name, p in model.named_parameters()
+            if p.requires_grad and name not in ("user_id.weight", "place_id.weight")]
+    return [{"params": rest}] + ([{"params": ids, "lr": model.cfg.id_learning_rate}] if ids else [])
 
 
 PAIR_FIT_STREAM = 1 << 20  # a random stream of its own, apart from every rank's ([seed, rank])
@@ -286,9 +335,12 @@ def train(
     fitted = fit_pair_terms_for(model, data, cfg) if cfg.pair_terms == "fit" else {}
     if fitted:
         log(f"friend logits' linear terms fitted: taste {fitted['taste']}, history {fitted['history']}")
+    id_graph = IdGraph.of(data.graph) if model.has_ids and model_cfg.id_layers > 0 else None
+    if id_graph is not None and cfg.id_warmup_steps > 0:
+        loss = warm_up_ids(model, data, cfg, id_graph, np.random.default_rng([cfg.seed, 1 << 21]))
+        log(f"ID embeddings warmed up: {cfg.id_warmup_steps} steps, BPR {loss:.4f}")
     ranks.sync_parameters(model)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=model_cfg.learning_rate,
-                            weight_decay=model_cfg.weight_decay)
+    opt = torch.optim.AdamW(parameter_groups(model), lr=model_cfg.learning_rate, weight_decay=model_cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
     result = TrainResult(model=model, ranks=ranks.world, pair_terms=fitted)
     sampler = NeighborSampler(data.graph, cfg.fanouts) if cfg.mode == "minibatch" else None
@@ -299,7 +351,7 @@ def train(
     for epoch in range(1, cfg.max_epochs + 1):
         parts = []
         for _ in range(cfg.steps_per_epoch):
-            parts.append(train_step(model, opt, data, step_cfg, rng, sampler, ranks))
+            parts.append(train_step(model, opt, data, step_cfg, rng, sampler, ranks, id_graph))
             schedule.step()
             progress.update(note=f"epoch {epoch}, loss {parts[-1]['total']:.4f}")
         mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}

@@ -6,8 +6,11 @@
                                   + w_home * [neighborhood_p == home_neighborhood_u])
                    + (1 - same_city) * w_away
                    + w_pop * standardized log(base_popularity_p)
+                   + latent_weight * <taste_u, character_p>
 
-It is computed from the ``users`` and ``places`` tables alone, so any stage can rebuild it.
+The last term is the taste no table states (``world/latent.py``); without it the score
+is computed from the ``users`` and ``places`` tables alone, and with it from the tables
+and the world's config (its seed and latent settings), so any stage can rebuild it.
 The generator samples interactions from ``softmax(affinity + taste noise)``; evaluation
 ranks by it as the ``oracle``. Joint outings are chosen by the pair's mean affinity, so
 evaluation also ranks by ``oracle_joint`` (``world/oracle.py``). Real data has no oracle:
@@ -18,11 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE
+from graphrec_pipeline.world.latent import LatentTaste
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,12 @@ class WorldFeatures:
     place_city: np.ndarray
     place_neighborhood: np.ndarray
     place_pop: np.ndarray  # standardized log popularity
+    user_latent: np.ndarray  # (n_users, r): latent taste times the latent weight; r = 0 without
+    place_latent: np.ndarray  # (n_places, r): latent character
 
     @classmethod
-    def from_tables(cls, users: pl.DataFrame, places: pl.DataFrame, n_neighborhoods: int) -> "WorldFeatures":
+    def from_tables(cls, users: pl.DataFrame, places: pl.DataFrame, n_neighborhoods: int,
+                    latent: LatentTaste | None = None) -> "WorldFeatures":
         users = users.sort("user_id")
         places = places.sort("place_id")
         cat = dense_from_list(places["category_one_hot"], C_COARSE)
@@ -78,7 +87,17 @@ class WorldFeatures:
             place_city=places["city_id"].to_numpy(),
             place_neighborhood=places["neighborhood_id"].to_numpy(),
             place_pop=((log_pop - log_pop.mean()) / max(log_pop.std(), 1e-12)).astype(np.float32),
+            user_latent=np.zeros((len(users), 0), np.float32) if latent is None else latent.weight * latent.user,
+            place_latent=np.zeros((len(places), 0), np.float32) if latent is None else latent.place,
         )
+
+    @property
+    def has_latent(self) -> bool:
+        return self.user_latent.shape[1] > 0
+
+    def observed(self) -> "WorldFeatures":
+        """The stated part of taste alone: the affinity without its latent term."""
+        return dataclasses.replace(self, user_latent=self.user_latent[:, :0], place_latent=self.place_latent[:, :0])
 
 
     def pair_means(self, u: np.ndarray, v: np.ndarray, w: "AffinityWeights") -> "WorldFeatures":
@@ -101,6 +120,8 @@ class WorldFeatures:
             place_city=self.place_city,
             place_neighborhood=self.place_neighborhood,
             place_pop=self.place_pop,
+            user_latent=0.5 * (self.user_latent[u] + self.user_latent[v]),
+            place_latent=self.place_latent,
         )
 
 
@@ -124,6 +145,8 @@ def affinity_block(
     local = w.area * f.user_area[users][:, nb] + w.home * (f.user_home[users][:, None] == nb[None, :])
     score += np.where(same_city, local, w.away)
     score += w.popularity * f.place_pop[places][None, :]
+    if f.has_latent:
+        score += np.einsum("nd,md->nm", f.user_latent[users], f.place_latent[places])
     return score.astype(np.float32, copy=False)
 
 
@@ -150,5 +173,7 @@ def affinity_pairs(
         local = w.area * np.take_along_axis(f.user_area[u], nb, axis=1) + w.home * (f.user_home[u][:, None] == nb)
         score += np.where(f.user_city[u][:, None] == f.place_city[p], local, w.away)
         score += w.popularity * f.place_pop[p]
+        if f.has_latent:
+            score += np.einsum("nd,nmd->nm", f.user_latent[u], f.place_latent[p])
         out[s : s + rows] = score
     return out

@@ -27,6 +27,11 @@ class WorldConfig:
         exposure_size: most places of their city a user is shown (a random window shared
             by a batch of users); keeps generation linear in users at large scale.
         similar_users_k: neighbours per user in the similar-user candidate search (§7.5).
+        latent_weight: spread, in logit units, of the latent taste term of the affinity
+            (``world/latent.py``); 0 gives the literal §7 world, whose visits follow the
+            stated preferences only.
+        latent_dim: rank of the latent tastes and characters.
+        homophily: share of a user's latent taste that is their community's (0: none).
         seed: root of every random stream.
     """
 
@@ -42,6 +47,9 @@ class WorldConfig:
     travel_rate: float = 0.03
     exposure_size: int = 2000
     similar_users_k: int = 20
+    latent_weight: float = 1.5
+    latent_dim: int = 8
+    homophily: float = 0.5
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -62,6 +70,12 @@ class WorldConfig:
             problems.append("exposure_size must be >= 1")
         if self.similar_users_k < 1:
             problems.append("similar_users_k must be >= 1")
+        if self.latent_weight < 0:
+            problems.append("latent_weight must be >= 0")
+        if self.latent_dim < 1:
+            problems.append("latent_dim must be >= 1")
+        if not 0.0 <= self.homophily <= 1.0:
+            problems.append("homophily must be in [0, 1]")
         try:
             date.fromisoformat(self.start_date)
         except ValueError:

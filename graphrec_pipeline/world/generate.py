@@ -20,7 +20,7 @@ def generate_world(cfg: WorldConfig, log=lambda msg: None) -> dict[str, pl.DataF
     places = generate_places(cfg)
     users = generate_users(cfg)
     log(f"places {len(places):,}, users {len(users):,}")
-    candidates = social.similar_user_candidates(users, cfg.similar_users_k)
+    candidates = social.world_candidates(cfg, users)
     log(f"similar-user candidates {len(candidates):,}")
     interactions = generate_interactions(cfg, users, places, candidates)
     log(f"interactions {len(interactions):,}")

@@ -37,6 +37,7 @@ import polars as pl
 from graphrec_pipeline.timeslots import BUCKET_HOURS, day_of_week_expr, slot_buckets, time_of_day_expr
 from graphrec_pipeline.world.affinity import AffinityWeights, WorldFeatures, affinity_block, affinity_pairs
 from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.world.latent import full_taste, latent_taste
 from graphrec_pipeline.world.layout import city_layout, sample_rows
 
 TYPICAL_SLOT_RATE = 0.75  # share of visits in the place's typical time slot
@@ -151,8 +152,13 @@ def sample_travel_visits(cfg, f, counts, layout, draw, rng, w: AffinityWeights):
 def sample_joint_outings(f, pairs: pl.DataFrame, draw, rng, w: AffinityWeights):
     """Friends' outings: (user_u, user_v, place, joint score) per outing, both attend
     together; the place is a softmax draw by the pair's joint taste over the pair's own
-    uniform sample of their city."""
+    uniform sample of their city. Who goes out, and how often, follows the pair's full
+    taste overlap (``latent.py``): the stated overlap in a world without latent taste."""
     overlap = pairs["interest_overlap_score"].to_numpy()
+    if f.has_latent:
+        unit = full_taste(f.user_fine, f.user_latent)
+        overlap = np.clip(np.einsum("ij,ij->i", unit[pairs["user_u"].to_numpy()], unit[pairs["user_v"].to_numpy()]),
+                          0.0, 1.0)
     friends = (overlap >= FRIEND_MIN_OVERLAP) & (rng.random(len(overlap)) < FRIEND_RATE)
     n_out = np.where(friends, rng.poisson(OUTINGS_PER_OVERLAP * overlap), 0)
     going = n_out > 0
@@ -222,7 +228,7 @@ def city_interactions(
     ``features`` (of the sorted tables) may be passed in when making several cities."""
     rng = cfg.rng(f"interactions/city{city}")
     users = users.sort("user_id")
-    f = features or WorldFeatures.from_tables(users, places, cfg.neighborhoods_per_city)
+    f = features or WorldFeatures.from_tables(users, places, cfg.neighborhoods_per_city, latent_taste(cfg, users))
     home = np.flatnonzero(f.user_city == city)
     counts = np.zeros(len(users), dtype=np.int64)
     counts[home] = interaction_counts(cfg, users[home], rng)
@@ -296,5 +302,5 @@ def generate_interactions(
 def cities_interactions(cfg: WorldConfig, users: pl.DataFrame, places: pl.DataFrame, similar_pairs: pl.DataFrame,
                         cities, weights: AffinityWeights = AffinityWeights()) -> list[pl.DataFrame]:
     """:func:`city_interactions` of several cities, sharing their features."""
-    f = WorldFeatures.from_tables(users.sort("user_id"), places, cfg.neighborhoods_per_city)
+    f = WorldFeatures.from_tables(users.sort("user_id"), places, cfg.neighborhoods_per_city, latent_taste(cfg, users))
     return [city_interactions(cfg, users, places, similar_pairs, c, weights, f) for c in cities]

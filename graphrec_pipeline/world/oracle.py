@@ -45,11 +45,14 @@ def joint_oracle_scorer(f: WorldFeatures, partners: pl.DataFrame, base=None, w: 
     in_city = np.zeros((n_users * n_cities, n_hoods), np.float32)  # (user, partner city) -> partners' area sum
     home = np.zeros((n_users * n_cities, n_hoods), np.float32)  # ... -> partners at home there, by neighborhood
     n_in = np.zeros(n_users * n_cities, np.float32)
+    latent = np.zeros((n_users, f.user_latent.shape[1]), np.float32)
     if len(owner):
         has = count > 0
         starts = np.cumsum(count)[has] - count[has]
         fine[has] = np.add.reduceat(f.user_fine[mate], starts, axis=0)
         cat[has] = np.add.reduceat(f.user_cat[mate], starts, axis=0)
+        if f.has_latent:
+            latent[has] = np.add.reduceat(f.user_latent[mate], starts, axis=0)
         cell = owner * n_cities + f.user_city[mate]
         np.add.at(in_city, cell, f.user_area[mate])
         np.add.at(home, (cell, f.user_home[mate]), 1.0)
@@ -67,6 +70,8 @@ def joint_oracle_scorer(f: WorldFeatures, partners: pl.DataFrame, base=None, w: 
         total += w.category * np.einsum("nd,md->nm", cat[users], f.place_cat[places])
         total += w.area * in_city[cell, nb] + w.home * home[cell, nb] + w.away * (m[:, None] - n_in[cell])
         total += w.popularity * m[:, None] * f.place_pop[places][None, :]
+        if f.has_latent:
+            total += np.einsum("nd,md->nm", latent[users], f.place_latent[places])
         return s + (total / np.maximum(m, 1.0)[:, None]).astype(np.float32)
 
     return score

@@ -7,15 +7,18 @@ else *solo*. Every ranker scores every home-city place the user has not seen:
 
 * ``random``, ``popularity`` (training-period interactions), ``content`` (cosine of
   ``fine_pref`` and ``fine_tag_vector``);
-* for generated worlds, ``oracle`` and ``oracle_joint`` (``world/oracle.py``), and two
+* for generated worlds, ``oracle`` and ``oracle_joint`` (``world/oracle.py``),
+  ``oracle_observed`` (the stated part of the affinity alone, ``world/latent.py``), and two
   traps: the oracle among places that had a training-period outing
   (``oracle_outing_places``) and among the fifth of places with the most of them
   (``oracle_outing_hotspots``). A world whose outings pile onto a few places lets them
   beat the oracle.
 
 Calibration targets (docs/benchmarks.md): the better oracle >= 2x popularity and >= 1.3x
-content, the trap <= 0.8x the better oracle, and outings no more concentrated on places
-than solo visits (Gini of outing traffic <= Gini of solo traffic + 0.05).
+content, the trap <= 0.8x the better oracle, outings no more concentrated on places than
+solo visits (Gini of outing traffic <= Gini of solo traffic + 0.05), and, with latent
+taste, the observed-only oracle at most 0.6x the full oracle: most taste shows only in
+behaviour.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from graphrec_pipeline.constants import C_FINE
 from graphrec_pipeline.metrics import last_block, metrics_by_group, pair_keys, rank_many_in_cities
 from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, random_scorer
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
+from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.world.latent import latent_taste
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, restricted_oracle
 
 HOTSPOT_SHARE = 0.2
@@ -64,7 +69,7 @@ def holdout_benchmark(
     places: pl.DataFrame,
     interactions: pl.DataFrame,
     n_neighborhoods: int,
-    with_oracle: bool,
+    world: WorldConfig | None,
     k: int = 20,
     holdout_fraction: float = 0.2,
     positive_rating: float = 3.0,
@@ -72,7 +77,8 @@ def holdout_benchmark(
     seed: int = 0,
 ) -> tuple[pl.DataFrame, dict]:
     """Rankers x {all, solo, outing} positives: (ranker, positives, metric, k, value, users)
-    rows, and the calibration figures (traffic concentration, shares, target ratios)."""
+    rows, and the calibration figures (traffic concentration, shares, target ratios).
+    ``world``: the generated world's config, for the oracles (None: an imported world)."""
     users, places = users.sort("user_id"), places.sort("place_id")
     n_places = len(places)
     user_city, place_city = users["home_city_id"].to_numpy(), places["city_id"].to_numpy()
@@ -107,10 +113,11 @@ def holdout_benchmark(
         "popularity": popularity_scorer(train["place_id"].to_numpy(), n_places),
         "content": content_scorer(user_unit, place_unit),
     }
-    if with_oracle:
-        feats = WorldFeatures.from_tables(users, places, n_neighborhoods)
+    if world is not None:
+        feats = WorldFeatures.from_tables(users, places, n_neighborhoods, latent_taste(world, users))
         affinity = last_block(oracle_scorer(feats))  # one affinity block for the four oracles
         rankers["oracle"] = affinity
+        rankers["oracle_observed"] = oracle_scorer(feats.observed())
         partners = coattendance.partners(interactions.filter(pl.col("timestamp") < cutoff))
         rankers["oracle_joint"] = joint_oracle_scorer(feats, partners, base=affinity)
         outings_per_place = np.bincount(train_outings["place_id"].to_numpy(), minlength=n_places)
@@ -152,6 +159,7 @@ def calibration(table: pl.DataFrame, tagged: pl.DataFrame, train_outings: pl.Dat
             "best_oracle_ndcg": best,
             "best_oracle_over_popularity": best / max(ndcg["popularity"], 1e-12),
             "best_oracle_over_content": best / max(ndcg["content"], 1e-12),
+            "observed_oracle_over_oracle": ndcg["oracle_observed"] / max(ndcg["oracle"], 1e-12),
             "outing_places_rule_over_best_oracle": ndcg["oracle_outing_places"] / max(best, 1e-12),
             "outing_hotspots_rule_over_best_oracle": ndcg["oracle_outing_hotspots"] / max(best, 1e-12),
         }

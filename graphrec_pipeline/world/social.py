@@ -1,7 +1,9 @@
 """Soft social edges, friend labels and user blocks (§7.5, §2.5, §2.6).
 
-* Candidates: each user's top-k most similar users in their city by cosine of
-  ``fine_pref`` (an exact faiss inner-product index over L2-normalized vectors).
+* Candidates: each user's top-k most similar users in their city by full taste, the
+  stated ``fine_pref`` and the latent taste (``latent.py``; ``fine_pref`` alone in a world
+  without latent taste), an exact faiss inner-product index over unit vectors. Their
+  ``interest_overlap_score`` is the cosine of ``fine_pref``, the stated overlap.
 * Co-attendance: the number of distinct places two users attended at the same time (the
   same clock hour of the same day), counted from the interactions; friends' joint
   outings put them there, strangers rarely coincide.
@@ -23,6 +25,7 @@ from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_FINE
 from graphrec_pipeline.world.affinity import l2_normalize
 from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.world.latent import full_taste, latent_taste
 
 EDGE_MIN_OVERLAP = 0.5  # candidate pairs at least this similar become soft edges
 POSITIVE_OVERLAP, POSITIVE_COATTENDANCE = 0.6, 2  # §2.6 positive rule
@@ -49,9 +52,11 @@ def pair_overlap(unit: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 26
     return np.clip(out, 0.0, 1.0)
 
 
-def similar_user_candidates(users: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Top-k most similar same-city users of every user, as unique pairs u < v."""
+def similar_user_candidates(users: pl.DataFrame, k: int, latent: np.ndarray | None = None) -> pl.DataFrame:
+    """Top-k most similar same-city users of every user by full taste (``latent``: the
+    users' latent tastes, or None), as unique pairs u < v with their stated overlap."""
     unit = fine_pref_unit(users)
+    taste = full_taste(unit, latent)
     city = users.sort("user_id")["home_city_id"].to_numpy()
     us, vs = [], []
     for c in np.unique(city):
@@ -59,9 +64,9 @@ def similar_user_candidates(users: pl.DataFrame, k: int) -> pl.DataFrame:
         kk = min(k + 1, len(members))
         if kk < 2:
             continue
-        index = faiss.IndexFlatIP(unit.shape[1])
-        index.add(unit[members])
-        _, nbr = index.search(unit[members], kk)
+        index = faiss.IndexFlatIP(taste.shape[1])
+        index.add(taste[members])
+        _, nbr = index.search(taste[members], kk)
         src = np.repeat(members, kk)
         dst = members[nbr.ravel()]
         keep = (nbr.ravel() >= 0) & (src != dst)
@@ -71,6 +76,13 @@ def similar_user_candidates(users: pl.DataFrame, k: int) -> pl.DataFrame:
     pairs = pl.DataFrame({"user_u": u, "user_v": v}, schema=PAIR_SCHEMA).unique().sort(["user_u", "user_v"])
     overlap = pair_overlap(unit, pairs["user_u"].to_numpy(), pairs["user_v"].to_numpy())
     return pairs.with_columns(interest_overlap_score=pl.Series(overlap))
+
+
+def world_candidates(cfg: WorldConfig, users: pl.DataFrame) -> pl.DataFrame:
+    """The world's social candidates: :func:`similar_user_candidates` by the full taste
+    of the world ``cfg`` makes."""
+    latent = latent_taste(cfg, users)
+    return similar_user_candidates(users, cfg.similar_users_k, None if latent is None else latent.user)
 
 
 def neighborhood_overlap(users: pl.DataFrame, n_neighborhoods: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -74,7 +74,6 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
         store.read_table("user_user_edges"),
         store.read_table("friend_label_split"),
         world.neighborhoods_per_city,
-        world.world_config().similar_users_k,
     )
     path = store.write_tensors(GRAPH_FILE, graph_to_tensors(data))
     for kind, key in (("user", "user_id"), ("place", "place_id")):
@@ -114,6 +113,5 @@ def training_graph_has_no_leakage(context: dg.AssetCheckExecutionContext, storag
         store.read_table("user_user_edges"),
         store.read_table("friend_label_split"),
         world.neighborhoods_per_city,
-        world.world_config().similar_users_k,
     )
     return dg.AssetCheckResult(passed=sum(report.values()) == 0, metadata=report)

@@ -175,8 +175,8 @@ def eval_metrics(
     inputs = Inputs.load(store)
     with heartbeat("evaluating", context.log.info):
         metrics = evaluate_all(
-            inputs, load_model(store), config.positive_rating, with_oracle=world.generated,
-            n_neighborhoods=world.neighborhoods_per_city, max_users=config.max_users, seed=config.seed,
+            inputs, load_model(store), config.positive_rating, world=world.world_config() if world.generated else None,
+            max_users=config.max_users, seed=config.seed,
             recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store,
                                           pair_history=training_history(inputs)),
             lightgcn=load_lightgcn(store), log=context.log.info,

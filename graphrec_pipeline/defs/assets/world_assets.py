@@ -95,10 +95,11 @@ def users(context: dg.AssetExecutionContext, storage: StorageResource, world: Wo
 def similar_user_candidates(
     context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource
 ) -> dg.MaterializeResult:
-    """Each user's top-k most similar same-city users by cosine of fine_pref (exact faiss
-    inner-product search): the candidate pool for friendships, social edges and blocks."""
+    """Each user's top-k most similar same-city users by full taste, stated and latent
+    (exact faiss inner-product search): the candidate pool for friendships, social edges
+    and blocks."""
     cfg = world.world_config()
-    pairs = social.similar_user_candidates(_read(context, storage, "users"), cfg.similar_users_k)
+    pairs = social.world_candidates(cfg, _read(context, storage, "users"))
     store = storage.for_run(context)
     store.write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
     context.log.info(f"{len(pairs):,} candidate pairs (k={cfg.similar_users_k})")
