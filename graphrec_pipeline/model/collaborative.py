@@ -17,6 +17,8 @@ edges masked out (a loss is never computed on an edge that carried a message).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -80,4 +82,6 @@ class IdGraph:
         deg = np.bincount(self.row, weights=w, minlength=self.n)
         inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0)
         values = torch.from_numpy((w * inv[self.row] * inv[self.col]).astype(np.float32))
-        return torch.sparse_csr_tensor(self.crow, self.col_t, values, size=(self.n, self.n))
+        with warnings.catch_warnings():  # "sparse CSR support is in beta", once per process and step
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(self.crow, self.col_t, values, size=(self.n, self.n), check_invariants=False)
