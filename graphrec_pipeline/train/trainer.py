@@ -22,6 +22,10 @@ part given by another slot or the negative's categories and tags. Friend example
 as context a place the pair went to together in training (none if they never did).
 Early stopping watches validation NDCG@20 of the serving flow (top-M by the retrieval
 score, re-scored by the head), with and without each visit's time slot.
+
+With ID embeddings, each step also propagates them over the whole training graph minus
+the step's supervised edges and held-out ties (``model/collaborative.py``) and adds a BPR
+on the ID parts alone over ``id_examples`` supervised pairs, at ``id_learning_rate``.
 """
 
 from __future__ import annotations
@@ -72,7 +76,6 @@ class TrainConfig:
     pair_fit_examples: int = 65_536  # labelled pairs and people triples each for that fit
     supervision_fraction: float = 0.2
     id_examples: int = 16_384  # BPR pairs per step on the ID parts alone (supervised edges, drawn with replacement)
-    id_warmup_steps: int = 0  # steps of that BPR alone before joint training (warm_up_ids)
     message_keep: float = 0.3  # full mode: share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
     cross_city_rate: float = 0.1  # share of negatives from any city
@@ -254,24 +257,6 @@ def id_examples(data: TrainingData, supervised: np.ndarray, size: int, rng) -> d
     return {"user": as_tensor(user), "pos": as_tensor(pos), "neg": as_tensor(sample_negatives(data, user, pos, rng))}
 
 
-def warm_up_ids(model: GraphRec, data: TrainingData, cfg: TrainConfig, id_graph: IdGraph, rng) -> float:
-    """``id_warmup_steps`` steps of the ID BPR alone (Adam at ``id_learning_rate``) before
-    joint training: the collaborative part learns at LightGCN's pace, a step costing one
-    sparse propagation, so the heads start from ID parts that already carry taste. Each
-    step masks its supervised edges out of the propagation, as joint steps do."""
-    opt = torch.optim.Adam([model.user_id.weight, model.place_id.weight], lr=model.cfg.id_learning_rate)
-    loss = torch.zeros(())
-    model.train()
-    for _ in range(cfg.id_warmup_steps):
-        supervised = rng.random(len(data.edge_user)) < cfg.supervision_fraction
-        ids = model.id_table(id_graph.adjacency(np.concatenate([~supervised, np.ones(len(data.social_keys), bool)])))
-        loss = model.id_loss(ids, id_examples(data, supervised, cfg.id_examples, rng))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return float(loss.detach())
-
-
 def parameter_groups(model: GraphRec) -> list[dict]:
     """The ID tables learn at ``id_learning_rate`` (each row moves only through its own
     neighbourhood, as LightGCN's do), everything else at ``learning_rate``."""
@@ -336,9 +321,6 @@ def train(
     if fitted:
         log(f"friend logits' linear terms fitted: taste {fitted['taste']}, history {fitted['history']}")
     id_graph = IdGraph.of(data.graph) if model.has_ids and model_cfg.id_layers > 0 else None
-    if id_graph is not None and cfg.id_warmup_steps > 0:
-        loss = warm_up_ids(model, data, cfg, id_graph, np.random.default_rng([cfg.seed, 1 << 21]))
-        log(f"ID embeddings warmed up: {cfg.id_warmup_steps} steps, BPR {loss:.4f}")
     ranks.sync_parameters(model)
     opt = torch.optim.AdamW(parameter_groups(model), lr=model_cfg.learning_rate, weight_decay=model_cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
