@@ -307,3 +307,21 @@ def test_dropout_zeroes_p_scales_the_rest_and_follows_the_torch_seed():
     assert drop.eval()(x) is x
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.0)
+
+
+def test_user_segments_split_users_by_activity_and_friends(trained):
+    """cold / warm / heavy partition the users by training-period interactions; social
+    users are those with at least five friends in the training graph."""
+    from graphrec_pipeline.evaluation.run import COLD_MAX_VISITS, HEAVY_MIN_VISITS, segment_groups, user_segments
+
+    inputs = trained["inputs"]
+    train = inputs.interactions.filter(inputs.split["split"] == "train")
+    seg = user_segments(inputs, train)
+    assert (seg["cold"].astype(int) + seg["warm"] + seg["heavy"] == 1).all()
+    visits = np.bincount(train["user_id"].to_numpy(), minlength=len(inputs.users))
+    assert (visits[seg["cold"]] <= COLD_MAX_VISITS).all() and (visits[seg["heavy"]] >= HEAVY_MIN_VISITS).all()
+    friends = np.bincount(inputs.graph[UU].edge_index[0].numpy(), minlength=len(inputs.users))
+    assert seg["social"].any() and (friends[seg["social"]] >= 5).all() and (friends[~seg["social"]] < 5).all()
+    positives = pl.DataFrame({"user_id": np.arange(len(inputs.users)), "place_id": np.zeros(len(inputs.users), np.int64)})
+    groups = segment_groups("place", positives, seg)
+    assert len(groups["place_users_social"][0]) == seg["social"].sum()
