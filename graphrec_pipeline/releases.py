@@ -188,7 +188,9 @@ class DataDir:
         not reach the release step), or when its last process is gone and nothing refreshed
         the lock for ``grace_seconds`` (a killed run: every process of a live run refreshes
         it, :meth:`heartbeat`). Otherwise wait up to ``wait_seconds``, then raise
-        :class:`LockHeld`."""
+        :class:`LockHeld`. A takeover replaces the lock only if it still holds the bytes
+        judged stale (:meth:`Location.take_over`): of many writers taking over one stale
+        lock, exactly one gets it."""
         self.location.check()
         deadline = time.monotonic() + wait_seconds
         me = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
@@ -197,22 +199,34 @@ class DataDir:
             if self.location.create(LOCK, json.dumps(me).encode()):
                 self.clean_debris(keep=run_id)
                 return
-            holder = self._holder()
+            raw, holder = self._holder_record()
             if holder.get("run_id") == run_id:  # another step of the run: name its process
                 self.location.replace_if_unchanged(LOCK, json.dumps({**me, "since": holder.get("since")}).encode())
                 return
-            if finished(holder.get("run_id", "")) or self._stale(holder, grace_seconds):
-                self.location.remove(LOCK)
-                continue
+            if raw is not None and (finished(holder.get("run_id", "")) or self._stale(holder, grace_seconds)):
+                if self.location.take_over(LOCK, raw, json.dumps(me).encode()):
+                    self.clean_debris(keep=run_id)
+                    return
+                continue  # another writer changed it first: judge the new holder
             if time.monotonic() >= deadline:
                 raise LockHeld(self._held_message(holder, grace_seconds)) from None
             time.sleep(1.0)
 
     def _holder(self) -> dict:
+        return self._holder_record()[1]
+
+    def _holder_record(self) -> tuple[bytes | None, dict]:
+        """The lock's bytes (None when there is no lock) and the holder they name ({} when
+        unreadable)."""
         try:
-            return json.loads(self.location.read_bytes(LOCK))
-        except (FileNotFoundError, ValueError):
-            return {}
+            raw = self.location.read_bytes(LOCK)
+        except FileNotFoundError:
+            return None, {}
+        try:
+            holder = json.loads(raw)
+        except ValueError:
+            return raw, {}
+        return raw, holder if isinstance(holder, dict) else {}
 
     def _stale(self, holder: dict, grace_seconds: float) -> bool:
         try:

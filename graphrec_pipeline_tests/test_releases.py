@@ -352,6 +352,42 @@ def test_a_dead_holders_lock_is_kept_for_its_grace_then_taken_over(tmp_path):
     assert data.holds("next")
 
 
+def _race_for_the_lock(path: str, run_id: str, start, done, results) -> None:
+    """One writer: wait for the others, try to take the stale lock once, report, and stay
+    alive until every writer has tried (a winner that exited would look dead itself)."""
+    start.wait()
+    try:
+        DataDir(path).acquire(run_id, grace_seconds=0.0)
+        results.put(run_id)
+    except LockHeld:
+        results.put(None)
+    done.wait()
+
+
+def test_many_writers_taking_over_one_stale_lock_exactly_one_wins(tmp_path):
+    """A stale lock raced by four processes at once, twenty times: each time exactly one
+    writer holds it, and the lock names that writer."""
+    import multiprocessing
+    import socket
+
+    ctx = multiprocessing.get_context("fork")
+    dead = _dead_pid()
+    for round_ in range(20):
+        lock = tmp_path / ".lock"
+        lock.write_text(json.dumps({"run_id": "crashed", "pid": dead, "host": socket.gethostname(),
+                                    "since": "2026-11-30T00:00:00"}))
+        start, done, results = ctx.Barrier(4), ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_race_for_the_lock, args=(str(tmp_path), f"run-{round_}-{i}", start, done, results))
+                 for i in range(4)]
+        for p in procs:
+            p.start()
+        winners = [w for w in (results.get(timeout=120) for _ in procs) if w is not None]
+        holder = json.loads(lock.read_text())["run_id"]
+        for p in procs:
+            p.join(timeout=120)
+        assert len(winners) == 1 and holder == winners[0], (round_, winners, holder)
+
+
 def test_a_live_holders_lock_is_never_taken_over(tmp_path):
     import socket
 

@@ -17,6 +17,7 @@ Names are relative POSIX paths (``releases/<id>/users.parquet``); ``""`` is the 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -119,6 +120,12 @@ class Location:
         """Rewrite an existing ``name`` (a lock's new holder process); False if it is gone."""
         raise NotImplementedError
 
+    def take_over(self, name: str, expected: bytes, payload: bytes) -> bool:
+        """Replace ``name`` with ``payload`` only if it still holds ``expected`` (a stale
+        lock's bytes), atomically against every other taker: of many processes taking over
+        the same stale lock, exactly one succeeds. False if it changed or is gone."""
+        raise NotImplementedError
+
     def touch(self, name: str) -> bool:
         """Make an existing ``name``'s modification time now (a lock's heartbeat), never
         creating it again once removed; False if it is gone."""
@@ -216,6 +223,22 @@ class LocalDir(Location):
             return False
         self.write_bytes(name, payload)
         return True
+
+    def take_over(self, name: str, expected: bytes, payload: bytes) -> bool:
+        """Under an exclusive ``flock`` on ``.<name>.guard`` (released by the kernel if the
+        process dies), compare and rename into place; the lock file is never absent while
+        it is replaced, so an exclusive :meth:`create` cannot slip in between."""
+        path = self._p(name)
+        guard = path.with_name(f".{path.name}.guard")
+        with open(guard, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            try:
+                if path.read_bytes() != expected:
+                    return False
+            except FileNotFoundError:
+                return False
+            self.write_bytes(name, payload)
+            return True
 
     def touch(self, name: str) -> bool:
         try:
@@ -367,6 +390,17 @@ class ObjectStore(Location):
     def replace_if_unchanged(self, name: str, payload: bytes) -> bool:
         try:
             etag = self._call("reading", self.fs.info, self._k(name))["ETag"]
+            self._call("writing", self.fs.pipe_file, self._k(name), payload, IfMatch=etag)
+        except (FileNotFoundError, StorageUnavailable):
+            return False
+        return True
+
+    def take_over(self, name: str, expected: bytes, payload: bytes) -> bool:
+        """A PUT conditional on the ETag of the object whose bytes were compared."""
+        try:
+            etag = self._call("reading", self.fs.info, self._k(name))["ETag"]
+            if self.read_bytes(name) != expected:
+                return False
             self._call("writing", self.fs.pipe_file, self._k(name), payload, IfMatch=etag)
         except (FileNotFoundError, StorageUnavailable):
             return False
