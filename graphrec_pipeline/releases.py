@@ -40,6 +40,7 @@ POINTER = "CURRENT.json"
 RELEASES = "releases"
 MANIFEST = "RELEASE.json"
 LOCK = ".lock"
+DUCKDB_NEXT = DUCKDB_FILE + ".next"  # the next release's database, built before the pointer moves
 RELEASE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")  # \Z: no trailing newline
 DEBRIS = re.compile(r"^\..+\.tmp(\.wal)?$")
 DEBRIS_AGE_SECONDS = 600.0
@@ -197,7 +198,7 @@ class DataDir:
               "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         while True:
             if self.location.create(LOCK, json.dumps(me).encode()):
-                self.clean_debris(keep=run_id)
+                self._taken(run_id)
                 return
             raw, holder = self._holder_record()
             if holder.get("run_id") == run_id:  # another step of the run: name its process
@@ -205,12 +206,18 @@ class DataDir:
                 return
             if raw is not None and (finished(holder.get("run_id", "")) or self._stale(holder, grace_seconds)):
                 if self.location.take_over(LOCK, raw, json.dumps(me).encode()):
-                    self.clean_debris(keep=run_id)
+                    self._taken(run_id)
                     return
                 continue  # another writer changed it first: judge the new holder
             if time.monotonic() >= deadline:
                 raise LockHeld(self._held_message(holder, grace_seconds)) from None
             time.sleep(1.0)
+
+    def _taken(self, run_id: str) -> None:
+        """What a new lock holder does first: remove dead runs' debris and mend a database
+        that a switch cut short left behind."""
+        self.clean_debris(keep=run_id)
+        self.repair_duckdb()
 
     def _holder(self) -> dict:
         return self._holder_record()[1]
@@ -319,11 +326,31 @@ class DataDir:
 
     def switch(self, release: str, verify: bool = True) -> None:
         """Point readers at ``release`` (complete, and verified unless its digests were
-        just recorded) in one atomic write, then put in a DuckDB database over its tables."""
+        just recorded) in one atomic write. Its DuckDB database is built first, beside the
+        live one, and moved into place right after the pointer; a switch cut short between
+        the two leaves a database that :meth:`repair_duckdb` finds and rebuilds."""
         if verify:
             self.verify(release)
+        build_duckdb(self.storage(release), self.location, DUCKDB_NEXT)
         self.location.write_bytes(POINTER, json.dumps({"release": release}).encode())
-        build_duckdb(self.storage(release), self.location)
+        self.location.move(DUCKDB_NEXT, DUCKDB_FILE)
+
+    def repair_duckdb(self) -> bool:
+        """Rebuild ``graphrec.duckdb`` over the live release when its ``release`` view names
+        another one (or it is missing or unreadable): what a switch cut short between the
+        pointer and the database leaves. True if it rebuilt."""
+        live = self.live_id()
+        if live is None:
+            return False
+        try:
+            with connect(self.location) as con:
+                current = con.execute("SELECT release_id FROM release").fetchone()[0]
+        except (FileNotFoundError, duckdb.Error):
+            current = None
+        if current == live:
+            return False
+        build_duckdb(self.storage(live), self.location)
+        return True
 
     @property
     def duckdb_url(self) -> str:
@@ -336,7 +363,12 @@ class DataDir:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A read-only connection to ``graphrec.duckdb`` (the live release's views), on an
-        object store too (:func:`graphrec_pipeline.storage.warehouse.connect`)."""
+        object store too (:func:`graphrec_pipeline.storage.warehouse.connect`); a database
+        left behind by a switch cut short is rebuilt first (:meth:`repair_duckdb`)."""
+        try:
+            self.repair_duckdb()
+        except OSError:
+            pass  # a read-only data directory: read what is there
         return connect(self.location)
 
     def clean_debris(self, keep: str) -> list[str]:

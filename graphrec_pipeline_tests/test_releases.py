@@ -319,6 +319,35 @@ def test_rollback_points_readers_at_an_earlier_release(published, tmp_path, caps
     assert data.live_id() == first
 
 
+def test_a_switch_cut_short_is_mended_by_the_next_reader_and_the_next_lock_holder(published, tmp_path):
+    """The next release's database is built before the pointer moves (a crash there
+    changes nothing readers see); a crash after the pointer moved and before the database
+    did is found by the next reader, or the next run taking the lock, and rebuilt."""
+    from graphrec_pipeline.releases import DUCKDB_NEXT
+    from graphrec_pipeline.storage.warehouse import connect
+
+    def release_view(con) -> str:
+        with con:
+            return con.execute("SELECT release_id FROM release").fetchone()[0]
+
+    data_dir = fresh(published, tmp_path)
+    data = DataDir(data_dir)
+    first, second = data.live_id(), "00000000-0000-0000-0000-0000000000aa"
+    shutil.copytree(data_dir / "releases" / first, data_dir / "releases" / second)
+
+    build_duckdb(data.storage(second), data.location, DUCKDB_NEXT)  # killed before the pointer moved
+    assert data.live_id() == first and release_view(data.connect()) == first
+
+    (data_dir / POINTER).write_text(json.dumps({"release": second}))  # killed after it moved
+    assert release_view(connect(data.location)) == first  # split: DuckDB still serves the old release
+    assert release_view(data.connect()) == second  # the next reader mends it
+
+    (data_dir / POINTER).write_text(json.dumps({"release": first}))
+    data.acquire("next-run")  # the next run, before any reader
+    assert release_view(connect(data.location)) == first
+    assert not data.repair_duckdb()  # nothing left to mend
+
+
 def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
     data = DataDir(tmp_path)
     data.acquire("run-a")

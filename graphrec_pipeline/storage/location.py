@@ -112,6 +112,11 @@ class Location:
         """Copy one file (atomically at ``dst``)."""
         raise NotImplementedError
 
+    def move(self, src: str, dst: str) -> None:
+        """Put ``src`` at ``dst`` (replacing it, atomically at ``dst``) and remove ``src``."""
+        self.copy(src, dst)
+        self.remove(src)
+
     def create(self, name: str, payload: bytes) -> bool:
         """Write ``name`` only if it does not exist (atomically); False if it did."""
         raise NotImplementedError
@@ -200,6 +205,9 @@ class LocalDir(Location):
     def copy(self, src: str, dst: str) -> None:
         with self.write(dst) as tmp:
             shutil.copyfile(self._p(src), tmp)
+
+    def move(self, src: str, dst: str) -> None:
+        os.replace(self._p(src), self._p(dst))
 
     def create(self, name: str, payload: bytes) -> bool:
         """The payload is written to a temporary file first and hard-linked into place (a
