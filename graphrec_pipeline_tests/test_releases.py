@@ -348,6 +348,24 @@ def test_a_switch_cut_short_is_mended_by_the_next_reader_and_the_next_lock_holde
     assert not data.repair_duckdb()  # nothing left to mend
 
 
+def test_a_data_dir_whose_path_is_a_glob_reads_only_its_own_files(published, tmp_path):
+    """DuckDB reads paths as glob patterns: ``a[1]`` would match a sibling ``a1``. The views
+    escape the data directory's path, so each reads its own tables."""
+    import pyarrow.parquet as pq
+
+    odd = fresh(published, tmp_path / "a[1]*")
+    sibling = tmp_path / "a1x" / "data"  # what a[1]* matches as a glob
+    shutil.copytree(odd, sibling)
+    live = DataDir(sibling).live_id()
+    users = sibling / "releases" / live / "users.parquet"
+    pq.write_table(pq.read_table(users).slice(0, 5), users)
+    rows = pq.read_metadata(odd / "releases" / live / "users.parquet").num_rows
+    build_duckdb(DataDir(odd).live(), DataDir(odd).location)
+    with DataDir(odd).connect() as con:
+        assert con.execute("SELECT count(*) FROM users").fetchone()[0] == rows > 5
+        assert con.execute("SELECT count(*) FROM eval_metrics").fetchone()[0] > 0  # a folder table too
+
+
 def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
     data = DataDir(tmp_path)
     data.acquire("run-a")

@@ -60,6 +60,12 @@ def maps_as_lists(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(casts) if casts else frame
 
 
+def glob_literal(path: str) -> str:
+    """``path`` as a DuckDB glob that matches only itself: each of ``[ * ?`` becomes a
+    one-character class (``[[]``, ``[*]``, ``[?]``)."""
+    return path.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+
+
 class Storage:
     """Reads and writes the pipeline's tables and files under one folder (a release:
     ``release`` is its id, None for a plain folder), local or on an object store."""
@@ -220,10 +226,12 @@ class Storage:
             return None
 
     def published_views(self) -> list[tuple[str, str, list[str]]]:
-        """(view name, URL or glob, the files behind it) of every published table of this
-        folder: top-level ``<table>.parquet`` files and the folder tables, safe names only."""
-        files = [(f[: -len(".parquet")], self.location.url(f), [f]) for f in self.location.list()
+        """(view name, DuckDB glob, the files behind it) of every published table of this
+        folder: top-level ``<table>.parquet`` files and the folder tables, safe names only.
+        The folder's own path is escaped (:func:`glob_literal`): a data directory named
+        ``a[1]`` must not read ``a1``."""
+        files = [(f[: -len(".parquet")], glob_literal(self.location.url(f)), [f]) for f in self.location.list()
                  if f.endswith(".parquet")]
-        folders = [(n, self.location.url(f"{n}/*.parquet"), parts) for n in FOLDER_TABLES
+        folders = [(n, glob_literal(self.location.url(n)) + "/*.parquet", parts) for n in FOLDER_TABLES
                    if (parts := self.folder_parts(n))]
         return [v for v in files + folders if SAFE_NAME.match(v[0])]
