@@ -337,17 +337,18 @@ class DataDir:
 
     def repair_duckdb(self) -> bool:
         """Rebuild ``graphrec.duckdb`` over the live release when its ``release`` view names
-        another one (or it is missing or unreadable): what a switch cut short between the
-        pointer and the database leaves. True if it rebuilt."""
+        another release or another data directory (or it is missing or unreadable): what a
+        switch cut short between the pointer and the database leaves, or a data directory
+        copied or moved (its views name the original's files). True if it rebuilt."""
         live = self.live_id()
         if live is None:
             return False
         try:
             with connect(self.location) as con:
-                current = con.execute("SELECT release_id FROM release").fetchone()[0]
+                current = con.execute("SELECT release_id, data_dir FROM release").fetchone()
         except (FileNotFoundError, duckdb.Error):
             current = None
-        if current == live:
+        if current == (live, self.location.url("")):
             return False
         build_duckdb(self.storage(live), self.location)
         return True

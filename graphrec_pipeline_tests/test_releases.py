@@ -366,6 +366,20 @@ def test_a_data_dir_whose_path_is_a_glob_reads_only_its_own_files(published, tmp
         assert con.execute("SELECT count(*) FROM eval_metrics").fetchone()[0] > 0  # a folder table too
 
 
+def test_a_copied_data_dir_keeps_working_after_the_original_is_gone(published, tmp_path, capsys):
+    """The database's views name files by path; a copy's first connection sees that the
+    database was built for another data directory and rebuilds it over its own files."""
+    original = fresh(published, tmp_path / "original")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, symlinks=True)
+    shutil.rmtree(original)
+    with DataDir(copy).connect() as con:
+        assert con.execute("SELECT count(*) FROM users").fetchone()[0] > 0
+        assert con.execute("SELECT data_dir FROM release").fetchone()[0] == str(copy.resolve())
+    assert main(["--data-dir", str(copy), "sql", "SELECT count(*) AS n FROM interactions", "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] != "0"
+
+
 def test_a_lock_is_reentrant_for_its_run_and_released(tmp_path):
     data = DataDir(tmp_path)
     data.acquire("run-a")

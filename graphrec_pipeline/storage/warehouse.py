@@ -56,8 +56,9 @@ def build_duckdb(store: Storage, into: Location, name: str = DUCKDB_FILE) -> str
             for view, url, files in store.published_views():
                 con.execute(f"CREATE VIEW {_ident(view)} AS SELECT {_view_columns(_schema(store, files[0]))} "
                             f"FROM read_parquet({_literal(url)})")
-            if store.release is not None:
-                con.execute(f"CREATE VIEW release AS SELECT {_literal(store.release)} AS release_id")
+            if store.release is not None:  # which release, and where: a copied data dir is rebuilt
+                con.execute(f"CREATE VIEW release AS SELECT {_literal(store.release)} AS release_id, "
+                            f"{_literal(into.url(''))} AS data_dir")
             con.execute("CHECKPOINT")
         finally:
             con.close()
