@@ -156,16 +156,9 @@ class GraphRec(nn.Module):
         which must then be the whole graph)."""
         h = {"user": self.user_encoder(data["user"].x), "place": self.place_encoder(data["place"].x)}
         if self.has_ids:
-            rows = {t: data[t].n_id if "n_id" in data[t] else torch.arange(h[t].size(0)) for t in ("user", "place")}
-            if ids is None:
-                if "n_id" in data["user"]:
-                    raise ValueError("a sampled subgraph needs the whole graph's ID table")
-                ids = self.id_table(IdGraph.of(data).adjacency() if self.cfg.id_layers > 0 else None)
-            tables = {"user": ids[: self.cfg.n_users], "place": ids[self.cfg.n_users :]}
-            for t in ("user", "place"):
-                part = tables[t][rows[t]]
+            for t, part in zip(("user", "place"), self.id_rows(data, ids), strict=True):
                 if self.training:
-                    part = part * (torch.rand(len(rows[t])) >= self.cfg.id_dropout)[:, None]
+                    part = part * (torch.rand(len(part)) >= self.cfg.id_dropout)[:, None]
                 h[t] = h[t] + part
         return h
 
