@@ -9,7 +9,8 @@ noise, so no place gets traffic that no one's taste explains:
 * Travel (``travel_rate`` of a user's visits): a destination city ∝ its size, then a
   Gumbel-max pick by the traveller's own ``affinity + taste noise`` among
   ``TRAVEL_WINDOW`` places of that city drawn uniformly for that one visit.
-* Joint outings (§7.5): similar-user pairs who are friends go out ``Poisson`` times. Each
+* Joint outings (§7.5): similar-user pairs who are friends go out ``Poisson`` times, both
+  as their full taste agrees (stated and latent, ``latent.py``). Each
   pair draws its own ``OUTING_WINDOW`` places of the city uniformly and chooses among them
   by ``softmax(mean(affinity_u, affinity_v) + taste noise)``, the noise drawn once per pair
   and place (a pair has lasting joint tastes); both attend at the same time. A softmax
