@@ -41,11 +41,13 @@ def main() -> None:
     torch.manual_seed(0)
     model = GraphRec(ModelConfig(n_cities=cfg.n_cities))
     start = time.perf_counter()
-    z_user, z_place = embed_in_blocks(model, graph)
+    with torch.no_grad():
+        ids = model.whole_graph_ids(graph)
+    z_user, z_place = embed_in_blocks(model, graph, ids=ids)
     export_s = time.perf_counter() - start
     log(f"embeddings in {export_s:.1f}s")
     with torch.no_grad():
-        e_user, e_place = model.id_rows(graph)
+        e_user, e_place = model.id_rows(graph, ids)
         r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
         q_user = torch.cat([model.preference_match.query_vectors(z_user, model.user_sides(graph["user"].x)), e_user], 1)
         r_place = torch.cat([retrieval_vectors(z_place, model.place_sides(graph["place"].x)), e_place], 1)

@@ -149,6 +149,15 @@ class GraphRec(nn.Module):
         own = torch.cat([self.user_id.weight * self.user_known[:, None], self.place_id.weight * self.place_known[:, None]])
         return propagate(id_adj, own, self.cfg.id_layers) if self.cfg.id_layers > 0 else own
 
+    def whole_graph_ids(self, graph: HeteroData) -> Tensor | None:
+        """The :meth:`id_table` over ``graph``'s own edges (the whole training graph), None
+        without ID embeddings: computed once, it serves :meth:`embed` and :meth:`id_rows`."""
+        if not self.has_ids:
+            return None
+        if "n_id" in graph["user"]:
+            raise ValueError("a sampled subgraph needs the whole graph's ID table")
+        return self.id_table(IdGraph.of(graph).adjacency() if self.cfg.id_layers > 0 else None)
+
     def encode(self, data: HeteroData, ids: Tensor | None = None) -> dict[str, Tensor]:
         """Layer-0 states: encoded features, plus the ID part of nodes when
         ``id_embeddings`` (``data[t].n_id``: global ids of a sampled subgraph). ``ids``:
@@ -170,9 +179,7 @@ class GraphRec(nn.Module):
         if not self.has_ids:
             return torch.zeros(n_u, 0), torch.zeros(n_p, 0)
         if ids is None:
-            if "n_id" in data["user"]:
-                raise ValueError("a sampled subgraph needs the whole graph's ID table")
-            ids = self.id_table(IdGraph.of(data).adjacency() if self.cfg.id_layers > 0 else None)
+            ids = self.whole_graph_ids(data)
         rows = {t: data[t].n_id if "n_id" in data[t] else torch.arange(data[t].num_nodes) for t in ("user", "place")}
         return ids[: self.cfg.n_users][rows["user"]], ids[self.cfg.n_users :][rows["place"]]
 

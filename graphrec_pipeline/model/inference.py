@@ -36,10 +36,12 @@ def _blocks_by_destination(dst: Tensor, n_dst: int, max_edges: int) -> list[tupl
 
 
 @torch.no_grad()
-def embed_in_blocks(model: GraphRec, graph, max_edges: int = EDGES_PER_BLOCK) -> tuple[Tensor, Tensor]:
-    """(z_user, z_place) of the whole graph, with at most ``max_edges`` messages alive at once."""
+def embed_in_blocks(model: GraphRec, graph, max_edges: int = EDGES_PER_BLOCK,
+                    ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(z_user, z_place) of the whole graph, with at most ``max_edges`` messages alive at
+    once; ``ids``: its ID table when already computed (``GraphRec.whole_graph_ids``)."""
     model.eval()
-    h = model.encode(graph)
+    h = model.encode(graph, ids)
     relations = []
     for et in graph.edge_types:
         src, _, dst = et

@@ -27,9 +27,11 @@ def _ids(x: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed_all(model: GraphRec, graph) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_all(model: GraphRec, graph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z_user, z_place, e_user, e_place) of the whole graph, its ID table propagated once."""
     model.eval()
-    return model.embed(graph)
+    ids = model.whole_graph_ids(graph)
+    return (*model.embed(graph, ids), *model.id_rows(graph, ids))
 
 
 @dataclass
@@ -46,9 +48,7 @@ class Scorer:
 
     @classmethod
     def from_graph(cls, model: GraphRec, graph) -> "Scorer":
-        z_user, z_place = embed_all(model, graph)
-        with torch.no_grad():
-            e_user, e_place = model.id_rows(graph)
+        z_user, z_place, e_user, e_place = embed_all(model, graph)
         x_user, x_place = graph["user"].x, graph["place"].x
         return cls(model, z_user, z_place, GraphRec.describe(x_place), GraphRec.tastes(x_user),
                    model.user_sides(x_user), model.place_sides(x_place), e_user, e_place)

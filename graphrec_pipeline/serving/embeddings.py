@@ -70,9 +70,10 @@ def export_embeddings(
 ) -> Embeddings:
     """Run the forward pass and write both tables and the manifest (each file atomically)."""
     use_compute_threads()
-    z_user, z_place = embed_in_blocks(model, graph)
     with torch.no_grad():
-        e_user, e_place = model.id_rows(graph)
+        ids = model.whole_graph_ids(graph)
+        e_user, e_place = model.id_rows(graph, ids)
+    z_user, z_place = embed_in_blocks(model, graph, ids=ids)
     x_user, x_place = graph["user"].x, graph["place"].x
     r_user = model.taste_match.people_vectors(GraphRec.tastes(x_user)).numpy()
     q_user = torch.cat([model.preference_match.query_vectors(z_user, model.user_sides(x_user)), e_user], 1).numpy()
