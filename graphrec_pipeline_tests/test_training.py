@@ -267,6 +267,37 @@ def test_a_sampled_subgraph_carries_its_global_ids(tiny_data):
         assert torch.equal(sub[t].x, tiny_data.graph[t].x[sub[t].n_id])
 
 
+
+def test_the_last_layer_skips_edges_no_seed_reads(tiny_data):
+    """Edges drawn at the second hop lead into nodes whose last-layer state no seed reads:
+    the last layer skips them, and the seeds' embeddings are exactly those of passing every
+    edge to every layer."""
+    sampler = NeighborSampler(tiny_data.graph, (4, 2))
+    seeds = {"user": np.arange(0, 40, 3), "place": np.arange(0, 30, 4)}
+    allowed = {rel: np.ones(tiny_data.graph[rel].num_edges, bool) for rel in (UP, PU, UU)}
+    sub, nodes = sampler.subgraph(seeds, allowed, np.random.default_rng(0))
+    model = _model(tiny_data).eval()
+    ids = model.whole_graph_ids(tiny_data.graph)
+    passed = []
+    convs = [conv.convs[UU] for conv in model.backbone.convs]
+    for conv in convs:
+        forward = conv.forward
+        conv.forward = lambda x, edge_index, edge_attr, forward=forward: (passed.append(edge_index.shape[1]),
+                                                                           forward(x, edge_index, edge_attr))[1]
+    with torch.no_grad():
+        trimmed = model.embed(sub, ids)
+        hops = {rel: sub[rel].edge_hop for rel in (UP, PU, UU)}
+        for rel in hops:
+            del sub[rel].edge_hop
+        whole = model.embed(sub, ids)
+    n_social = len(hops[UU])
+    assert passed == [n_social, int((hops[UU] == 1).sum()), n_social, n_social]
+    assert 0 < passed[1] < n_social
+    for kind, z_trimmed, z_whole in zip(("user", "place"), trimmed, whole):
+        local = np.searchsorted(nodes[kind], np.unique(seeds[kind]))
+        assert torch.equal(z_trimmed[local], z_whole[local])
+        assert not torch.equal(z_trimmed, z_whole)  # others differ: their last-layer states are not computed
+
 def _logistic_world(n: int, rng):
     """Taste cosines where the coarse profile echoes the fine one but says nothing itself."""
     fine = rng.random(n)

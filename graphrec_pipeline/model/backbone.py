@@ -60,9 +60,29 @@ class GraphRecBackbone(nn.Module):
         x_dict: dict[str, Tensor],
         edge_index_dict: dict[tuple, Tensor],
         edge_attr_dict: dict[tuple, Tensor],
+        edge_hop_dict: dict[tuple, Tensor] | None = None,
     ) -> dict[str, Tensor]:
+        """``edge_hop_dict``: the hop each edge of a sampled subgraph was drawn at
+        (``train/sampler.py``). Layer ``l`` of ``L`` then passes only edges of hop at most
+        ``L - l``: the others lead to nodes whose later states no seed reads, so the seeds'
+        outputs are the same with or without them."""
         h = x_dict
-        for conv, norms in zip(self.convs, self.norms, strict=True):
+        n_layers = len(self.convs)
+        for layer, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
+            if edge_hop_dict:
+                edge_index_dict, edge_attr_dict = _within_hop(edge_index_dict, edge_attr_dict, edge_hop_dict,
+                                                              n_layers - layer)
             out = conv(h, edge_index_dict, edge_attr_dict=edge_attr_dict)
             h = {t: h[t] + self.dropout(norms[t](torch.relu(out[t]))) if t in out else h[t] for t in NODE_TYPES}
         return h
+
+
+def _within_hop(edge_index_dict: dict, edge_attr_dict: dict, edge_hop_dict: dict, max_hop: int) -> tuple[dict, dict]:
+    """The edges of hop at most ``max_hop`` (all of a relation without hops)."""
+    index, attr = {}, {}
+    for rel, edge_index in edge_index_dict.items():
+        hop = edge_hop_dict.get(rel)
+        keep = None if hop is None or bool((hop <= max_hop).all()) else hop <= max_hop
+        index[rel] = edge_index if keep is None else edge_index[:, keep]
+        attr[rel] = edge_attr_dict[rel] if keep is None else edge_attr_dict[rel][keep]
+    return index, attr

@@ -185,8 +185,9 @@ class GraphRec(nn.Module):
 
     def embed(self, data: HeteroData, ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(z_user, z_place) after message passing over ``data``'s edges (``ids`` as in
-        :meth:`encode`)."""
-        h = self.backbone(self.encode(data, ids), data.edge_index_dict, data.edge_attr_dict)
+        :meth:`encode`); for a sampled subgraph, exact for its seed nodes only."""
+        hops = {rel: data[rel].edge_hop for rel in data.edge_types if "edge_hop" in data[rel]}
+        h = self.backbone(self.encode(data, ids), data.edge_index_dict, data.edge_attr_dict, hops)
         return h["user"], h["place"]
 
     def id_loss(self, ids: Tensor, batch: dict[str, Tensor]) -> Tensor:

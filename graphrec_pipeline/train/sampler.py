@@ -6,6 +6,9 @@ over its target nodes; each hop draws ``fanout`` incoming edges per frontier nod
 replacement, uniformly), skipping edges the step may not propagate over (its supervised
 interaction edges and held-out social pairs). The model then runs on the union of the
 sampled edges with nodes relabelled locally, so memory depends on the batch, not the graph.
+Each edge keeps the hop it was sampled at (``edge_hop``: 1 for edges into the seeds): the
+last layer only needs the seeds' states, so it skips the deeper edges (PyG's
+``trim_to_layer`` does the same for its loaders).
 """
 
 from __future__ import annotations
@@ -56,11 +59,13 @@ class NeighborSampler:
         nodes = {t: np.unique(seeds[t]) for t in ("user", "place")}
         frontier = dict(nodes)
         picked = {rel: [] for rel in RELATIONS}
-        for fanout in self.fanouts:
+        hops = {rel: [] for rel in RELATIONS}
+        for hop, fanout in enumerate(self.fanouts, start=1):
             found = {"user": [], "place": []}
             for rel, (src, dst) in RELATIONS.items():
                 eids = self.csr[rel].sample(frontier[dst], fanout, allowed[rel], rng)
                 picked[rel].append(eids)
+                hops[rel].append(np.full(len(eids), hop, dtype=np.int64))
                 found[src].append(self.graph[rel].edge_index[0].numpy()[eids])
             new = {t: np.setdiff1d(np.concatenate(found[t]) if found[t] else np.empty(0, np.int64), nodes[t]) for t in nodes}
             nodes = {t: np.union1d(nodes[t], new[t]) for t in nodes}
@@ -70,7 +75,10 @@ class NeighborSampler:
             sub[t].n_id = torch.from_numpy(nodes[t])
             sub[t].x = self.graph[t].x[sub[t].n_id]
         for rel, (src, dst) in RELATIONS.items():
-            eids = torch.from_numpy(np.unique(np.concatenate(picked[rel])))
+            # a hop's targets are nodes new at that hop, so an edge is sampled at one hop only
+            eids, first = np.unique(np.concatenate(picked[rel]), return_index=True)
+            sub[rel].edge_hop = torch.from_numpy(np.concatenate(hops[rel])[first])
+            eids = torch.from_numpy(eids)
             ei = self.graph[rel].edge_index[:, eids].numpy()
             local = np.stack([np.searchsorted(nodes[src], ei[0]), np.searchsorted(nodes[dst], ei[1])])
             sub[rel].edge_index = torch.from_numpy(local).long()
