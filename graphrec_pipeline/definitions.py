@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from graphrec_pipeline.defs.asset_checks import CONTRACT_CHECKS
 from graphrec_pipeline.defs.assets import (
     graph_assets,
     model_assets,
@@ -24,8 +23,6 @@ defs = dg.Definitions(
         [world_assets, warehouse_assets, graph_assets, model_assets, serving_assets, release_assets]
     ),
     asset_checks=[
-        *CONTRACT_CHECKS,
-        graph_assets.training_graph_has_no_leakage,
         serving_assets.ann_indexes_recall,
         serving_assets.recommender_answers_queries,
     ],

@@ -10,6 +10,7 @@ from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
 from graphrec_pipeline.lineage import stamp_graph
 from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.storage import Storage
 
 GROUP = "graph"
 CODE = code_version("graph", "tables", "columns", "timeslots", "coattendance")
@@ -60,7 +61,15 @@ def friend_label_split_table(
                                 data_version=file_version(store, store.table_file("friend_label_split")))
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=[interaction_split_table, friend_label_split_table], kinds={"pytorch", "safetensors"})
+LEAKAGE_CHECK = dg.AssetCheckSpec(
+    "training_graph_has_no_leakage", asset="training_graph", blocking=True,
+    description="No validation or test interaction is an edge of the training graph, no validation or test friend "
+    "pair is a social edge, and every edge and edge feature is what training data alone gives (co-attendance "
+    "counted on training visits). Audited on the saved graph, in the graph's own step.")
+
+
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[interaction_split_table, friend_label_split_table],
+          kinds={"pytorch", "safetensors"}, check_specs=[LEAKAGE_CHECK])
 def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """The PyG ``HeteroData`` of §3 over **training** data only: user (148) and place (114)
     nodes, interacts / rev_interacts edges (12 features, one per training user-place pair)
@@ -96,14 +105,12 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
             "social_edges_directed": int(data[UU].edge_index.shape[1]),
         },
         data_version=file_version(store, GRAPH_FILE),
+        check_results=[leakage_result(store, world)],
     )
 
 
-@dg.asset_check(asset=training_graph, blocking=True, description="No validation or test interaction is an "
-                "edge of the training graph, no validation or test friend pair is a social edge, and every edge "
-                "and edge feature is what training data alone gives (co-attendance counted on training visits).")
-def training_graph_has_no_leakage(context: dg.AssetCheckExecutionContext, storage: StorageResource, world: WorldResource) -> dg.AssetCheckResult:
-    store = storage.for_run(context)
+def leakage_result(store: Storage, world: WorldResource) -> dg.AssetCheckResult:
+    """The leakage audit (``graph/leakage.py``) of the graph as saved, from the tables."""
     report = leakage_report(
         store.read_tensors(GRAPH_FILE),
         store.read_table("users"),
@@ -114,4 +121,4 @@ def training_graph_has_no_leakage(context: dg.AssetCheckExecutionContext, storag
         store.read_table("friend_label_split"),
         world.neighborhoods_per_city,
     )
-    return dg.AssetCheckResult(passed=sum(report.values()) == 0, metadata=report)
+    return dg.AssetCheckResult(check_name=LEAKAGE_CHECK.name, passed=sum(report.values()) == 0, metadata=report)

@@ -1,7 +1,7 @@
 """Stage 1, the world: the six §2 tables, generated (§7) or imported, written to staging.
 
-Each table asset writes ``staging/<table>.parquet``; its blocking asset check audits it,
-and only ``published_tables`` (group ``warehouse``) promotes the audited tables.
+Each table asset writes ``staging/<table>.parquet`` and audits it in the same step (its
+blocking ``<table>_contract`` check, ``defs/asset_checks.py``), and only ``published_tables`` (group ``warehouse``) promotes the audited tables.
 """
 
 
@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 import pyarrow as pa
 
+from graphrec_pipeline.defs.asset_checks import contract_result, contract_spec
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata, value_version
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.defs.sharding import CITY_STEPS, shard_cities
@@ -31,9 +32,12 @@ CODE = code_version("world", "tables", "taxonomy", "constants", "timeslots", "co
 def stage_table(
     context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource, name: str, make
 ) -> dg.MaterializeResult:
-    """Generate (``make()``) or import the table, write it to staging, report metadata."""
-    metadata, version = staged(storage.for_run(context), world, name, make, context.log)
-    return dg.MaterializeResult(metadata=metadata, data_version=version)
+    """Generate (``make()``) or import the table, write it to staging, report metadata and
+    the result of its contract check."""
+    store = storage.for_run(context)
+    metadata, version = staged(store, world, name, make, context.log)
+    return dg.MaterializeResult(metadata=metadata, data_version=version,
+                                check_results=[contract_result(store, name, world, context.log)])
 
 
 def staged(store: Storage, world: WorldResource, name: str, make, log) -> tuple[dict, dg.DataVersion]:
@@ -77,14 +81,16 @@ def _read(context, storage: StorageResource, name: str) -> pl.DataFrame:
     return storage.for_run(context).read_table(name, staged=True)
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"},
+          check_specs=[contract_spec("places")])
 def places(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Places (§2.3, §7.2): skewed cities, 1-2 categories, 3-7 category-consistent fine tags,
     city-specific prices, category-specific time slots, log-normal popularity."""
     return stage_table(context, storage, world, "places", lambda: generate_places(world.world_config()))
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"},
+          check_specs=[contract_spec("users")])
 def users(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Users (§2.2, §7.3): home city and neighborhood, Dirichlet preferences, 3-10 vibe
     traits, behaviour statistics, 1-3 frequent areas."""
@@ -142,7 +148,8 @@ def _interactions_part(shard: int) -> dg.AssetsDefinition:
 INTERACTIONS_PARTS = [_interactions_part(k) for k in range(CITY_STEPS)]
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=[p.key for p in INTERACTIONS_PARTS], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[p.key for p in INTERACTIONS_PARTS], kinds={"polars", "parquet"},
+          check_specs=[contract_spec("interactions")])
 def interactions(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """User-place interactions (§2.4, §7.4): softmax sampling over home-city places by
     affinity plus taste noise, occasional travel, friends' joint outings; engagement and the
@@ -154,7 +161,8 @@ def interactions(context: dg.AssetExecutionContext, storage: StorageResource, wo
         [store.read_table(f"{PART}{c}", staged=True) for c in range(world.n_cities)]))
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates", "interactions"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates", "interactions"], kinds={"polars", "parquet"},
+          check_specs=[contract_spec("user_user_edges")])
 def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Soft social edges (§2.5, §7.5): similar users plus repeat co-attenders, with interest
     overlap, co-attendance counted from the interactions, and shared-neighborhood weight."""
@@ -172,7 +180,8 @@ def user_user_edges(context: dg.AssetExecutionContext, storage: StorageResource,
     )
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "user_user_edges", "interactions"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "user_user_edges", "interactions"], kinds={"polars", "parquet"},
+          check_specs=[contract_spec("friend_labels")])
 def friend_labels(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Friend labels (§2.6): positives by overlap >= 0.6 or co-attendance >= 2, negatives
     from random same-city pairs with overlap < 0.3 and no co-attendance, attendance sampled."""
@@ -190,7 +199,8 @@ def friend_labels(context: dg.AssetExecutionContext, storage: StorageResource, w
     )
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates"], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, code_version=CODE, deps=["users", "similar_user_candidates"], kinds={"polars", "parquet"},
+          check_specs=[contract_spec("user_blocks")])
 def user_blocks(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """User blocks (blocker -> blocked): people recommendation must never suggest them."""
     return stage_table(
