@@ -51,7 +51,7 @@ def test_the_executor_takes_dagsters_standard_shapes():
     from dagster._core.executor.in_process import InProcessExecutor
     from dagster._core.executor.multiprocess import MultiprocessExecutor
 
-    from graphrec_pipeline.defs.executor import DEFAULT_LIMITS, DEFINITIONS_MODULE, executor
+    from graphrec_pipeline.defs.executor import DEFAULT_LIMITS, DEFINITIONS_MODULE, STEP_PRELOAD, executor
 
     def made(config: dict):
         resolved = dg.validate_run_config(_job(), {**RESOURCES, "execution": {"config": config}})
@@ -65,11 +65,21 @@ def test_the_executor_takes_dagsters_standard_shapes():
     requirements, forked = made({"multiprocess": {"max_concurrent": 1}})
     assert isinstance(forked, MultiprocessExecutor) and requirements
     assert forked._max_concurrent == 1 and forked._start_method == "forkserver"
-    assert forked._explicit_forkserver_preload == [DEFINITIONS_MODULE]
+    assert forked._explicit_forkserver_preload == [DEFINITIONS_MODULE, *STEP_PRELOAD]
     assert forked._tag_concurrency_limits == DEFAULT_LIMITS  # one torch step at a time unless told
     own = [{"key": "graphrec/compute", "value": "torch", "limit": 2}]
     _, spawned = made({"multiprocess": {"start_method": {"spawn": {}}, "tag_concurrency_limits": own}})
     assert spawned._start_method == "spawn" and spawned._tag_concurrency_limits == own
+
+
+def test_the_modules_preloaded_for_steps_exist_in_this_dagster():
+    """The forkserver skips a preload name it cannot import: after a Dagster upgrade that
+    moved one, every step would silently import it again."""
+    import importlib.util
+
+    from graphrec_pipeline.defs.executor import STEP_PRELOAD
+
+    assert [name for name in STEP_PRELOAD if importlib.util.find_spec(name) is None] == []
 
 
 def test_steps_that_compute_with_every_core_are_tagged_and_training_goes_first():
