@@ -27,7 +27,7 @@ import sys
 
 from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
 from graphrec_pipeline.serving.query import AssetError, PeopleQuery, PlaceQuery, QueryError
-from graphrec_pipeline.storage import StorageUnavailable
+from graphrec_pipeline.storage import StorageUnavailable, UnreadableFile
 from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
 
 EXIT_USAGE = 2
@@ -170,9 +170,11 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
     os.environ["GRAPHREC_SERVE_CANDIDATES"] = str(args.candidates)
     os.environ["GRAPHREC_SERVE_PEOPLE_CANDIDATES"] = str(args.people_candidates)
+    from graphrec_pipeline.serving.http_protocol import json_errors_protocol
+
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", access_log=args.access_log,
-                timeout_keep_alive=30)
+                timeout_keep_alive=30, http=json_errors_protocol())
 
 
 def _table(kind: str, results) -> None:
@@ -244,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (QueryError, AssetError, ReleaseError, LockHeld, FileNotFoundError, StorageUnavailable) as err:
+    except (QueryError, AssetError, ReleaseError, LockHeld, FileNotFoundError, StorageUnavailable,
+            UnreadableFile) as err:
         print(f"graphrec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from graphrec_pipeline.storage import DUCKDB_FILE, STAGING, Storage
+from graphrec_pipeline.storage import DUCKDB_FILE, STAGING, Storage, UnreadableFile
 from graphrec_pipeline.storage.location import SEEDED, Location, local_root, location
 from graphrec_pipeline.storage.warehouse import build_duckdb, connect
 
@@ -346,7 +346,7 @@ class DataDir:
         try:
             with connect(self.location) as con:
                 current = con.execute("SELECT release_id, data_dir FROM release").fetchone()
-        except (FileNotFoundError, duckdb.Error):
+        except (FileNotFoundError, UnreadableFile, duckdb.Error):
             current = None
         if current == (live, self.location.url("")):
             return False

@@ -71,11 +71,15 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
 
 
 class ThreadServer:
-    """uvicorn serving ``app`` in a thread of this process (so a test can reach inside)."""
+    """uvicorn serving ``app`` in a thread of this process (so a test can reach inside),
+    with the HTTP protocol ``graphrec serve`` uses."""
 
     def __init__(self, app):
+        from graphrec_pipeline.serving.http_protocol import json_errors_protocol
+
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    http=json_errors_protocol()))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 

@@ -156,6 +156,51 @@ def test_missing_assets_are_a_503_until_a_release_goes_live(served, tmp_path):
         assert client.get("/recommend/places", params={"user_id": 1}).json()["release"] == data.live_id()
 
 
+
+def test_a_release_with_an_unreadable_file_is_a_503_naming_it(served, tmp_path):
+    """Digests that match but bytes no parser reads: the server starts, answers 503 with
+    one JSON line naming the file (no server path), and serves once a good release is live."""
+    import hashlib
+    import json
+
+    data = _copy(served, tmp_path / "data")
+    good = data.live_id()
+    bad = _new_release(data)
+    weights = data.release_dir(bad) / "model" / "graphrec.safetensors"
+    weights.unlink()  # a release shares its predecessor's unchanged files (hard links)
+    weights.write_bytes(b"garbage" * 9)
+    manifest = json.loads((data.release_dir(bad) / "RELEASE.json").read_text())
+    manifest["files"]["model/graphrec.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (data.release_dir(bad) / "RELEASE.json").write_text(json.dumps(manifest))
+    app = create_app(str(data.root), poll_seconds=0.1)
+    with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        got = client.get("/recommend/places", params={"user_id": 1})
+        assert got.status_code == 503 and "graphrec.safetensors: not readable as safetensors" in got.json()["error"]
+        assert str(data.root) not in got.text and client.get("/healthz").status_code == 503
+        data.switch(good)
+        deadline = time.monotonic() + 300  # a guard against a hang, not a figure
+        while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/recommend/places", params={"user_id": 1}).json()["release"] == good
+
+
+def test_a_url_the_http_parser_rejects_gets_a_json_400(api):
+    """A 100 kB URL (over the parser's limit, so no route sees it), sent on a raw socket:
+    HTTP clients refuse to send one."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(str(api["client"].base_url))
+    with socket.create_connection((url.hostname, url.port), timeout=30) as conn:
+        conn.sendall(b"GET /recommend/places?user_id=1&tags=" + b"x" * 100_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower()
+    assert "could not be parsed before routing" in json.loads(body)["error"]
+
 def test_an_old_version_finishes_what_it_started(served, tmp_path):
     data = _copy(served, tmp_path / "data")
     live = LiveRecommender(data)

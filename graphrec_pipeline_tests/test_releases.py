@@ -258,6 +258,61 @@ def test_corrupt_files_exit_2_with_one_line(published, tmp_path, capsys, case):
     assert code == 2 and err.startswith("graphrec: error: ") and err.count("\n") == 1, err
 
 
+
+def _garbage_with_its_digest(release: Path, rel: str, payload: bytes) -> None:
+    """Replace a release file and record the new bytes' digest: the manifest check passes,
+    so only the file's own reader can find it unreadable."""
+    import hashlib
+
+    (release / rel).unlink()  # a release shares its predecessor's unchanged files (hard links)
+    (release / rel).write_bytes(payload)
+    manifest = json.loads((release / "RELEASE.json").read_text())
+    manifest["files"][rel] = hashlib.sha256(payload).hexdigest()
+    (release / "RELEASE.json").write_text(json.dumps(manifest))
+
+
+def _replace_by_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+DAMAGED = {  # case -> (damage, what the error names)
+    "database truncated": (lambda d, r: _truncate(d / "graphrec.duckdb"), None),  # rebuilt by the reader
+    "database is a folder": (lambda d, r: _replace_by_folder(d / "graphrec.duckdb"), "graphrec.duckdb"),
+    "pointer is a folder": (lambda d, r: _replace_by_folder(d / POINTER), POINTER),
+    "releases is a file": (lambda d, r: (shutil.rmtree(d / "releases"), (d / "releases").write_text("x")), "releases/"),
+    "garbage Parquet, digest matching": (lambda d, r: _garbage_with_its_digest(r, "places.parquet", b"garbage" * 9),
+                                         "places.parquet"),
+    "garbage safetensors, digest matching": (lambda d, r: _garbage_with_its_digest(
+        r, "model/graphrec.safetensors", b"garbage" * 9), "graphrec.safetensors"),
+    "garbage model config, digest matching": (lambda d, r: _garbage_with_its_digest(r, "model/config.json", b"{"),
+                                              "config.json"),
+    "model config lacks a key, digest matching": (lambda d, r: _garbage_with_its_digest(r, "model/config.json", b"{}"),
+                                                  "config.json"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_a_damaged_data_dir_is_one_line_for_every_command(published, tmp_path, capsys, case):
+    """Each command either works around the damage (a truncated database is rebuilt) or
+    exits 2 with one line naming the damaged file; never a traceback."""
+    data_dir = fresh(published, tmp_path)
+    live = DataDir(data_dir).live_id()
+    damage, names = DAMAGED[case]
+    damage(data_dir, data_dir / "releases" / live)
+    commands = [["recommend", "places", "--user-id", "1"], ["recommend", "people", "--user-id", "1"],
+                ["releases"], ["sql", "SELECT count(*) FROM users"], ["rollback", live]]
+    failed = []
+    for command in commands:
+        code = main(["--data-dir", str(data_dir), *command])
+        err = capsys.readouterr().err
+        assert code in (0, 2), (command, code, err)
+        if code == 2:
+            assert err.startswith("graphrec: error: ") and err.count("\n") == 1, (command, err)
+            assert names is not None and names in err, (command, err)
+            failed.append(command[0])
+    assert failed if names else not failed, failed
+
 def test_a_hostile_file_name_is_no_sql(tmp_path):
     store = Storage(tmp_path / "r", release="x")
     (tmp_path / "r").mkdir()

@@ -36,6 +36,7 @@ from graphrec_pipeline.storage.location import (
     Location,
     ObjectStore,
     StorageUnavailable,
+    UnreadableFile,
     local_root,
     location,
     sha256_file,
@@ -47,7 +48,12 @@ DUCKDB_FILE = "graphrec.duckdb"
 STAGING = "staging"
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DUCKDB_FILE", "FOLDER_TABLES", "STAGING", "LocalDir", "Location",
-           "ObjectStore", "Storage", "StorageUnavailable", "location", "maps_as_lists", "sha256_file"]
+           "ObjectStore", "Storage", "StorageUnavailable", "UnreadableFile", "location", "maps_as_lists",
+           "sha256_file"]
+
+
+def parquet_error(url: str, err: Exception) -> UnreadableFile:
+    return UnreadableFile(f"{url}: not readable as Parquet ({str(err).splitlines()[0]})")
 
 
 def maps_as_lists(frame: pl.DataFrame) -> pl.DataFrame:
@@ -119,9 +125,15 @@ class Storage:
             where = "staged" if staged else "published"
             raise FileNotFoundError(f"no {where} table {name!r} at {self.location.url(file)}; materialize the "
                                     f"{name!r} asset first")
-        return maps_as_lists(pl.read_parquet(self._parquet_source(file), columns=list(columns) if columns else None))
+        try:
+            frame = pl.read_parquet(self._parquet_source(file), columns=list(columns) if columns else None)
+        except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as err:
+            raise parquet_error(self.location.url(file), err) from None
+        return maps_as_lists(frame)
 
     def read_arrow(self, name: str, staged: bool = False) -> pa.Table:
+        """The table as Arrow (``pa.ArrowException`` on bytes that are not Parquet: an
+        imported file's contract check reports that itself)."""
         return pq.read_table(self._parquet_source(self.table_file(name, staged)))
 
     def parquet_metadata(self, name: str, staged: bool = False) -> pq.FileMetaData:
@@ -130,10 +142,13 @@ class Storage:
 
     def footer(self, file: str) -> pq.FileMetaData:
         """The footer of any stored Parquet file."""
-        if isinstance(self.location, LocalDir):
-            return pq.read_metadata(self.location.root / file)
-        with self.location.open(file) as f:
-            return pq.read_metadata(f)
+        try:
+            if isinstance(self.location, LocalDir):
+                return pq.read_metadata(self.location.root / file)
+            with self.location.open(file) as f:
+                return pq.read_metadata(f)
+        except (pa.ArrowException, IsADirectoryError, NotADirectoryError) as err:
+            raise parquet_error(self.location.url(file), err) from None
 
     def parquet_schema(self, name: str, staged: bool = False) -> pa.Schema:
         return self.parquet_metadata(name, staged).schema.to_arrow_schema()
@@ -160,7 +175,10 @@ class Storage:
         parts = self.folder_parts(name)
         if not parts:
             raise FileNotFoundError(f"no parts of {name!r} under {self.location.url(name)}")
-        return pl.concat([pl.read_parquet(self._parquet_source(p)) for p in parts], how="vertical_relaxed")
+        try:
+            return pl.concat([pl.read_parquet(self._parquet_source(p)) for p in parts], how="vertical_relaxed")
+        except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as err:
+            raise parquet_error(self.location.url(name), err) from None
 
     # -- bytes and tensors ---------------------------------------------------------------
     def write_bytes(self, name: str, payload: bytes) -> str:
@@ -211,9 +229,13 @@ class Storage:
         return self.write_bytes(name, save(tensors))
 
     def read_tensors(self, name: str) -> dict:
+        from safetensors import SafetensorError
         from safetensors.torch import load
 
-        return load(self.read_bytes(name))
+        try:
+            return load(self.read_bytes(name))
+        except SafetensorError as err:
+            raise UnreadableFile(f"{self.location.url(name)}: not readable as safetensors ({err})") from None
 
     # -- json --------------------------------------------------------------------------
     def write_json(self, name: str, payload: dict) -> str:
@@ -221,9 +243,14 @@ class Storage:
 
     def read_json(self, name: str) -> dict | None:
         try:
-            return json.loads(self.location.read_bytes(name))
+            payload = json.loads(self.location.read_bytes(name))
         except FileNotFoundError:
             return None
+        except ValueError as err:  # UnreadableFile and UnicodeDecodeError too
+            raise UnreadableFile(f"{self.location.url(name)}: not readable as JSON ({err})") from None
+        if not isinstance(payload, dict):
+            raise UnreadableFile(f"{self.location.url(name)}: not a JSON object")
+        return payload
 
     def published_views(self) -> list[tuple[str, str, list[str]]]:
         """(view name, DuckDB glob, the files behind it) of every published table of this

@@ -39,6 +39,16 @@ class StorageUnavailable(RuntimeError):
     """The data directory cannot be reached or used: the message says which and why."""
 
 
+class UnreadableFile(ValueError):
+    """A stored file that is there but cannot be read as what it should be: a folder where
+    a file belongs, a file where a folder belongs, or bytes its parser rejects. The message
+    names the file (a damaged data directory is reported in one line, never a traceback)."""
+
+
+def _in_the_way(url: str, err: OSError) -> UnreadableFile:
+    return UnreadableFile(f"{url}: cannot be read ({err.strerror.lower()}: a folder or file is in the way)")
+
+
 def _sha256(f: BinaryIO) -> str:
     h = hashlib.sha256()
     for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -186,7 +196,10 @@ class LocalDir(Location):
         return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
 
     def open(self, name: str) -> BinaryIO:
-        return open(self._p(name), "rb")
+        try:
+            return open(self._p(name), "rb")
+        except (IsADirectoryError, NotADirectoryError) as err:
+            raise _in_the_way(self.url(name), err) from None
 
     @contextmanager
     def write(self, name: str) -> Iterator[Path]:
@@ -197,7 +210,10 @@ class LocalDir(Location):
         try:
             yield Path(tmp)
             os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except (IsADirectoryError, NotADirectoryError) as err:
+                raise _in_the_way(self.url(name), err) from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -207,7 +223,10 @@ class LocalDir(Location):
             shutil.copyfile(self._p(src), tmp)
 
     def move(self, src: str, dst: str) -> None:
-        os.replace(self._p(src), self._p(dst))
+        try:
+            os.replace(self._p(src), self._p(dst))
+        except (IsADirectoryError, NotADirectoryError) as err:
+            raise _in_the_way(self.url(dst), err) from None
 
     def create(self, name: str, payload: bytes) -> bool:
         """The payload is written to a temporary file first and hard-linked into place (a

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphrec_pipeline.storage import DUCKDB_FILE, Storage
+from graphrec_pipeline.storage import DUCKDB_FILE, Storage, UnreadableFile, parquet_error
 from graphrec_pipeline.storage.location import LocalDir, Location, ObjectStore
 
 
@@ -39,8 +39,11 @@ def _view_columns(schema: pa.Schema) -> str:
 
 
 def _schema(store: Storage, file: str) -> pa.Schema:
-    with store.location.open(file) as f:
-        return pq.read_schema(f)
+    try:
+        with store.location.open(file) as f:
+            return pq.read_schema(f)
+    except pa.ArrowException as err:
+        raise parquet_error(store.location.url(file), err) from None
 
 
 def build_duckdb(store: Storage, into: Location, name: str = DUCKDB_FILE) -> str:
@@ -71,7 +74,11 @@ def connect(where: Location, name: str = DUCKDB_FILE) -> duckdb.DuckDBPyConnecti
     the store registered so that the views' ``s3://`` paths read through it."""
     if not where.exists(name):
         raise FileNotFoundError(f"{where.url(name)} does not exist; materialize the pipeline first")
-    con = duckdb.connect(str(where.local_copy(name)), read_only=True)
+    try:
+        con = duckdb.connect(str(where.local_copy(name)), read_only=True)
+    except duckdb.Error as err:
+        raise UnreadableFile(f"{where.url(name)}: not readable as a DuckDB database ({str(err).splitlines()[0]}); "
+                             "remove it and graphrec rebuilds it") from None
     if isinstance(where, ObjectStore):
         con.register_filesystem(where.fs)
     elif not isinstance(where, LocalDir):

@@ -83,7 +83,12 @@ class ModelMismatchError(ValueError):
 
 
 def load_model(store: Storage) -> GraphRec:
-    model = GraphRec(ModelConfig.from_json(store.read_bytes(MODEL_CONFIG).decode()))
+    try:
+        cfg = ModelConfig.from_json(store.read_bytes(MODEL_CONFIG).decode())
+    except (ValueError, KeyError, TypeError) as err:
+        raise ModelMismatchError(f"{store.location.url(MODEL_CONFIG)} is not a model config this code reads "
+                                 f"({type(err).__name__}: {err})") from None
+    model = GraphRec(cfg)
     weights = store.read_tensors(MODEL_WEIGHTS)
     missing = sorted(set(model.state_dict()) - set(weights))
     unexpected = sorted(set(weights) - set(model.state_dict()))
