@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.storage import Storage, UnreadableFile
 from graphrec_pipeline.tables import SCHEMAS, same_type
 from graphrec_pipeline.validation.rules import References
 from graphrec_pipeline.validation.validate import (
@@ -43,7 +43,7 @@ def file_failures(storage: Storage, name: str) -> tuple[list[RuleFailure], pl.Da
     try:
         schema = storage.parquet_schema(name, staged=True)
         frame = storage.read_table(name, staged=True)
-    except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as err:
+    except (UnreadableFile, pa.ArrowException, pl.exceptions.PolarsError, OSError) as err:
         return [RuleFailure("readable_parquet", f"{path} is a readable Parquet file", 0,
                             f"found: {type(err).__name__}: {err}")], None
     failures = parquet_type_failures(name, schema)
