@@ -215,7 +215,7 @@ def s3_tiny_world(s3_endpoint):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """A 1k world, its split and graph, and a model trained for a few hundred steps."""
+    """A 1k world, its split and graph, and a model trained for 80 steps."""
     from graphrec_pipeline.graph.build import build_graph
     from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, heldout_positives, interaction_split
     from graphrec_pipeline.model.config import ModelConfig
@@ -231,8 +231,8 @@ def trained(tmp_path_factory):
                         world["user_user_edges"], fsplit, cfg.neighborhoods_per_city)
     inputs = Inputs(world["users"], world["places"], world["interactions"], split, world["friend_labels"],
                     fsplit, world["user_user_edges"], graph)
-    train_cfg = TrainConfig(max_epochs=12, steps_per_epoch=10, place_examples=4096, friend_examples=2048,
-                            eval_users=300, patience=12, warmup_steps=10, decay_steps=120)
+    train_cfg = TrainConfig(max_epochs=8, steps_per_epoch=10, place_examples=4096, friend_examples=2048,
+                            eval_users=300, patience=8, warmup_steps=10, decay_steps=80)
     result = fit(inputs, ModelConfig(n_cities=cfg.n_cities), train_cfg, sc.positive_rating, log=lambda m: None)
     val = heldout_positives(world["interactions"], split, "val", sc.positive_rating)
     return {"cfg": cfg, "world": world, "inputs": inputs, "result": result, "val": val, "split_cfg": sc}

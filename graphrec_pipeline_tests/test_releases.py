@@ -292,7 +292,11 @@ DAMAGED = {  # case -> (damage, what the error names)
 }
 
 
-@pytest.mark.parametrize("case", list(DAMAGED))
+EDIT_LOOP_DAMAGE = ("pointer is a folder", "garbage Parquet, digest matching")  # the rest are marked slow
+
+
+@pytest.mark.parametrize("case", [c if c in EDIT_LOOP_DAMAGE else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in DAMAGED])
 def test_a_damaged_data_dir_is_one_line_for_every_command(published, tmp_path, capsys, case):
     """Each command either works around the damage (a truncated database is rebuilt) or
     exits 2 with one line naming the damaged file; never a traceback."""
