@@ -29,7 +29,9 @@ from graphrec_pipeline.graph.build import UU
 from graphrec_pipeline.graph.split import SplitConfig, heldout_visits
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.releases import DataDir
-from graphrec_pipeline.train.fit import Inputs, fit, load_model
+from graphrec_pipeline.evaluation.two_stage import validator
+from graphrec_pipeline.train.fit import Inputs, fit
+from graphrec_pipeline.model.saved import load_model
 from graphrec_pipeline.train.trainer import TrainConfig
 
 
@@ -68,8 +70,10 @@ def main() -> None:
     log("training without social edges")
     alone = without_social(inputs)
     cfg = model.cfg
-    result = fit(alone, dataclasses.replace(cfg, n_users=0, n_places=0), TrainConfig(), SplitConfig().positive_rating,
-                 log=log)
+    rating, train_cfg = SplitConfig().positive_rating, TrainConfig()
+    data = alone.training_data(rating)
+    result = fit(data, dataclasses.replace(cfg, n_users=0, n_places=0), train_cfg,
+                 validator(alone, data, train_cfg, rating), log=log)
     no_social = ndcg_by_segment(alone, result.model, segments)
     drop = 1.0 - no_social["place_users_social"] / with_social["place_users_social"]
     append_result("ablation.jsonl", {"with_social": with_social, "without_social": no_social,

@@ -48,7 +48,8 @@ from graphrec_pipeline.graph.split import SplitConfig, heldout_visits
 from graphrec_pipeline.metrics import pair_keys, roc_auc
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.releases import DataDir
-from graphrec_pipeline.train.fit import Inputs, load_model
+from graphrec_pipeline.train.fit import Inputs
+from graphrec_pipeline.model.saved import load_model
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
 from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer
 

@@ -25,7 +25,8 @@ def main() -> None:
 
     from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn
     from graphrec_pipeline.releases import DataDir
-    from graphrec_pipeline.train.fit import Inputs, validator
+    from graphrec_pipeline.train.fit import Inputs
+    from graphrec_pipeline.evaluation.two_stage import validator
     from graphrec_pipeline.train.trainer import TrainConfig
 
     inputs = Inputs.load(DataDir.at(args.data_dir).live())

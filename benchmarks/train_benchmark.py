@@ -38,7 +38,8 @@ def main() -> None:
     from graphrec_pipeline.graph.split import SplitConfig
     from graphrec_pipeline.model.config import ModelConfig
     from graphrec_pipeline.train.fit import Inputs, fit
-    from graphrec_pipeline.train.trainer import TrainConfig, train
+    from graphrec_pipeline.evaluation.two_stage import validator
+    from graphrec_pipeline.train.trainer import TrainConfig
 
     cfg, world, split, fsplit, graph, graph_s = world_and_graph(args.n)
     sc = SplitConfig()
@@ -49,11 +50,9 @@ def main() -> None:
     train_cfg = TrainConfig(max_epochs=args.epochs, mode=args.mode, max_minutes=60.0, ranks=args.ranks,
                             **({"steps_per_epoch": args.steps} if args.steps else {}))
     model_cfg = ModelConfig(n_cities=cfg.n_cities)
-    if args.validate:
-        result = fit(inputs, model_cfg, train_cfg, sc.positive_rating, log=log)
-    else:
-        data = inputs.training_data(sc.positive_rating)
-        result = train(model_cfg, data, train_cfg, validate=NoValidation(), log=log)
+    data = inputs.training_data(sc.positive_rating)
+    validate = validator(inputs, data, train_cfg, sc.positive_rating) if args.validate else NoValidation()
+    result = fit(data, model_cfg, train_cfg, validate, log=log)
     epochs = len(result.history)
     out = {
         "n_users": args.n, "n_places": args.n, "mode": args.mode, "ranks": args.ranks,

@@ -31,7 +31,8 @@ from graphrec_pipeline.evaluation.run import pre_test_keys
 from graphrec_pipeline.graph.build import build_graph
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, heldout_visits, interaction_split
 from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer
-from graphrec_pipeline.train.fit import Inputs, validator
+from graphrec_pipeline.train.fit import Inputs
+from graphrec_pipeline.evaluation.two_stage import validator
 from graphrec_pipeline.train.trainer import TrainConfig
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
 from graphrec_pipeline.world.config import WorldConfig

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 
+from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
 from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
 from graphrec_pipeline.serving.query import AssetError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.storage import StorageUnavailable, UnreadableFile
@@ -80,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy (default 1)")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new live release")
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs CPU per request)")
-    serve.add_argument("--candidates", type=int, default=200,
-                       help="M, places scored per query (default 200, what eval_metrics measures; fewer is faster)")
-    serve.add_argument("--people-candidates", type=int, default=50,
-                       help="M of the people flow (default 50, what eval_metrics measures)")
+    serve.add_argument("--candidates", type=int, default=RETRIEVAL_CANDIDATES,
+                       help=f"M, places scored per query (default {RETRIEVAL_CANDIDATES}, what eval_metrics measures; "
+                       "fewer is faster)")
+    serve.add_argument("--people-candidates", type=int, default=PEOPLE_CANDIDATES,
+                       help=f"M of the people flow (default {PEOPLE_CANDIDATES}, what eval_metrics measures)")
 
     releases = commands.add_parser("releases", parents=[common], help="complete releases, newest first")
     releases.add_argument("--json", action="store_true")

@@ -18,14 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 
-from graphrec_pipeline.graph.build import GRAPH_FILE
+from graphrec_pipeline.artifacts import (
+    EMBEDDINGS_MANIFEST,
+    GRAPH_FILE,
+    GRAPH_MANIFEST,
+    INDEX_POINTER,
+    INDEX_ROOT,
+    MODEL_MANIFEST,
+    MODEL_WEIGHTS,
+    WORLD_MANIFEST,
+)
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.tables import WORLD_TABLES
-from graphrec_pipeline.train.fit import MODEL_WEIGHTS
 
-WORLD_MANIFEST = "world_manifest.json"
-GRAPH_MANIFEST = "graph/manifest.json"
-MODEL_MANIFEST = "model/manifest.json"
 SPLITS = ("interaction_split", "friend_label_split")
 
 
@@ -67,9 +72,6 @@ def _read(store: Storage, name: str) -> dict:
 def lineage_problems(store: Storage) -> list[str]:
     """What disagrees along world -> splits and graph -> model -> embeddings -> indexes;
     each problem names the asset to materialize."""
-    from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT
-    from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST
-
     problems: list[str] = []
     try:
         world = _read(store, WORLD_MANIFEST)
@@ -86,7 +88,7 @@ def lineage_problems(store: Storage) -> list[str]:
         model_sha = store.digest(MODEL_WEIGHTS)
         if _read(store, EMBEDDINGS_MANIFEST).get("model_sha256") != model_sha:
             problems.append("the embeddings were made by another model: materialize user_embeddings")
-        version = _read(store, CURRENT).get("version", "")
+        version = _read(store, INDEX_POINTER).get("version", "")
         if _read(store, f"{INDEX_ROOT}/{version}/manifest.json").get("model_sha256") != model_sha:
             problems.append("the ANN indexes were built from another model's embeddings: materialize ann_indexes")
     except (FileNotFoundError, ValueError) as err:

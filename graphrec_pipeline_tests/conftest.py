@@ -219,6 +219,7 @@ def trained(tmp_path_factory):
     from graphrec_pipeline.graph.build import build_graph
     from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, heldout_positives, interaction_split
     from graphrec_pipeline.model.config import ModelConfig
+    from graphrec_pipeline.evaluation.two_stage import validator
     from graphrec_pipeline.train.fit import Inputs, fit
     from graphrec_pipeline.train.trainer import TrainConfig
 
@@ -233,7 +234,9 @@ def trained(tmp_path_factory):
                     fsplit, world["user_user_edges"], graph)
     train_cfg = TrainConfig(max_epochs=8, steps_per_epoch=10, place_examples=4096, friend_examples=2048,
                             eval_users=300, patience=8, warmup_steps=10, decay_steps=80)
-    result = fit(inputs, ModelConfig(n_cities=cfg.n_cities), train_cfg, sc.positive_rating, log=lambda m: None)
+    data = inputs.training_data(sc.positive_rating)
+    result = fit(data, ModelConfig(n_cities=cfg.n_cities), train_cfg,
+                 validator(inputs, data, train_cfg, sc.positive_rating), log=lambda m: None)
     val = heldout_positives(world["interactions"], split, "val", sc.positive_rating)
     return {"cfg": cfg, "world": world, "inputs": inputs, "result": result, "val": val, "split_cfg": sc}
 
@@ -242,14 +245,15 @@ def trained(tmp_path_factory):
 def served(trained, tmp_path_factory):
     """The trained 1k model published as the serving assets: tables, model, embeddings and
     exact per-city indexes in a data directory, and a :class:`Recommender` over them."""
-    from graphrec_pipeline.graph.build import GRAPH_FILE, graph_to_tensors
+    from graphrec_pipeline.graph.build import graph_to_tensors
+    from graphrec_pipeline.artifacts import GRAPH_FILE
     from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, save_city_indexes
     from graphrec_pipeline.serving.embeddings import export_embeddings
     from graphrec_pipeline.lineage import stamp_graph, stamp_model, stamp_world
     from graphrec_pipeline.releases import DataDir
     from graphrec_pipeline.serving.recommender import Recommender
     from graphrec_pipeline.tables import WORLD_TABLES, to_arrow
-    from graphrec_pipeline.train.fit import save_model
+    from graphrec_pipeline.model.saved import save_model
 
     data = DataDir(tmp_path_factory.mktemp("served"))
     run_id = str(uuid.UUID(int=1))

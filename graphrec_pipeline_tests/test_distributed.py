@@ -9,7 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.train.distributed import Ranks, _free_port
+from graphrec_pipeline.train.distributed import _free_port
+from graphrec_pipeline.train.fit import fit
+from graphrec_pipeline.train.ranks import Ranks
 from graphrec_pipeline.train.trainer import TrainConfig, train
 from graphrec_pipeline_tests.conftest import TINY
 
@@ -60,8 +62,8 @@ def test_two_ranks_follow_the_loss_of_one_process(tiny_data):
     model_cfg = ModelConfig(n_cities=TINY.n_cities)
     one = train(model_cfg, tiny_data, cfg, Rising(), log=lambda m: None)
     logs = []
-    two = train(model_cfg, tiny_data, TrainConfig(**{**cfg.__dict__, "ranks": 2, "backend": "gloo"}), Rising(),
-                log=logs.append)
+    two = fit(tiny_data, model_cfg, TrainConfig(**{**cfg.__dict__, "ranks": 2, "backend": "gloo"}), Rising(),
+              log=logs.append)
     assert two.ranks == 2 and two.ranks_agree
     assert any(line.startswith("epoch 4:") for line in logs)  # rank 0's log reaches the caller
     loss1 = np.array([h["total"] for h in one.history])

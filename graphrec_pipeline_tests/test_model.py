@@ -18,7 +18,7 @@ from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.preference import SCALE, PreferenceMatch, place_sides, retrieval_vectors, user_sides
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.train.fit import load_model, save_model
+from graphrec_pipeline.model.saved import load_model, save_model
 
 
 @pytest.mark.parametrize("aggr", ["mean", "sum", "attention"])
@@ -145,7 +145,8 @@ def test_save_and_load_give_identical_scores(trained, tmp_path):
 
 
 def test_weights_of_another_model_version_are_refused_by_name(trained, tmp_path):
-    from graphrec_pipeline.train.fit import MODEL_WEIGHTS, ModelMismatchError
+    from graphrec_pipeline.artifacts import MODEL_WEIGHTS
+    from graphrec_pipeline.model.saved import ModelMismatchError
 
     store = Storage(tmp_path)
     save_model(store, trained["result"].model)

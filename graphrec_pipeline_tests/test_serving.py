@@ -16,17 +16,13 @@ import torch
 from graphrec_pipeline.cli import main
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
-from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
+from graphrec_pipeline.graph.build import graph_from_tensors
+from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.inference import embed_in_blocks
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index, load_index, recall_at_k
-from graphrec_pipeline.serving.city_indexes import (
-    CURRENT,
-    IndexSettings,
-    build_city_indexes,
-    load_city_indexes,
-    save_city_indexes,
-)
+from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
+from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT
 from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
@@ -35,7 +31,7 @@ from graphrec_pipeline.lineage import stamp_world
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
-from graphrec_pipeline.train.fit import load_model, save_model
+from graphrec_pipeline.model.saved import load_model, save_model
 
 USERS = np.arange(0, 1000, 10)
 
@@ -405,7 +401,7 @@ def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     loaded = load_city_indexes(store).get("place", 0)
     assert loaded.settings.ef_search == place["ef_search"]
     # a manifest written before index rows recorded their own dim still loads (with its one dim)
-    from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT
+    from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT, INDEX_ROOT
 
     name = f"{INDEX_ROOT}/{store.read_json(CURRENT)['version']}/manifest.json"
     manifest = store.read_json(name)

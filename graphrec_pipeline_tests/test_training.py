@@ -410,7 +410,7 @@ def test_lightgcn_embeddings_are_refused_for_another_graph_and_kept_for_the_same
         train_lightgcn,
         training_key,
     )
-    from graphrec_pipeline.graph.build import GRAPH_FILE
+    from graphrec_pipeline.artifacts import GRAPH_FILE
     from graphrec_pipeline.storage import Storage
 
     store = Storage(tmp_path / "r")

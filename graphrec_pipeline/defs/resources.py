@@ -7,6 +7,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
 from graphrec_pipeline import constants as K
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
 from graphrec_pipeline.serving.recommender import Recommender
@@ -115,8 +116,8 @@ class RecommenderResource(dg.ConfigurableResource):
 
     storage: StorageResource
     alpha: float | None = Field(default=None, description="Weight of s_compat in s_final (default: the model's).")
-    candidates: int = Field(default=200, description="M of the place flow: candidates retrieved per query.")
-    people_candidates: int = Field(default=50, description="M of the people flow (retrieval ranks by its score's taste match).")
+    candidates: int = Field(default=RETRIEVAL_CANDIDATES, description="M of the place flow: candidates retrieved per query.")
+    people_candidates: int = Field(default=PEOPLE_CANDIDATES, description="M of the people flow (retrieval ranks by its score's taste match).")
     exclude_visited: bool = Field(default=True, description="Leave out places the user has already visited.")
 
     _recommender = PrivateAttr(default=None)

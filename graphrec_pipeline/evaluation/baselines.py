@@ -27,16 +27,15 @@ from torch_geometric.nn import LightGCN
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
+from graphrec_pipeline.artifacts import LIGHTGCN_FILE, LIGHTGCN_MANIFEST
 from graphrec_pipeline.compute_threads import use_compute_threads
-from graphrec_pipeline.graph.build import GRAPH_FILE
+from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.model.collaborative import propagate as symmetric_propagate
 from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.train.data import TrainingData, sample_same_city
 
 LIGHTGCN_LR = 1e-2
-LIGHTGCN_FILE = "baselines/lightgcn.safetensors"
-LIGHTGCN_MANIFEST = "baselines/lightgcn.json"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline.defaults import RETRIEVAL_CANDIDATES, TOP_K
 from graphrec_pipeline.evaluation.context import context_queries
+from graphrec_pipeline.graph.split import heldout_visits
 from graphrec_pipeline.metrics import pair_keys, ranking_metrics, top_k
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.scoring import Scorer
+from graphrec_pipeline.train.data import TrainingData
+from graphrec_pipeline.train.fit import Inputs
+from graphrec_pipeline.train.trainer import TrainConfig
 
 
 def two_stage_top_k(
@@ -20,8 +25,8 @@ def two_stage_top_k(
     user_city: np.ndarray,
     place_city: np.ndarray,
     seen_keys: np.ndarray,
-    m: int = 200,
-    k: int = 20,
+    m: int = RETRIEVAL_CANDIDATES,
+    k: int = TOP_K,
     ctx_raw: np.ndarray | None = None,
 ) -> np.ndarray:
     n_places = len(place_city)
@@ -42,7 +47,7 @@ class TwoStageValidator:
     per user with an empty context, and per (user, time slot) query with that slot."""
 
     def __init__(self, graph, user_city, place_city, train_pairs: pl.DataFrame, visits: pl.DataFrame,
-                 max_users: int = 2000, m: int = 200, k: int = 20, seed: int = 0):
+                 max_users: int = 2000, m: int = RETRIEVAL_CANDIDATES, k: int = TOP_K, seed: int = 0):
         n_places = len(place_city)
         self.graph, self.user_city, self.place_city, self.m, self.k = graph, user_city, place_city, m, k
         self.seen = np.sort(pair_keys(train_pairs["user_id"].to_numpy(), train_pairs["place_id"].to_numpy(), n_places))
@@ -88,3 +93,12 @@ class TwoStageValidator:
         slot = ranking_metrics(with_slot, self.q_id, self.q_relevant, self.q_n_rel, n_places, self.k)["ndcg"]
         self.last = {"val_ndcg20_empty": empty, "val_ndcg20_slot": slot}
         return 0.5 * (empty + slot)
+
+
+def validator(inputs: Inputs, data: TrainingData, train_cfg: TrainConfig, positive_rating: float) -> TwoStageValidator:
+    """Validation NDCG@20 on the validation visits, as training (and LightGCN) early-stop on."""
+    return TwoStageValidator(
+        inputs.graph, data.user_city, data.place_city, inputs.train_pairs(),
+        heldout_visits(inputs.interactions, inputs.split, "val", positive_rating),
+        max_users=train_cfg.eval_users, m=train_cfg.retrieval_candidates, seed=train_cfg.seed,
+    )

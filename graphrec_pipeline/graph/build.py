@@ -29,7 +29,6 @@ from graphrec_pipeline.graph.features import (
     encode_users,
 )
 
-GRAPH_FILE = "graph/training_graph.safetensors"
 
 UP = ("user", "interacts", "place")
 PU = ("place", "rev_interacts", "user")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline.defaults import POSITIVE_RATING
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.timeslots import time_slot
 
@@ -29,7 +30,7 @@ class SplitConfig:
     test_fraction: float = 0.1
     friend_val_fraction: float = 0.1
     friend_test_fraction: float = 0.1
-    positive_rating: float = 3.0  # held-out interactions at or above this rating are positives
+    positive_rating: float = POSITIVE_RATING
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -35,12 +35,12 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from graphrec_pipeline.defaults import RETRIEVAL_CANDIDATES
+from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT, INDEX_ROOT
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, VectorIndex, build_index, load_index, recall_at_k
 from graphrec_pipeline.serving.embeddings import Embeddings
 from graphrec_pipeline.storage import Storage
 
-INDEX_ROOT = "indexes"
-CURRENT = f"{INDEX_ROOT}/CURRENT.json"
 KINDS = ("place", "user")
 VERSION = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
 KEEP_VERSIONS = 2  # the live one and the one before, for a reader that is still loading it
@@ -65,7 +65,7 @@ class IndexSettings:
     approximate_backend: str = "hnswlib"
     exact_budget_ms: float = 0.3
     hnsw: HnswSettings = field(default_factory=HnswSettings)
-    recall_k: int = 200
+    recall_k: int = RETRIEVAL_CANDIDATES
     recall_queries: int = 500
     target_recall: float = 0.99
     max_ef_search: int = 2048

@@ -20,16 +20,16 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from graphrec_pipeline.artifacts import EMBEDDINGS_MANIFEST
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.inference import embed_in_blocks
 from graphrec_pipeline.model.preference import retrieval_vectors
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.train.fit import MODEL_WEIGHTS
+from graphrec_pipeline.artifacts import MODEL_WEIGHTS
 
 USER_EMBEDDINGS = "user_embeddings"
 PLACE_EMBEDDINGS = "place_embeddings"
-EMBEDDINGS_MANIFEST = "serving/embeddings.json"
 
 
 def _vectors(x: np.ndarray) -> pa.FixedSizeListArray:

@@ -14,14 +14,18 @@ import datetime as dt
 import numpy as np
 import torch
 
+from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
 from graphrec_pipeline.coattendance import PairHistory
-from graphrec_pipeline.lineage import MODEL_MANIFEST, WORLD_MANIFEST, lineage_problems
+from graphrec_pipeline.lineage import lineage_problems
+from graphrec_pipeline.artifacts import MODEL_MANIFEST, WORLD_MANIFEST
 from graphrec_pipeline.model.context import place_descriptors
 from graphrec_pipeline.model.preference import place_sides, user_sides
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.releases import MANIFEST, ReleaseError, verify_files
-from graphrec_pipeline.serving.city_indexes import CURRENT, INDEX_ROOT, CityIndexes, load_city_indexes
-from graphrec_pipeline.serving.embeddings import EMBEDDINGS_MANIFEST, Embeddings, load_embeddings
+from graphrec_pipeline.serving.city_indexes import CityIndexes, load_city_indexes
+from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT, INDEX_ROOT
+from graphrec_pipeline.serving.embeddings import Embeddings, load_embeddings
+from graphrec_pipeline.artifacts import EMBEDDINGS_MANIFEST
 from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.people_flow import PeopleFlow
 from graphrec_pipeline.serving.place_flow import PlaceFlow
@@ -30,10 +34,10 @@ from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecomme
 from graphrec_pipeline.serving.retrieval import rank
 from graphrec_pipeline.serving.world_view import WorldView
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.train.fit import MODEL_CONFIG, MODEL_WEIGHTS, ModelMismatchError, load_model
+from graphrec_pipeline.artifacts import MODEL_CONFIG, MODEL_WEIGHTS
+from graphrec_pipeline.model.saved import ModelMismatchError, load_model
 
-CANDIDATES = 200
-PEOPLE_CANDIDATES = 50
+CANDIDATES = RETRIEVAL_CANDIDATES
 
 
 class Recommender:

@@ -41,6 +41,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from graphrec_pipeline.defaults import RETRIEVAL_CANDIDATES
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.constants import N_TIME_SLOTS
 from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
@@ -57,7 +58,7 @@ from graphrec_pipeline.train.data import (
     sample_negatives,
     sample_people,
 )
-from graphrec_pipeline.train.distributed import Ranks, peak_rss_gb, train_parallel
+from graphrec_pipeline.train.ranks import Ranks, peak_rss_gb
 from graphrec_pipeline.train.pair_terms import fit_pair_terms
 from graphrec_pipeline.train.sampler import NeighborSampler
 
@@ -87,7 +88,7 @@ class TrainConfig:
     mode: Literal["full", "minibatch"] = "minibatch"  # 2-hop neighbour-sampled subgraphs; full: the whole graph
     fanouts: tuple[int, ...] = (10, 5)
     eval_users: int = 1_000
-    retrieval_candidates: int = 200
+    retrieval_candidates: int = RETRIEVAL_CANDIDATES
     patience: int = 2  # epochs without a gain of at least min_delta before stopping
     min_delta: float = 3e-3  # about 2.5% of the default world's validation NDCG: gains below stop training
     max_minutes: float = 15.0  # a safety net; the stopping rule is patience (the cap depends on the machine: 8 bound on a slow 2-core one)
@@ -299,11 +300,9 @@ def train(
 ) -> TrainResult:
     """Train until validation NDCG@20 has not gained ``min_delta`` for ``patience`` epochs
     (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap,
-    measured on ``clock``), then restore the best state. With ``cfg.ranks > 1`` this starts
-    the data-parallel ranks (``train/distributed.py``), each of which runs this function on
-    its share."""
-    if cfg.ranks > 1 and not ranks.parallel:
-        return train_parallel(model_cfg, data, cfg, validate, log)
+    measured on ``clock``), then restore the best state. ``ranks``: this process's place in
+    a data-parallel group (``train/distributed.py`` starts the group, each rank running this
+    function on its share of every batch)."""
     torch.use_deterministic_algorithms(True)  # CPU scatter/index_add otherwise sum in thread order
     use_compute_threads()  # and the sums of a product depend on how many threads split it
     torch.manual_seed(cfg.seed)

@@ -3,9 +3,11 @@
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.defaults import POSITIVE_RATING
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
-from graphrec_pipeline.graph.build import EDGE_TYPES, GRAPH_FILE, PU, UP, UU, build_graph, graph_to_tensors
+from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, graph_to_tensors
+from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
 from graphrec_pipeline.lineage import stamp_graph
@@ -23,7 +25,7 @@ class SplitSettings(dg.Config):
     test_fraction: float = 0.1
     friend_val_fraction: float = 0.1
     friend_test_fraction: float = 0.1
-    positive_rating: float = 3.0
+    positive_rating: float = POSITIVE_RATING
     seed: int = 0
 
     def split_config(self) -> SplitConfig:

@@ -6,20 +6,14 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.defaults import POSITIVE_RATING
 from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, value_version
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.compute_threads import compute_threads
-from graphrec_pipeline.evaluation.baselines import (
-    LIGHTGCN_FILE,
-    LightGCNSettings,
-    current_lightgcn,
-    load_lightgcn,
-    save_lightgcn,
-    train_lightgcn,
-    training_key,
-)
+from graphrec_pipeline.evaluation.baselines import LightGCNSettings, current_lightgcn, load_lightgcn, save_lightgcn, train_lightgcn, training_key
+from graphrec_pipeline.artifacts import LIGHTGCN_FILE
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables, training_history
 from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
@@ -27,7 +21,10 @@ from graphrec_pipeline.model.taste import SCALE as TASTE_SCALE
 from graphrec_pipeline.plots import evaluation_chart, training_curves
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
-from graphrec_pipeline.train.fit import MODEL_WEIGHTS, Inputs, fit, load_model, save_model, validator
+from graphrec_pipeline.train.fit import Inputs, fit
+from graphrec_pipeline.artifacts import MODEL_WEIGHTS
+from graphrec_pipeline.model.saved import load_model, save_model
+from graphrec_pipeline.evaluation.two_stage import validator
 from graphrec_pipeline.train.trainer import TrainConfig
 
 HISTORY = "model/history"
@@ -43,7 +40,7 @@ TrainingSettings = config_from(
     ModelConfig,
     TrainConfig,
     exclude=frozenset({"n_cities", "neighborhoods_per_city", "n_users", "n_places"}),  # from the world / the data
-    positive_rating=(float, 3.0),
+    positive_rating=(float, POSITIVE_RATING),
 )
 
 
@@ -75,7 +72,10 @@ def graphrec_model(
     store = storage.for_run(context)
     model_cfg = build(ModelConfig, config, n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city)
     train_cfg = build(TrainConfig, config)
-    result = fit(Inputs.load(store), model_cfg, train_cfg, config.positive_rating, log=context.log.info)
+    inputs = Inputs.load(store)
+    data = inputs.training_data(config.positive_rating)
+    result = fit(data, model_cfg, train_cfg, validator(inputs, data, train_cfg, config.positive_rating),
+                 log=context.log.info)
     if not result.ranks_agree:
         raise dg.Failure(f"the {result.ranks} training ranks ended with different weights")
     save_model(store, result.model)
@@ -111,7 +111,7 @@ LightGCNConfig = config_from(
     "LightGCN baseline (``LightGCNSettings``), validated on the GNN's validation visits. "
     "``retrain``: train even where the release already holds what training would make.",
     LightGCNSettings,
-    positive_rating=(float, 3.0),
+    positive_rating=(float, POSITIVE_RATING),
     eval_users=(int, TrainConfig.eval_users),
     retrain=(bool, False),
 )
@@ -154,7 +154,7 @@ def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
 
 class EvaluationSettings(dg.Config):
     max_users: int = 2_000
-    positive_rating: float = 3.0
+    positive_rating: float = POSITIVE_RATING
     seed: int = 0
 
 

@@ -10,28 +10,20 @@ import polars as pl
 from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
-from graphrec_pipeline.graph.build import GRAPH_FILE, graph_from_tensors
+from graphrec_pipeline.graph.build import graph_from_tensors
+from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.defs.io_managers import STEP_OUTPUTS
 from graphrec_pipeline.defs.sharding import CITY_STEPS, shard_cities
 from graphrec_pipeline.storage import STAGING
-from graphrec_pipeline.serving.city_indexes import (
-    INDEX_ROOT,
-    IndexSettings,
-    build_city,
-    cities,
-    index_manifest,
-    load_city_indexes,
-    new_version,
-    publish_version,
-    write_city,
-)
+from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city, cities, index_manifest, load_city_indexes, new_version, publish_version, write_city
+from graphrec_pipeline.artifacts import INDEX_ROOT
 from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
 from graphrec_pipeline.serving.results import results_frame
 from graphrec_pipeline.serving.smoke import smoke_test
-from graphrec_pipeline.train.fit import load_model
+from graphrec_pipeline.model.saved import load_model
 
 GROUP = "serving"
 CODE = code_version("serving", "model/inference")
