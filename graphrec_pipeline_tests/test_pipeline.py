@@ -168,10 +168,10 @@ def test_index_steps_per_city_write_what_one_process_builds(small_world, tmp_pat
                   if (e.step_key or "").startswith("ann_indexes.city_shard_") and "index of city" in e.user_message}
     assert len(shard_logs) == n_cities > 1  # one city per step here: each step built its own
 
-    from graphrec_pipeline.defs.assets.serving_assets import IndexConfig
+    from graphrec_pipeline.defs.assets.serving_assets import IndexConfig, index_settings
 
     one = Storage(tmp_path / "one")
-    settings = IndexConfig(**config).settings()
+    settings = index_settings(IndexConfig(**config))
     built, _ = build_city_indexes(emb, settings, seed=0, log=lambda m: None)
     version = save_city_indexes(one, built)
     live = store.read_json(f"{INDEX_ROOT}/CURRENT.json")["version"]

@@ -57,7 +57,6 @@ class ModelConfig:
     price_embed_dim: int = 8
     time_slot_embed_dim: int = 8
     num_gnn_layers: int = 2
-    gnn_hidden_dim: int = 128
     gnn_dropout: float = 0.1
     gnn_aggr: Literal["mean", "sum", "attention"] = "mean"
     place_head_hidden: tuple[int, ...] = (256, 128)
@@ -86,8 +85,6 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.gnn_aggr not in ("mean", "sum", "attention"):
             raise ValueError(f"gnn_aggr must be mean, sum or attention, not {self.gnn_aggr!r}")
-        if self.gnn_hidden_dim != self.d_model:
-            raise ValueError("gnn_hidden_dim must equal d_model (residual connections)")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError("alpha must be in [0, 1]")
 

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -61,8 +62,8 @@ class IndexSettings:
         max_ef_search: the largest ``ef_search`` tried.
     """
 
-    backend: str = "auto"
-    approximate_backend: str = "hnswlib"
+    backend: Literal["auto", "exact", "faiss", "hnswlib"] = "auto"
+    approximate_backend: Literal["faiss", "hnswlib"] = "hnswlib"
     exact_budget_ms: float = 0.3
     hnsw: HnswSettings = field(default_factory=HnswSettings)
     recall_k: int = RETRIEVAL_CANDIDATES

@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from graphrec_pipeline.defaults import POSITIVE_RATING
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
+from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, graph_to_tensors
 from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.graph.leakage import leakage_report
@@ -18,18 +18,8 @@ GROUP = "graph"
 CODE = code_version("graph", "tables", "columns", "timeslots", "coattendance")
 
 
-class SplitSettings(dg.Config):
-    """Temporal interaction split and random friend-pair split."""
-
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    friend_val_fraction: float = 0.1
-    friend_test_fraction: float = 0.1
-    positive_rating: float = POSITIVE_RATING
-    seed: int = 0
-
-    def split_config(self) -> SplitConfig:
-        return SplitConfig(**self.model_dump())
+SplitSettings = config_from("SplitSettings", "Temporal interaction split and random friend-pair split "
+                            "(``SplitConfig``); the defaults are its.", SplitConfig)
 
 
 def _counts(frame: pl.DataFrame) -> dict:
@@ -44,7 +34,7 @@ def interaction_split_table(
     """``interaction_split`` (user_id, place_id, timestamp, split): the last
     ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val."""
     store = storage.for_run(context)
-    split = interaction_split(store.read_table("interactions"), config.split_config())
+    split = interaction_split(store.read_table("interactions"), build(SplitConfig, config))
     store.write_table("interaction_split", split.to_arrow(), staged=False)
     context.log.info(f"interaction split: {_counts(split)}")
     return dg.MaterializeResult(metadata={**parquet_metadata(store, "interaction_split"), **_counts(split)},
@@ -57,7 +47,7 @@ def friend_label_split_table(
 ) -> dg.MaterializeResult:
     """``friend_label_split`` (user_u, user_v, split): a seeded random split by pair."""
     store = storage.for_run(context)
-    split = friend_label_split(store.read_table("friend_labels"), config.split_config())
+    split = friend_label_split(store.read_table("friend_labels"), build(SplitConfig, config))
     store.write_table("friend_label_split", split.to_arrow(), staged=False)
     return dg.MaterializeResult(metadata={**parquet_metadata(store, "friend_label_split"), **_counts(split)},
                                 data_version=file_version(store, store.table_file("friend_label_split")))

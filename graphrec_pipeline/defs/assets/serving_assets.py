@@ -10,6 +10,7 @@ import polars as pl
 from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
+from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.graph.build import graph_from_tensors
 from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.profiles import markdown_table
@@ -67,27 +68,18 @@ def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
         )
 
 
-class IndexConfig(dg.Config):
-    """Which index per city (§6.2) and how HNSW is built; see :class:`IndexSettings`."""
+IndexConfig = config_from(
+    "IndexConfig", "Which index per city (§6.2) and how HNSW is built (``IndexSettings``, ``HnswSettings``); "
+    "the defaults are theirs.", IndexSettings, exclude=frozenset({"hnsw", "recall_k"}),
+    hnsw_m=(int, HnswSettings.m), ef_construction=(int, HnswSettings.ef_construction),
+    ef_search=(int, HnswSettings.ef_search), seed=(int, HnswSettings.seed),
+)
 
-    backend: str = "auto"
-    approximate_backend: str = "hnswlib"
-    exact_budget_ms: float = 0.3
-    hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 256
-    recall_queries: int = 500
-    target_recall: float = 0.99
-    max_ef_search: int = 2048
-    seed: int = 0
 
-    def settings(self) -> IndexSettings:
-        return IndexSettings(
-            backend=self.backend, approximate_backend=self.approximate_backend, exact_budget_ms=self.exact_budget_ms,
-            hnsw=HnswSettings(m=self.hnsw_m, ef_construction=self.ef_construction, ef_search=self.ef_search,
-                              seed=self.seed),
-            recall_queries=self.recall_queries, target_recall=self.target_recall, max_ef_search=self.max_ef_search,
-        )
+def index_settings(config: dg.Config) -> IndexSettings:
+    hnsw = HnswSettings(m=config.hnsw_m, ef_construction=config.ef_construction, ef_search=config.ef_search,
+                        seed=config.seed)
+    return build(IndexSettings, config, hnsw=hnsw)
 
 
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dict, io_manager_key=STEP_OUTPUTS))
@@ -113,7 +105,7 @@ def _city_shard(shard: int) -> dg.OpDefinition:
         emb = load_embeddings(store) if mine else None
         rows = []
         for city in mine:
-            built, city_rows = build_city(emb, city, config.settings(), config.seed, context.log.info)
+            built, city_rows = build_city(emb, city, index_settings(config), config.seed, context.log.info)
             write_city(store, plan["version"], city, built)
             rows += city_rows
         store.write_json(_shard_report(plan["version"], shard), {"rows": rows})
@@ -144,7 +136,7 @@ def publish_indexes(context: dg.OpExecutionContext, storage: StorageResource, pl
     missing = sorted(set(plan["cities"]) - {city for _, city in keys})
     if missing or len(keys) != len(set(keys)):
         raise dg.Failure(f"index version {version}: cities {missing} have no index, or one was indexed twice")
-    manifest = index_manifest(plan["model_sha256"], plan["dim"], IndexConfig(**plan["config"]).settings(), rows)
+    manifest = index_manifest(plan["model_sha256"], plan["dim"], index_settings(IndexConfig(**plan["config"])), rows)
     publish_version(store, version, manifest)
     report = pl.DataFrame(manifest["indexes"])
     recall = report["recall@200"]
