@@ -176,6 +176,16 @@ def test_gains_below_min_delta_do_not_keep_training_going(tiny_data):
     assert result.best_epoch == 3  # the best state is kept even though its gain was too small to go on
 
 
+
+def test_a_validation_s_parts_reach_the_history_and_only_its_score_decides(tiny_data):
+    from graphrec_pipeline.train.trainer import Validation
+
+    checks = iter([Validation(0.2, {"val_a": 0.9}), Validation(0.5, {"val_a": 0.1}), Validation(0.4, {"val_a": 0.99})])
+    cfg = TrainConfig(max_epochs=3, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=5)
+    result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(checks), log=lambda m: None)
+    assert [h["val_a"] for h in result.history] == [0.9, 0.1, 0.99]
+    assert [h["val_ndcg20"] for h in result.history] == [0.2, 0.5, 0.4] and result.best_epoch == 2
+
 def test_the_time_cap_stops_training(tiny_data):
     """The cap reads the injected clock: 40 s an epoch against a one-minute cap."""
     cfg = TrainConfig(max_epochs=50, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=50,

@@ -16,7 +16,7 @@ from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.train.data import TrainingData
 from graphrec_pipeline.train.fit import Inputs
-from graphrec_pipeline.train.trainer import TrainConfig
+from graphrec_pipeline.train.trainer import TrainConfig, Validation
 
 
 def two_stage_top_k(
@@ -65,7 +65,6 @@ class TwoStageValidator:
         self.q_id, self.q_user, self.q_slot = (queries[c].to_numpy() for c in ("query", "user_id", "slot"))
         self.q_relevant = np.sort(pair_keys(rel["query"].to_numpy(), rel["place_id"].to_numpy(), n_places))
         self.q_n_rel = np.bincount(rel["query"].to_numpy(), minlength=len(queries))
-        self.last: dict[str, float] = {}
 
     def dot_ndcg(self, user_emb: np.ndarray, place_emb: np.ndarray) -> float:
         """NDCG@k of ``user_emb . place_emb`` over the home city on the same visits and
@@ -79,7 +78,7 @@ class TwoStageValidator:
             ranked[sel, : best.shape[1]] = best
         return ranking_metrics(ranked, self.users, self.relevant, self.n_rel[self.users], n_places, self.k)["ndcg"]
 
-    def __call__(self, model) -> float:
+    def __call__(self, model) -> Validation:
         scorer = Scorer.from_graph(model, self.graph)
         n_places = len(self.place_city)
         ranked = two_stage_top_k(scorer, self.users, self.user_city, self.place_city, self.seen, self.m, self.k)
@@ -91,8 +90,7 @@ class TwoStageValidator:
             with_slot[sel] = two_stage_top_k(scorer, self.q_user[sel], self.user_city, self.place_city, self.seen,
                                              self.m, self.k, ctx)
         slot = ranking_metrics(with_slot, self.q_id, self.q_relevant, self.q_n_rel, n_places, self.k)["ndcg"]
-        self.last = {"val_ndcg20_empty": empty, "val_ndcg20_slot": slot}
-        return 0.5 * (empty + slot)
+        return Validation(0.5 * (empty + slot), {"val_ndcg20_empty": empty, "val_ndcg20_slot": slot})
 
 
 def validator(inputs: Inputs, data: TrainingData, train_cfg: TrainConfig, positive_rating: float) -> TwoStageValidator:

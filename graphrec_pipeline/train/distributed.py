@@ -31,7 +31,7 @@ from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.train.data import TrainingData
 from graphrec_pipeline.train.ranks import Ranks
-from graphrec_pipeline.train.trainer import TrainConfig, TrainResult, train
+from graphrec_pipeline.train.trainer import TrainConfig, TrainResult, Validation, train
 
 
 def backend_for(name: str) -> str:
@@ -87,12 +87,12 @@ class _ValidateInLauncher:
     validator (validation data never has to reach the ranks), and the figure comes back."""
 
     def __init__(self, out, back):
-        self.out, self.back, self.last = out, back, {}
+        self.out, self.back = out, back
 
-    def __call__(self, model) -> float:
+    def __call__(self, model) -> Validation:
         self.out.put(("validate", (_state_bytes(model), model.cfg.to_json())))
-        ndcg, self.last = json.loads(self.back.get())
-        return ndcg
+        score, parts = json.loads(self.back.get())
+        return Validation(score, parts)
 
 
 def _rank_main(rank: int, world: int, port: int, backend: str, job: str, out, back) -> None:
@@ -141,8 +141,8 @@ def train_parallel(model_cfg, data, cfg, validate, log=print):
             if kind == "log":
                 log(payload)
             elif kind == "validate":
-                ndcg = float(validate(_model(*payload).eval()))
-                back.put(json.dumps([ndcg, getattr(validate, "last", {})], default=float))
+                checked = Validation.of(validate(_model(*payload).eval()))
+                back.put(json.dumps([checked.score, checked.parts], default=float))
             else:
                 found = payload
         while not procs.join(timeout=5):

@@ -17,7 +17,7 @@ from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.train.data import TrainingData, prepare
 from graphrec_pipeline.train.distributed import train_parallel
-from graphrec_pipeline.train.trainer import TrainConfig, TrainResult, train
+from graphrec_pipeline.train.trainer import TrainConfig, TrainResult, Validation, train
 
 
 @dataclass
@@ -56,8 +56,8 @@ class Inputs:
         return self.interactions.filter(self.split["split"] == "train").select("user_id", "place_id").unique()
 
 
-def fit(data: TrainingData, model_cfg: ModelConfig, train_cfg: TrainConfig, validate: Callable[[GraphRec], float],
-        log=print) -> TrainResult:
+def fit(data: TrainingData, model_cfg: ModelConfig, train_cfg: TrainConfig,
+        validate: Callable[[GraphRec], float | Validation], log=print) -> TrainResult:
     """Train on ``data`` until ``validate`` (validation NDCG@20 of a model) stops gaining:
     in this process, or on ``train_cfg.ranks`` data-parallel processes
     (``train/distributed.py``), ``validate`` running here on rank 0's weights."""

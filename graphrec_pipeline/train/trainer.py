@@ -97,6 +97,19 @@ class TrainConfig:
     backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl with GPUs, else gloo
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What a validator may return instead of a bare float: ``score`` (validation NDCG@20)
+    is what early stopping reads, ``parts`` are reported beside it in the history."""
+
+    score: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: "float | Validation") -> "Validation":
+        return value if isinstance(value, Validation) else cls(float(value))
+
+
 @dataclass
 class TrainResult:
     model: GraphRec
@@ -293,7 +306,7 @@ def train(
     model_cfg: ModelConfig,
     data: TrainingData,
     cfg: TrainConfig,
-    validate: Callable[[GraphRec], float],
+    validate: Callable[[GraphRec], "float | Validation"],
     log: Callable[[str], None] = print,
     ranks: Ranks = Ranks(),
     clock: Callable[[], float] = time.perf_counter,
@@ -336,9 +349,9 @@ def train(
             schedule.step()
             progress.update(note=f"epoch {epoch}, loss {parts[-1]['total']:.4f}")
         mean = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
-        ndcg = validate(model) if ranks.rank == 0 else 0.0  # rank 0 decides when to stop, for all
-        ndcg, elapsed = ranks.from_rank0(ndcg, clock() - start)
-        result.history.append({"epoch": epoch, "val_ndcg20": ndcg, **getattr(validate, "last", {}),
+        checked = Validation.of(validate(model)) if ranks.rank == 0 else Validation(0.0)  # rank 0 decides, for all
+        ndcg, elapsed = ranks.from_rank0(checked.score, clock() - start)
+        result.history.append({"epoch": epoch, "val_ndcg20": ndcg, **checked.parts,
                                "seconds": elapsed, "lr": opt.param_groups[0]["lr"], **mean})
         parts_text = ", ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "total")
         log(f"epoch {epoch}: loss {mean['total']:.4f} ({parts_text}) val NDCG@20 {ndcg:.4f} [{elapsed:.0f}s]")
