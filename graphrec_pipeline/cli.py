@@ -9,6 +9,7 @@
     graphrec releases [--json]
     graphrec rollback RELEASE
     graphrec sql "SELECT count(*) FROM interactions" [--csv]
+    graphrec --version
 
 ``--data-dir`` defaults as everywhere else (``$GRAPHREC_DATA_DIR``, else ``./data``); it may
 be an ``s3://bucket/prefix`` (``--endpoint-url`` or ``$AWS_ENDPOINT_URL`` for MinIO and other
@@ -43,6 +44,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"graphrec: error: {message}\n")
 
 
+def _version() -> str:
+    """The installed package's version (``pyproject.toml``), or "unknown" outside an install."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("graphrec-pipeline")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -50,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--endpoint-url", default=argparse.SUPPRESS,
                         help="S3-compatible endpoint for an s3:// data dir (default: $AWS_ENDPOINT_URL, else AWS)")
     parser = OneLineParser(prog="graphrec", description=__doc__.split("\n\n")[0], parents=[common])
+    parser.add_argument("--version", action="version", version=f"graphrec {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     recommend = commands.add_parser("recommend", help="recommend places or people for a user")

@@ -492,6 +492,14 @@ def test_cli_lists_names_and_prints_people_tables(served, capsys):
         assert str(r.user_id) in table
 
 
+
+def test_cli_version_is_the_installed_package_s(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"graphrec {version('graphrec-pipeline')}"
+
 @pytest.mark.slow
 def test_cli_entry_point_is_installed(served):
     exe = shutil.which("graphrec") or str(__import__("pathlib").Path(sys.executable).parent / "graphrec")
