@@ -37,7 +37,8 @@ import numpy as np
 from common import append_result, log
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
-from graphrec_pipeline.serving.recommender import CANDIDATES, Recommender
+from graphrec_pipeline.defaults import RETRIEVAL_CANDIDATES as CANDIDATES
+from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.serving.threads import limit_threads
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
 

@@ -82,7 +82,9 @@ def _within_hop(edge_index_dict: dict, edge_attr_dict: dict, edge_hop_dict: dict
     index, attr = {}, {}
     for rel, edge_index in edge_index_dict.items():
         hop = edge_hop_dict.get(rel)
-        keep = None if hop is None or bool((hop <= max_hop).all()) else hop <= max_hop
-        index[rel] = edge_index if keep is None else edge_index[:, keep]
-        attr[rel] = edge_attr_dict[rel] if keep is None else edge_attr_dict[rel][keep]
+        keep = None if hop is None else hop <= max_hop
+        if keep is None or bool(keep.all()):
+            index[rel], attr[rel] = edge_index, edge_attr_dict[rel]
+        else:
+            index[rel], attr[rel] = edge_index[:, keep], edge_attr_dict[rel][keep]
     return index, attr

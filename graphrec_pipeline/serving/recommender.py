@@ -37,7 +37,6 @@ from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.artifacts import MODEL_CONFIG, MODEL_WEIGHTS
 from graphrec_pipeline.model.saved import ModelMismatchError, load_model
 
-CANDIDATES = RETRIEVAL_CANDIDATES
 
 
 class Recommender:
@@ -65,7 +64,7 @@ class Recommender:
             the training period's, what the model was trained on.
     """
 
-    def __init__(self, store: Storage, alpha: float | None = None, candidates: int = CANDIDATES,
+    def __init__(self, store: Storage, alpha: float | None = None, candidates: int = RETRIEVAL_CANDIDATES,
                  people_candidates: int = PEOPLE_CANDIDATES,
                  exclude_visited: bool = True, visited_keys: np.ndarray | None = None,
                  pair_history: PairHistory | None = None):
