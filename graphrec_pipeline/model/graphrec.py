@@ -304,8 +304,11 @@ class GraphRec(nn.Module):
         fu, fv = friend_batch["u"], friend_batch["v"]
         compat_logit, attend_logit = self.friend_scores(z_user[fu], z_user[fv], friend_batch["ctx"], t_user[fu], t_user[fv],
                                                         friend_batch.get("history"))
-        compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])
-        attend = F.binary_cross_entropy_with_logits(attend_logit, friend_batch["attend"])
+        if len(fu):
+            compat = F.binary_cross_entropy_with_logits(compat_logit, friend_batch["compat"])
+            attend = F.binary_cross_entropy_with_logits(attend_logit, friend_batch["attend"])
+        else:  # no friend labels (a log without social data): the friend heads learn nothing
+            compat = attend = place.new_zeros(())
         partner = compat.new_zeros(())
         if people_batch:
             u, v, neg, ctx = (people_batch[k] for k in ("u", "v", "neg", "ctx"))

@@ -57,6 +57,8 @@ def fit_logistic_terms(ex: PairTermExamples, lambdas: tuple[float, float, float]
     params = [w, b] + ([h] if fit_history else [])
     d = {f.name: getattr(ex, f.name).double() for f in dataclasses.fields(ex)}
     diff_cos, diff_hist = d["partner_cos"] - d["other_cos"], d["partner_history"] - d["other_history"]
+    if not len(d["compat"]) and not len(diff_hist):  # no social data (a log without friends): no terms
+        return w.detach().float(), h.detach().float()
     opt = torch.optim.LBFGS(params, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
                             line_search_fn="strong_wolfe")
 
