@@ -31,6 +31,7 @@ from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
 from graphrec_pipeline.serving.query import AssetError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.storage import StorageUnavailable, UnreadableFile
 from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
+from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 
 EXIT_USAGE = 2
 VOCABULARIES = {"tags": FINE_TAGS, "categories": COARSE_CATEGORIES, "time-slots": TIME_SLOTS,
@@ -67,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     recommend = commands.add_parser("recommend", help="recommend places or people for a user")
     kinds = recommend.add_subparsers(dest="kind", required=True, parser_class=OneLineParser)
     query = argparse.ArgumentParser(add_help=False, parents=[common])
-    query.add_argument("--user-id", type=int, required=True)
+    who = query.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", type=int, help="the user's id")
+    who.add_argument("--user-key", help="the user's key in an imported log")
     query.add_argument("-k", type=int, default=10, help="number of results, 1..200 (default 10)")
     query.add_argument("--city-id", type=int, help="city to recommend in (default: the user's home city)")
     query.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
@@ -197,16 +200,16 @@ def _table(kind: str, results) -> None:
 
     table = Table(show_lines=False)
     if kind == "places":
-        for col in ("#", "place_id", "name", "neighborhood", "price", "score", "why"):
+        for col in ("#", "place_id", "key", "name", "neighborhood", "price", "score", "why"):
             table.add_column(col, overflow="fold")
         for i, r in enumerate(results, 1):
-            table.add_row(str(i), str(r.place_id), r.name, r.neighborhood, str(r.price_band), f"{r.score:.3f}",
+            table.add_row(str(i), str(r.place_id), r.place_key, r.name, r.neighborhood, str(r.price_band), f"{r.score:.3f}",
                           " ".join(r.explanations))
     else:
-        for col in ("#", "user_id", "s_final", "s_compat", "p_attend", "why"):
+        for col in ("#", "user_id", "key", "s_final", "s_compat", "p_attend", "why"):
             table.add_column(col, overflow="fold")
         for i, r in enumerate(results, 1):
-            table.add_row(str(i), str(r.user_id), f"{r.s_final:.3f}", f"{r.s_compat:.3f}", f"{r.p_attend:.3f}",
+            table.add_row(str(i), str(r.user_id), r.user_key, f"{r.s_final:.3f}", f"{r.s_compat:.3f}", f"{r.p_attend:.3f}",
                           " ".join(r.explanations))
     console = Console()
     if not console.is_terminal:
@@ -237,18 +240,20 @@ def run(args: argparse.Namespace) -> int:
     from graphrec_pipeline.serving.recommender import Recommender
     from graphrec_pipeline.serving.threads import limit_threads
 
-    if args.kind == "places":
+    store = data.live()
+    vocabulary = Vocabulary.from_table(store.read_table("vocabulary")) if store.exists("vocabulary") else TAXONOMY
+    if args.kind == "places":  # parsed before the release loads: a typo fails fast
         query = PlaceQuery.parse(k=args.k, city_id=args.city_id, time_slot=args.time_slot, categories=args.categories,
-                                 tags=args.tags, max_price=args.max_price)
+                                 tags=args.tags, max_price=args.max_price, vocabulary=vocabulary)
     else:
         query = PeopleQuery.parse(k=args.k, city_id=args.city_id, target_place_id=args.target_place_id,
-                                  activity_tags=args.activity_tags, new_people=args.new_people)
+                                  activity_tags=args.activity_tags, new_people=args.new_people, vocabulary=vocabulary)
     limit_threads(1)
-    store = data.live()
     with Console(stderr=True).status(f"Loading release {store.release} from {data.location}"):
         recommender = Recommender(store)
     answer = recommender.recommend_places if args.kind == "places" else recommender.recommend_people
-    results = answer(args.user_id, query)
+    user_id = args.user_id if args.user_key is None else int(recommender.user_ids([args.user_key])[0])
+    results = answer(user_id, query)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -54,7 +54,7 @@ def test_places_and_people_answer_as_the_recommender_does(api):
     people = client.get("/recommend/people", params={"user_id": 42, "target_place_id": target}).json()
     assert [r["user_id"] for r in people["results"]] == [r.user_id for r in rec.recommend_people(
         42, PeopleQuery(target_place_id=target))]
-    assert set(people["results"][0]) == {"user_id", "s_compat", "p_attend", "s_final", "explanations"}
+    assert set(people["results"][0]) == {"user_id", "user_key", "s_compat", "p_attend", "s_final", "explanations"}
     new = client.get("/recommend/people", params={"user_id": 42, "k": 50, "new_people": "true"}).json()
     assert new["query"]["new_people"] is True
     assert [r["user_id"] for r in new["results"]] == [r.user_id for r in rec.recommend_people(
@@ -80,7 +80,7 @@ def test_batches_answer_as_single_calls(api):
 BAD = [
     ("/recommend/places", {"user_id": 5000}, 400, "unknown user id 5000"),
     ("/recommend/places", {"user_id": "abc"}, 400, "user_id: expected an integer, got 'abc'"),
-    ("/recommend/places", {}, 400, "user_id: required"),
+    ("/recommend/places", {}, 400, "user_id or user_key: give one of the two"),
     ("/recommend/places", {"user_id": 1, "time-slot": "evening"}, 400, "unknown parameter 'time-slot'"),
     ("/recommend/places", {"user_id": 1, "tags": "jaz"}, 400, "unknown tag 'jaz'; closest: jazz"),
     ("/recommend/places", {"user_id": 1, "categories": "dinning"}, 400, "closest: dining"),
@@ -136,7 +136,7 @@ def test_version_and_health_name_the_release(api):
     paths = client.get("/openapi.json").json()["paths"]
     assert "/recommend/places/batch" in paths
     assert [p["name"] for p in paths["/recommend/people"]["get"]["parameters"]] == [
-        "user_id", "k", "city_id", "target_place_id", "activity_tags", "new_people"]
+        "user_id", "user_key", "k", "city_id", "target_place_id", "activity_tags", "new_people"]
 
 
 def test_missing_assets_are_a_503_until_a_release_goes_live(served, tmp_path):

@@ -449,12 +449,12 @@ def test_cli_json_matches_the_resource(served, capsys):
     places = json.loads(capsys.readouterr().out)
     expected = served["recommender"].recommend_places(42, k=5, time_slot="evening", tags="jazz")
     assert [p["place_id"] for p in places] == [r.place_id for r in expected]
-    assert set(places[0]) == {"place_id", "name", "city_id", "score", "explanations"}
+    assert set(places[0]) == {"place_id", "place_key", "name", "city_id", "score", "explanations"}
     w = served["recommender"].world
     target = int(np.flatnonzero(w.place_city == w.user_city[42])[0])
     assert _cli(["recommend", "people", "--user-id", "42", "--target-place-id", str(target), "--json"], data_dir) == 0
     people = json.loads(capsys.readouterr().out)
-    assert len(people) == 10 and set(people[0]) == {"user_id", "s_compat", "p_attend", "s_final", "explanations"}
+    assert len(people) == 10 and set(people[0]) == {"user_id", "user_key", "s_compat", "p_attend", "s_final", "explanations"}
     assert _cli(["recommend", "places", "--user-id", "42"], data_dir) == 0
     assert "place_id" in capsys.readouterr().out
 

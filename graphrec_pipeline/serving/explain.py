@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
-from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, VIBE_TAGS, neighborhood_name
+from graphrec_pipeline.taxonomy import VIBE_TAGS
+from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 
 TOP_TAGS = 2
 SLOT_PHRASES = ["in the morning", "in the afternoon", "in the evening", "at night", "on weekend days",
@@ -22,8 +23,6 @@ SLOT_PHRASES = ["in the morning", "in the afternoon", "in the evening", "at nigh
 INTEREST_MIN = 1.0 / C_FINE
 VIBE_MIN = 1.0 / C_VIBE
 CATEGORY_MIN = 1.0 / C_COARSE
-TAG_LABELS = [name.replace("_", " ") for name in FINE_TAGS]
-TAG_TITLES = [name.title() for name in TAG_LABELS]
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,12 @@ def _top_overlaps(product: np.ndarray, present: np.ndarray, top: int) -> list[li
     return [row[mask].tolist() for row, mask in zip(order, ok, strict=True)]
 
 
-def place_names(tags: np.ndarray, place_ids: np.ndarray) -> list[str]:
+def place_names(tags: np.ndarray, place_ids: np.ndarray, vocabulary: Vocabulary = TAXONOMY) -> list[str]:
     """Display names from each place's two strongest tags, e.g. ``Jazz & Wine Tasting #42``
-    (``tags`` (k, 100), one row per id)."""
+    (``tags`` (k, 100), one row per id), for a world whose places have no names."""
     top = np.argsort(-tags, axis=1, kind="stable")[:, :2]
     present = np.take_along_axis(tags, top, axis=1) > 0
-    return [f"{' & '.join(TAG_TITLES[t] for t, ok in zip(row, has) if ok) or 'Place'} #{p}"
+    return [f"{' & '.join(vocabulary.label(t).title() for t, ok in zip(row, has) if ok) or 'Place'} #{p}"
             for row, has, p in zip(top.tolist(), present.tolist(), place_ids.tolist(), strict=True)]
 
 
@@ -75,6 +74,7 @@ def explain_places(
     place_slot: np.ndarray,
     query_slot: int = -1,
     query_tags: np.ndarray | None = None,
+    vocabulary: Vocabulary = TAXONOMY,
 ) -> list[list[Explanation]]:
     """Reasons for one user (``fine_pref`` (100,), ``cat_pref`` (6,), ``area`` (neighborhoods,))
     and each of k places (``place_tags`` (k, 100), ``place_categories`` (k, 6) multi-hot, ...),
@@ -93,18 +93,18 @@ def explain_places(
         reasons = []
         matched = np.flatnonzero(matches[i]).tolist() if matches[i].any() else []
         if matched:
-            names = _join([TAG_LABELS[j] for j in matched])
+            names = _join([vocabulary.label(j) for j in matched])
             reasons.append(Explanation("query_tags", tuple(matched), f"Has the {names} you asked for."))
         if slot_hits[i]:
             text = f"At its busiest {SLOT_PHRASES[query_slot]}, the time you asked for."
             reasons.append(Explanation("time_slot", (query_slot,), text))
         if t:
-            names = _join([TAG_LABELS[j] for j in t])
+            names = _join([vocabulary.label(j) for j in t])
             reasons.append(Explanation("tags", tuple(t), f"Matches your interest in {names}."))
         elif c:
-            reasons.append(Explanation("category", tuple(c), f"Fits your taste for {COARSE_CATEGORIES[c[0]]}."))
+            reasons.append(Explanation("category", tuple(c), f"Fits your taste for {vocabulary.category(c[0])}."))
         if local[i] and area[hood] > 0:
-            name = neighborhood_name(user_city, hood)
+            name = vocabulary.neighborhood(user_city, hood)
             reasons.append(Explanation("neighborhood", (hood,), f"You often go out in {name}, and this place is nearby."))
         out.append(reasons)
     return out
@@ -121,6 +121,7 @@ def explain_people(
     other_city: np.ndarray,
     activity_tags: np.ndarray | None = None,
     past_outings: np.ndarray | None = None,
+    vocabulary: Vocabulary = TAXONOMY,
 ) -> list[list[Explanation]]:
     """Reasons for one user and each of k other users (rows of the ``other_*`` arrays), plus
     which of the outing's tags (asked, or the target place's) each other user is into and,
@@ -134,7 +135,8 @@ def explain_people(
         into = [[] for _ in range(len(other_fine))]
     tags = _top_overlaps(fine_pref[None] * other_fine,
                          (fine_pref[None] >= INTEREST_MIN) & (other_fine >= INTEREST_MIN), TOP_TAGS)
-    vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN), 2)
+    vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN)
+                          & vocabulary.vibes, 2)
     same_city = (other_city == city)[:, None]
     hoods = _top_overlaps(area[None] * other_area, (area[None] > 0) & (other_area > 0) & same_city, 1)
     outings = np.zeros(len(other_fine), np.int64) if past_outings is None else np.asarray(past_outings)
@@ -145,15 +147,15 @@ def explain_people(
             places = "a place" if n == 1 else f"{n} places"
             reasons.append(Explanation("history", (n,), f"You have been out together before ({places})."))
         if a:
-            reasons.append(Explanation("activity", tuple(a), f"Into {_join([TAG_LABELS[j] for j in a])}, "
+            reasons.append(Explanation("activity", tuple(a), f"Into {_join([vocabulary.label(j) for j in a])}, "
                                        "like the outing you have in mind."))
         if t:
-            reasons.append(Explanation("tags", tuple(t), f"You both like {_join([TAG_LABELS[j] for j in t])}."))
+            reasons.append(Explanation("tags", tuple(t), f"You both like {_join([vocabulary.label(j) for j in t])}."))
         if v:
             reasons.append(Explanation("vibes", tuple(v), f"You share the {_join([label(VIBE_TAGS[j]) for j in v])} vibe"
                                        + ("s." if len(v) > 1 else ".")))
         if h:
             reasons.append(Explanation("neighborhood", tuple(h),
-                                       f"You both often go out in {neighborhood_name(city, h[0])}."))
+                                       f"You both often go out in {vocabulary.neighborhood(city, h[0])}."))
         out.append(reasons)
     return out

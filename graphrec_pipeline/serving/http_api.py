@@ -4,6 +4,7 @@
     GET  /recommend/people?user_id=42&k=10&target_place_id=7&activity_tags=jazz&new_people=true
     POST /recommend/places/batch   {"user_ids": [1, 2, 3], "k": 10, "time_slot": "evening", ...}
     POST /recommend/people/batch   {"user_ids": [1, 2, 3], "k": 10, ...}
+    GET  /recommend/places?user_key=u42   (an imported log's keys: user_key, "user_keys": [...])
     GET  /healthz, GET /version, GET /docs (OpenAPI)
 
 Parameters mean what they mean on the CLI and results carry the fields of its ``--json``;
@@ -22,7 +23,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.live import LiveRecommender
@@ -35,12 +36,27 @@ MAX_BATCH = 1000
 Names = str | list[str] | None
 
 
-class PlaceBatch(BaseModel):
-    """One place query for many users (strict JSON types: ``true`` is no time slot or id)."""
+class Users(BaseModel):
+    """Whom a batch is for: ``user_ids``, or an imported log's ``user_keys`` (one of the two)."""
 
     model_config = ConfigDict(strict=True)
 
-    user_ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
+    user_ids: list[int] | None = Field(None, min_length=1, max_length=MAX_BATCH)
+    user_keys: list[str] | None = Field(None, min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def one_of(self):
+        if (self.user_ids is None) == (self.user_keys is None):
+            raise ValueError("give user_ids or user_keys, one of the two")
+        return self
+
+    def ids(self, rec) -> list[int]:
+        return self.user_ids if self.user_ids is not None else rec.user_ids(self.user_keys).tolist()
+
+
+class PlaceBatch(Users):
+    """One place query for many users (strict JSON types: ``true`` is no time slot or id)."""
+
     k: int = 10
     city_id: int | None = None
     time_slot: str | int | None = None
@@ -49,12 +65,9 @@ class PlaceBatch(BaseModel):
     max_price: int | None = None
 
 
-class PeopleBatch(BaseModel):
+class PeopleBatch(Users):
     """One people query for many users (strict JSON types)."""
 
-    model_config = ConfigDict(strict=True)
-
-    user_ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
     k: int = 10
     city_id: int | None = None
     target_place_id: int | None = None
@@ -63,7 +76,8 @@ class PeopleBatch(BaseModel):
 
 
 PLACE_PARAMS = {
-    "user_id": (int, "the user to recommend for (required)"),
+    "user_id": (int, "the user to recommend for (this or user_key)"),
+    "user_key": (str, "the user's key in an imported log (this or user_id)"),
     "k": (int, "number of results, 1..200 (default 10)"),
     "city_id": (int, "city to recommend in (default: the user's home city)"),
     "time_slot": (str, "one of " + ", ".join(TIME_SLOTS) + " (context)"),
@@ -72,7 +86,7 @@ PLACE_PARAMS = {
     "max_price": (int, "highest price band, 0 (free) .. 4 (luxury)"),
 }
 PEOPLE_PARAMS = {
-    "user_id": PLACE_PARAMS["user_id"], "k": PLACE_PARAMS["k"], "city_id": PLACE_PARAMS["city_id"],
+    "user_id": PLACE_PARAMS["user_id"], "user_key": PLACE_PARAMS["user_key"], "k": PLACE_PARAMS["k"], "city_id": PLACE_PARAMS["city_id"],
     "target_place_id": (int, "the place of the outing (context)"),
     "activity_tags": (str, "comma-separated fine tags of the outing (context)"),
     "new_people": (str, "true: only people the user has never been out with (default false)"),
@@ -99,14 +113,14 @@ def _params(request: Request, spec: dict) -> dict:
                 raise QueryError(f"{name}: expected an integer, got {raw!r}") from None
         else:
             out[name] = raw
-    if "user_id" not in out:
-        raise QueryError("user_id: required")
+    if ("user_id" in out) == ("user_key" in out):
+        raise QueryError("user_id or user_key: give one of the two")
     return out
 
 
 def _openapi(spec: dict) -> dict:
     """The parameters of :func:`_params` for the OpenAPI page."""
-    return {"parameters": [{"name": name, "in": "query", "required": name == "user_id", "description": doc,
+    return {"parameters": [{"name": name, "in": "query", "required": False, "description": doc,
                             "schema": {"type": "integer" if kind is int else "string"}}
                            for name, (kind, doc) in spec.items()]}
 
@@ -125,10 +139,12 @@ def _validation_message(err: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def _batch(rec, user_ids: list[int], query, answer) -> JSONResponse:
+def _batch(rec, body: Users, kind, answer) -> JSONResponse:
+    query = kind.parse(**body.model_dump(exclude={"user_ids", "user_keys"}), vocabulary=rec.vocabulary)
+    user_ids = body.ids(rec)
     answers = answer(user_ids, query)
-    return JSONResponse({"release": rec.release, "query": query.describe(),
-                         "results": [{"user_id": u, "results": [r.to_dict() for r in a]}
+    return JSONResponse({"release": rec.release, "query": query.describe(rec.vocabulary),
+                         "results": [{"user_id": u, "user_key": rec.world.user_key(u), "results": [r.to_dict() for r in a]}
                                      for u, a in zip(user_ids, answers, strict=True)]})
 
 
@@ -206,12 +222,12 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
         """One user's answer: the query string parsed by hand, the query typed, the live
         recommender taken once (the request finishes on that version)."""
         params = _params(request, spec)
-        user_id = params.pop("user_id")
-        query = kind.parse(**params)
         rec = live.get()
+        user_id = params.pop("user_id") if "user_id" in params else int(rec.user_ids([params.pop("user_key")])[0])
+        query = kind.parse(**params, vocabulary=rec.vocabulary)
         results = getattr(rec, answer)(user_id, query)
-        return JSONResponse({"release": rec.release, "user_id": user_id, "query": query.describe(),
-                             "results": [r.to_dict() for r in results]})
+        return JSONResponse({"release": rec.release, "user_id": user_id, "user_key": rec.world.user_key(user_id),
+                             "query": query.describe(rec.vocabulary), "results": [r.to_dict() for r in results]})
 
     @app.get("/recommend/places", summary="Top-k places for a user (§6.3)", openapi_extra=_openapi(PLACE_PARAMS))
     async def places(request: Request):
@@ -225,12 +241,12 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
     @app.post("/recommend/places/batch", summary="One place query for many users")
     def places_batch(body: PlaceBatch):
         rec = live.get()
-        return _batch(rec, body.user_ids, PlaceQuery.parse(**body.model_dump(exclude={"user_ids"})), rec.places)
+        return _batch(rec, body, PlaceQuery, rec.places)
 
     @app.post("/recommend/people/batch", summary="One people query for many users")
     def people_batch(body: PeopleBatch):
         rec = live.get()
-        return _batch(rec, body.user_ids, PeopleQuery.parse(**body.model_dump(exclude={"user_ids"})), rec.people)
+        return _batch(rec, body, PeopleQuery, rec.people)
 
     @app.get("/healthz", summary="200 when a release is loaded")
     def healthz():

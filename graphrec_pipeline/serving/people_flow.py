@@ -93,10 +93,10 @@ class PeopleFlow:
             outing = np.union1d(outing, np.flatnonzero(w.place_tags[query.target_place_id] > 0))
         reasons = explain_people(w.fine_pref[user], w.vibe_pref[user], w.area[user], int(w.user_city[user]),
                                  w.fine_pref[ids], w.vibe_pref[ids], w.area[ids], w.user_city[ids], outing,
-                                 w.history(user, ids))
+                                 w.history(user, ids), w.vocabulary)
         return [
             PersonRecommendation(
-                user_id=int(v), city_id=int(w.user_city[v]), s_compat=float(c), p_attend=float(a),
+                user_id=int(v), user_key=w.user_key(int(v)), city_id=int(w.user_city[v]), s_compat=float(c), p_attend=float(a),
                 s_final=float(f), explanations=[r.text for r in why], reasons=why,
             )
             for v, c, a, f, why in zip(ids, *extras, reasons, strict=True)

@@ -20,11 +20,8 @@ from graphrec_pipeline.serving.explain import explain_places, place_names
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.serving.results import PlaceRecommendation
 from graphrec_pipeline.serving.world_view import WorldView
-from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, neighborhood_name
 
 CATEGORY_BITS = 1 << np.arange(C_COARSE)  # a place's categories as one code, 0..63
-CATEGORY_NAMES = [[name for c, name in enumerate(COARSE_CATEGORIES) if code >> c & 1] for code in range(1 << C_COARSE)]
-_neighborhood = functools.lru_cache(maxsize=4096)(neighborhood_name)
 
 
 class PlaceFlow:
@@ -36,6 +33,9 @@ class PlaceFlow:
                  exclude_visited: bool = True):
         self.world, self.heads, self.z_user, self.exclude_visited = world, heads, z_user, exclude_visited
         self.sides = sides  # the users' sides weighted for the head's preference match (model/preference.py)
+        vocab = world.vocabulary  # category names of each code, and neighbourhood names, computed once
+        self.category_names = [[vocab.category(c) for c in range(C_COARSE) if code >> c & 1] for code in range(1 << C_COARSE)]
+        self.neighborhood = functools.lru_cache(maxsize=4096)(vocab.neighborhood)
 
     def context(self, query: PlaceQuery) -> np.ndarray:
         """The raw context vector of the query (slot one-hot, categories, tags)."""
@@ -75,13 +75,14 @@ class PlaceFlow:
         reasons = explain_places(w.fine_pref[user], w.cat_pref[user], w.area[user], int(w.user_city[user]),
                                  w.place_tags[ids], w.place_categories[ids], w.place_city[ids],
                                  w.place_neighborhood[ids], w.place_slot[ids], query.time_slot,
-                                 np.array(query.tags, dtype=np.int64))
-        names = place_names(w.place_tags[ids], ids)
-        categories = [list(CATEGORY_NAMES[c]) for c in (w.place_categories[ids] > 0) @ CATEGORY_BITS]
+                                 np.array(query.tags, dtype=np.int64), w.vocabulary)
+        names = (place_names(w.place_tags[ids], ids, w.vocabulary) if w.place_names is None
+                 else w.place_names[ids].tolist())
+        categories = [list(self.category_names[c]) for c in (w.place_categories[ids] > 0) @ CATEGORY_BITS]
         return [
             PlaceRecommendation(
-                place_id=p, name=name, city_id=city, neighborhood=_neighborhood(city, hood), categories=cats,
-                price_band=price, score=sc, explanations=[r.text for r in why], reasons=why,
+                place_id=p, place_key=w.place_key(p), name=name, city_id=city, neighborhood=self.neighborhood(city, hood),
+                categories=cats, price_band=price, score=sc, explanations=[r.text for r in why], reasons=why,
             )
             for p, name, city, hood, cats, price, sc, why in zip(
                 ids.tolist(), names, w.place_city[ids].tolist(), w.place_neighborhood[ids].tolist(), categories,

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, PRICE_BANDS, TIME_SLOTS
+from graphrec_pipeline.constants import C_COARSE, C_FINE
+from graphrec_pipeline.taxonomy import PRICE_BANDS, TIME_SLOTS
+from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 
 
 class QueryError(ValueError):
@@ -40,13 +42,14 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def parse_names(values: str | Iterable[str] | None, vocabulary: list[str], what: str) -> np.ndarray:
+def parse_names(values: str | Iterable[str] | None, vocabulary: Iterable[str], what: str) -> np.ndarray:
     """Indices of ``values`` (a comma-separated string or names) in ``vocabulary``; spaces,
     dashes and case are forgiven. Unknown names raise with the closest valid ones."""
     if values is None:
         return np.zeros(0, dtype=np.int64)
     items = values.split(",") if isinstance(values, str) else list(values)
-    index = {name: i for i, name in enumerate(vocabulary)}
+    index = {_norm(name): i for i, name in enumerate(vocabulary)}
+    vocabulary = list(index)
     out = []
     for raw in items:
         if not isinstance(raw, str) or not raw.strip():
@@ -119,10 +122,10 @@ def _optional_id(value, what: str) -> int | None:
     return int(value)
 
 
-def _check_indices(values: tuple[int, ...], vocabulary: list[str], what: str) -> None:
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < len(vocabulary)]
+def _check_indices(values: tuple[int, ...], width: int, what: str) -> None:
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < width]
     if bad:
-        raise QueryError(f"{what} index {bad[0]!r} is not in 0..{len(vocabulary) - 1}")
+        raise QueryError(f"{what} index {bad[0]!r} is not in 0..{width - 1}")
 
 
 @dataclass(frozen=True)
@@ -145,25 +148,26 @@ class PlaceQuery:
         _optional_id(self.city_id, "city")
         if self.time_slot != -1:
             parse_time_slot(self.time_slot)
-        _check_indices(self.categories, COARSE_CATEGORIES, "category")
-        _check_indices(self.tags, FINE_TAGS, "tag")
+        _check_indices(self.categories, C_COARSE, "category")
+        _check_indices(self.tags, C_FINE, "tag")
         check_price(self.max_price)
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, time_slot: str | int | None = None,
               categories: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None,
-              max_price: int | None = None) -> "PlaceQuery":
-        """From what a caller types (names, comma-separated lists); raises :class:`QueryError`."""
+              max_price: int | None = None, vocabulary: Vocabulary = TAXONOMY) -> "PlaceQuery":
+        """From what a caller types (names, comma-separated lists, in the release's
+        ``vocabulary``); raises :class:`QueryError`."""
         return cls(k=check_k(k, MAX_K), city_id=_optional_id(city_id, "city"), time_slot=parse_time_slot(time_slot),
-                   categories=tuple(parse_names(categories, COARSE_CATEGORIES, "category").tolist()),
-                   tags=tuple(parse_names(tags, FINE_TAGS, "tag").tolist()), max_price=check_price(max_price))
+                   categories=tuple(parse_names(categories, vocabulary.categories, "category").tolist()),
+                   tags=tuple(parse_names(tags, vocabulary.tags, "tag").tolist()), max_price=check_price(max_price))
 
-    def describe(self) -> dict:
+    def describe(self, vocabulary: Vocabulary = TAXONOMY) -> dict:
         """The query in names, as answers echo it."""
         return {"k": self.k, "city_id": self.city_id,
                 "time_slot": TIME_SLOTS[self.time_slot] if self.time_slot >= 0 else None,
-                "categories": [COARSE_CATEGORIES[c] for c in self.categories],
-                "tags": [FINE_TAGS[t] for t in self.tags], "max_price": self.max_price}
+                "categories": [vocabulary.category(c) for c in self.categories],
+                "tags": [vocabulary.tag(t) for t in self.tags], "max_price": self.max_price}
 
 
 @dataclass(frozen=True)
@@ -182,18 +186,19 @@ class PeopleQuery:
         check_k(self.k, MAX_K)
         _optional_id(self.city_id, "city")
         _optional_id(self.target_place_id, "place")
-        _check_indices(self.activity_tags, FINE_TAGS, "tag")
+        _check_indices(self.activity_tags, C_FINE, "tag")
         if not isinstance(self.new_people, bool):
             raise QueryError(f"new_people must be true or false, not {self.new_people!r}")
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, target_place_id: int | None = None,
-              activity_tags: str | Iterable[str] | None = None, new_people: bool | str = False) -> "PeopleQuery":
+              activity_tags: str | Iterable[str] | None = None, new_people: bool | str = False,
+              vocabulary: Vocabulary = TAXONOMY) -> "PeopleQuery":
         return cls(k=check_k(k, MAX_K), city_id=_optional_id(city_id, "city"),
                    target_place_id=_optional_id(target_place_id, "place"),
-                   activity_tags=tuple(parse_names(activity_tags, FINE_TAGS, "tag").tolist()),
+                   activity_tags=tuple(parse_names(activity_tags, vocabulary.tags, "tag").tolist()),
                    new_people=parse_flag(new_people, "new_people"))
 
-    def describe(self) -> dict:
+    def describe(self, vocabulary: Vocabulary = TAXONOMY) -> dict:
         return {"k": self.k, "city_id": self.city_id, "target_place_id": self.target_place_id,
-                "activity_tags": [FINE_TAGS[t] for t in self.activity_tags], "new_people": self.new_people}
+                "activity_tags": [vocabulary.tag(t) for t in self.activity_tags], "new_people": self.new_people}

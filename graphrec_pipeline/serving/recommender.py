@@ -33,6 +33,7 @@ from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, Peopl
 from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecommendation
 from graphrec_pipeline.serving.retrieval import rank
 from graphrec_pipeline.serving.world_view import WorldView
+from graphrec_pipeline.vocabulary import Vocabulary
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.artifacts import MODEL_CONFIG, MODEL_WEIGHTS
 from graphrec_pipeline.model.saved import ModelMismatchError, load_model
@@ -120,6 +121,15 @@ class Recommender:
                              + (f" ({len(bad)} unknown ids)" if len(bad) > 1 else ""))
         return users.astype(np.int64)
 
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The names of the release's categories and tags (queries and explanations use them)."""
+        return self.world.vocabulary
+
+    def user_ids(self, keys) -> np.ndarray:
+        """Ids of original user keys (an imported log's; a generated world's are the ids as text)."""
+        return self.world.user_ids(list(np.atleast_1d(keys)))
+
     def _cities(self, city_id: int | None, users: np.ndarray) -> np.ndarray:
         if city_id is None:
             return self.world.user_city[users]
@@ -136,6 +146,9 @@ class Recommender:
     def people(self, user_ids, query: PeopleQuery) -> list[list[PersonRecommendation]]:
         """Each user's top ``query.k`` people to go out with, ranked by ``s_final``."""
         users = self._users(user_ids)
+        if not self.world.has_social and len(users):
+            raise NoCandidatesError("this release has no social data (no friend pairs, no co-visits): people "
+                                    "recommendation needs a friends file or visits with timestamps")
         cities = self._cities(query.city_id, users)
         target = query.target_place_id
         if target is not None:
@@ -153,7 +166,7 @@ class Recommender:
         (k, city_id, time_slot, categories, tags, max_price). Raises :class:`NoCandidatesError`
         when nothing passes the filters."""
         check_id(user_id, self.world.n_users, "user")
-        q = _query(PlaceQuery, query, keywords)
+        q = _query(PlaceQuery, query, keywords, self.vocabulary)
         found = self.places([user_id], q)[0]
         if not found:
             city = int(self._cities(q.city_id, np.array([user_id]))[0])
@@ -161,13 +174,13 @@ class Recommender:
         return found
 
     def recommend_places_batch(self, user_ids, **keywords) -> list[list[PlaceRecommendation]]:
-        return self.places(user_ids, PlaceQuery.parse(**keywords))
+        return self.places(user_ids, PlaceQuery.parse(**keywords, vocabulary=self.vocabulary))
 
     def recommend_people(self, user_id: int, query: PeopleQuery | None = None, **keywords) -> list[PersonRecommendation]:
         """Top-k people for one user, for ``query`` or the keywords of :meth:`PeopleQuery.parse`
         (k, city_id, target_place_id, activity_tags, new_people)."""
         check_id(user_id, self.world.n_users, "user")
-        q = _query(PeopleQuery, query, keywords)
+        q = _query(PeopleQuery, query, keywords, self.vocabulary)
         found = self.people([user_id], q)[0]
         if not found:
             raise NoCandidatesError(f"city {int(self._cities(q.city_id, np.array([user_id]))[0])} has no other "
@@ -175,7 +188,7 @@ class Recommender:
         return found
 
     def recommend_people_batch(self, user_ids, **keywords) -> list[list[PersonRecommendation]]:
-        return self.people(user_ids, PeopleQuery.parse(**keywords))
+        return self.people(user_ids, PeopleQuery.parse(**keywords, vocabulary=self.vocabulary))
 
     def version(self) -> dict:
         """What this recommender serves: release, model, index version and world digests,
@@ -204,10 +217,10 @@ class Recommender:
         }
 
 
-def _query(kind, query, keywords: dict):
+def _query(kind, query, keywords: dict, vocabulary: Vocabulary):
     if query is not None and keywords:
         raise TypeError(f"pass a {kind.__name__} or keywords, not both ({', '.join(keywords)})")
-    return query if query is not None else kind.parse(**keywords)
+    return query if query is not None else kind.parse(**keywords, vocabulary=vocabulary)
 
 
 def _check_release(store: Storage) -> None:

@@ -12,6 +12,7 @@ from graphrec_pipeline.serving.explain import Explanation
 @dataclass(frozen=True)
 class PlaceRecommendation:
     place_id: int
+    place_key: str  # the imported log's key (a generated world's: the id as text)
     name: str
     city_id: int
     neighborhood: str
@@ -23,12 +24,13 @@ class PlaceRecommendation:
 
     def to_dict(self) -> dict:
         """The JSON shape of the CLI and the HTTP API: ids, name, score and explanation strings."""
-        return {k: getattr(self, k) for k in ("place_id", "name", "city_id", "score", "explanations")}
+        return {k: getattr(self, k) for k in ("place_id", "place_key", "name", "city_id", "score", "explanations")}
 
 
 @dataclass(frozen=True)
 class PersonRecommendation:
     user_id: int
+    user_key: str
     city_id: int
     s_compat: float
     p_attend: float
@@ -37,7 +39,7 @@ class PersonRecommendation:
     reasons: list[Explanation] = field(repr=False)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("user_id", "s_compat", "p_attend", "s_final", "explanations")}
+        return {k: getattr(self, k) for k in ("user_id", "user_key", "s_compat", "p_attend", "s_final", "explanations")}
 
 
 def results_frame(results: list[PlaceRecommendation] | list[PersonRecommendation]) -> pl.DataFrame:

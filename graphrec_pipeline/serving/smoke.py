@@ -14,19 +14,21 @@ import polars as pl
 from graphrec_pipeline.serving.query import NoCandidatesError, PeopleQuery, PlaceQuery
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS
+from graphrec_pipeline.taxonomy import TIME_SLOTS
+from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 
 
-def sample_queries(user_city: np.ndarray, place_city: np.ndarray, n: int, seed: int) -> list[tuple[str, dict]]:
+def sample_queries(user_city: np.ndarray, place_city: np.ndarray, n: int, seed: int,
+                   vocabulary: Vocabulary = TAXONOMY) -> list[tuple[str, dict]]:
     """A fixed mix of place and people queries over random users, with and without context
-    and filters (an outing's target place is in the user's city)."""
+    and filters (an outing's target place is in the user's city), in the world's vocabulary."""
     rng = np.random.default_rng(seed)
     users = rng.choice(len(user_city), size=min(n, len(user_city)), replace=False)
     queries = []
     for i, u in enumerate(users.tolist()):
         slot = TIME_SLOTS[i % len(TIME_SLOTS)]
-        cat = COARSE_CATEGORIES[i % len(COARSE_CATEGORIES)]
-        tag = FINE_TAGS[(7 * i) % len(FINE_TAGS)]
+        cat = vocabulary.categories[i % len(vocabulary.categories)]
+        tag = vocabulary.tags[(7 * i) % len(vocabulary.tags)]
         queries += [
             ("places", {"user_id": u, "k": 10}),
             ("places", {"user_id": u, "k": 10, "time_slot": slot, "tags": [tag], "categories": [cat], "max_price": 2}),
@@ -80,16 +82,19 @@ def smoke_test(rec: Recommender, n_users: int = 25, seed: int = 0) -> SmokeRepor
     """Run :func:`sample_queries` through ``rec``; every error and every answer whose length
     differs from ``min(k, eligible)`` is a failure."""
     counts = EligibleCounts(rec.store)
-    queries = sample_queries(rec.world.user_city, rec.world.place_city, n_users, seed)
+    queries = sample_queries(rec.world.user_city, rec.world.place_city, n_users, seed, rec.vocabulary)
+    if not rec.world.has_social:  # people recommendation answers that it has no social data
+        queries = [q for q in queries if q[0] == "places"]
     report = SmokeReport(queries=len(queries), example_user=int(queries[0][1]["user_id"]))
     for kind, raw in queries:
         args = {k: v for k, v in raw.items() if k != "user_id"}
         user = raw["user_id"]
         try:
             if kind == "places":
-                want = min(raw["k"], counts.places_for(user, PlaceQuery.parse(**args), rec.place_flow.exclude_visited))
+                want = min(raw["k"], counts.places_for(user, PlaceQuery.parse(**args, vocabulary=rec.vocabulary),
+                                                        rec.place_flow.exclude_visited))
             else:
-                want = min(raw["k"], counts.people_for(user, PeopleQuery.parse(**args)))
+                want = min(raw["k"], counts.people_for(user, PeopleQuery.parse(**args, vocabulary=rec.vocabulary)))
             start = time.perf_counter()
             got = (rec.recommend_places if kind == "places" else rec.recommend_people)(user, **args)
             report.latencies_ms.append((time.perf_counter() - start) * 1e3)

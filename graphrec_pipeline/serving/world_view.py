@@ -12,7 +12,8 @@ from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
 from graphrec_pipeline.graph.features import popularity_feature
-from graphrec_pipeline.serving.query import AssetError
+from graphrec_pipeline.serving.query import AssetError, QueryError
+from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 from graphrec_pipeline.storage import Storage
 
 
@@ -36,6 +37,11 @@ class WorldView:
     visited_keys: np.ndarray  # sorted user * n_places + place of every interaction
     block_keys: np.ndarray  # sorted u * n_users + v, both directions
     history: PairHistory  # co-attendance of every pair that went out together
+    vocabulary: Vocabulary = TAXONOMY  # names of the category and tag slots
+    user_keys: np.ndarray | None = None  # an imported log's original keys, by id
+    place_keys: np.ndarray | None = None
+    place_names: np.ndarray | None = None  # an imported log's place names, by id
+    has_social: bool = True  # whether the world has any social edge (a log may have none)
 
     @classmethod
     def load(cls, store: Storage) -> "WorldView":
@@ -50,6 +56,12 @@ class WorldView:
         pairs = visits.select("user_id", "place_id").unique().sort("user_id", "place_id")
         n_hoods = int(places["neighborhood_id"].max()) + 1 if len(places) else 1
         bu, bv = blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()
+        keys_of: dict = {}
+        if store.exists("user_keys") and store.exists("place_keys") and store.exists("vocabulary"):
+            place_keys = store.read_table("place_keys").sort("place_id")
+            keys_of = {"vocabulary": Vocabulary.from_table(store.read_table("vocabulary")),
+                       "user_keys": store.read_table("user_keys").sort("user_id")["user_key"].to_numpy(),
+                       "place_keys": place_keys["place_key"].to_numpy(), "place_names": place_keys["name"].to_numpy()}
         keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
         return cls(
             user_city=users["home_city_id"].to_numpy(),
@@ -68,6 +80,8 @@ class WorldView:
             visited_keys=pairs["user_id"].to_numpy() * len(places) + pairs["place_id"].to_numpy(),
             block_keys=np.unique(keys),
             history=PairHistory.from_interactions(visits, n_users),
+            has_social=store.parquet_metadata("user_user_edges").num_rows > 0,
+            **keys_of,
         )
 
     @property
@@ -77,6 +91,24 @@ class WorldView:
     @property
     def n_places(self) -> int:
         return len(self.place_city)
+
+    def user_key(self, user: int) -> str:
+        return str(user) if self.user_keys is None else str(self.user_keys[user])
+
+    def place_key(self, place: int) -> str:
+        return str(place) if self.place_keys is None else str(self.place_keys[place])
+
+    def user_ids(self, keys: list[str]) -> np.ndarray:
+        """The ids of original user keys (a generated world's keys are its ids as text)."""
+        known = self.user_keys if self.user_keys is not None else np.arange(self.n_users).astype(str)
+        order = np.argsort(known, kind="stable")
+        wanted = np.asarray([str(k) for k in keys])
+        pos = np.minimum(np.searchsorted(known[order], wanted), len(known) - 1)
+        found = known[order][pos] == wanted
+        if not found.all():
+            missing = wanted[~found]
+            raise QueryError(f"unknown user key {str(missing[0])!r}" + (f" ({len(missing)} unknown keys)" if len(missing) > 1 else ""))
+        return order[pos]
 
     def visited(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
         """(b, m): whether ``users[i]`` has interacted with ``places[i, j]``."""

@@ -200,9 +200,10 @@ def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommen
         previews = {
             "example_places": dg.MetadataValue.md(f"user {example}\n\n" + markdown_table(
                 results_frame(rec.recommend_places(example, k=5)).select("place_id", "name", "score", "explanations"), max_cell=200)),
-            "example_people": dg.MetadataValue.md(f"user {example}\n\n" + markdown_table(
-                results_frame(rec.recommend_people(example, k=5)).drop("city_id"), max_cell=200)),
         }
+        if rec.world.has_social:
+            previews["example_people"] = dg.MetadataValue.md(f"user {example}\n\n" + markdown_table(
+                results_frame(rec.recommend_people(example, k=5)).drop("city_id"), max_cell=200))
     return dg.AssetCheckResult(
         passed=not failures,
         metadata={
