@@ -14,7 +14,7 @@ def test_every_step_and_check_succeeds(small_world):
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     expected = {f"{t}_contract" for t in WORLD_TABLES} | {
-        "training_graph_has_no_leakage", "ann_indexes_recall", "recommender_answers_queries"}
+        "event_log_rules", "training_graph_has_no_leakage", "ann_indexes_recall", "recommender_answers_queries"}
     assert {e.check_name for e in evaluations} == expected
     assert all(e.passed for e in evaluations)
 

@@ -5,9 +5,11 @@ recommender that serves queries from the materialized assets."""
 from typing import Literal
 
 import dagster as dg
+import polars as pl
 from pydantic import Field, PrivateAttr
 
 from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
+from graphrec_pipeline.ingest import ImportConfig
 from graphrec_pipeline import constants as K
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
 from graphrec_pipeline.serving.recommender import Recommender
@@ -17,6 +19,7 @@ from graphrec_pipeline.storage import Storage, StorageUnavailable
 from graphrec_pipeline.world.config import WorldConfig
 
 _DEFAULTS = WorldConfig()
+_IMPORT = ImportConfig()
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -63,8 +66,10 @@ class StorageResource(dg.ConfigurableResource):
 
 
 class WorldResource(dg.ConfigurableResource):
-    """Scale, horizon, caps and seed of the synthetic world, or a directory of your own
-    Parquet tables (``source: parquet``) in the §2 schemas to use instead."""
+    """Scale, horizon, caps and seed of the synthetic world; or a directory of your own
+    Parquet tables in the §2 schemas (``source: parquet``); or a check-in log to import
+    (``source: events``: CSV or Parquet files; ``source: recbole``: RecBole atomic files),
+    whose tables the ``world_import`` step derives (``ingest/``)."""
 
     n_users: int = Field(default=K.N_USERS, description="Number of users.")
     n_places: int = Field(default=K.N_PLACES, description="Number of places.")
@@ -81,10 +86,19 @@ class WorldResource(dg.ConfigurableResource):
     homophily: float = Field(default=_DEFAULTS.homophily, description=(
         "Share of a user's latent taste that their community shares (0: none, 1: all)."))
     seed: int = Field(default=_DEFAULTS.seed, description="Root random seed: same seed and config, same bytes.")
-    source: Literal["generate", "parquet"] = Field(
-        default="generate", description="'generate' a synthetic world, or import 'parquet' files from source_dir."
+    source: Literal["generate", "parquet", "events", "recbole"] = Field(
+        default="generate", description="'generate' a synthetic world, import the six 'parquet' tables from "
+        "source_dir, or import a check-in log: 'events' (events/places/friends/blocks as CSV or Parquet) or "
+        "'recbole' (<dataset>.inter/.item/.net)."
     )
-    source_dir: str | None = Field(default=None, description="Directory of <table>.parquet files when source=parquet.")
+    source_dir: str | None = Field(default=None, description="Directory (or s3:// prefix) of the files to import.")
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict, description=(
+        "Per log file (events, places, friends, blocks), the canonical column -> the file's column, e.g. "
+        "{events: {user: user_id, place: venue_id}}."))
+    max_categories: int = Field(default=_IMPORT.max_categories, description="Categories kept from a log, by frequency "
+                                "(the rest become 'other'); at most the layout's width.")
+    max_tags: int = Field(default=_IMPORT.max_tags, description="Tags kept from a log, by frequency; at most the "
+                          "layout's width.")
 
     def world_config(self) -> WorldConfig:
         return WorldConfig(
@@ -102,9 +116,23 @@ class WorldResource(dg.ConfigurableResource):
             seed=self.seed,
         )
 
+    def import_config(self) -> ImportConfig:
+        return ImportConfig(neighborhoods_per_city=self.neighborhoods_per_city, max_categories=self.max_categories,
+                            max_tags=self.max_tags, seed=self.seed)
+
     @property
     def generated(self) -> bool:
         return self.source == "generate"
+
+    @property
+    def imported_log(self) -> bool:
+        return self.source in ("events", "recbole")
+
+    def cities(self, store: Storage, staged: bool = False) -> int:
+        """How many cities the world has: the setting, or an imported log's city vocabulary."""
+        if not self.imported_log:
+            return self.n_cities
+        return store.read_table("vocabulary", staged=staged).filter(pl.col("kind") == "city").height
 
 
 class RecommenderResource(dg.ConfigurableResource):

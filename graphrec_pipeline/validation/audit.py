@@ -36,9 +36,10 @@ def parquet_type_failures(name: str, schema: pa.Schema) -> list[RuleFailure]:
     return [RuleFailure("parquet_types", "columns have exactly the contract's Parquet types", 0, "\n".join(wrong))]
 
 
-def file_failures(storage: Storage, name: str) -> tuple[list[RuleFailure], pl.DataFrame | None]:
-    """Rules on the file itself: readable Parquet, every contract column, at least one row,
-    the contract's Parquet types. Returns the failures and the frame (None if unreadable)."""
+def file_failures(storage: Storage, name: str, may_be_empty: bool = False) -> tuple[list[RuleFailure], pl.DataFrame | None]:
+    """Rules on the file itself: readable Parquet, every contract column, at least one row
+    (unless ``may_be_empty``), the contract's Parquet types. Returns the failures and the
+    frame (None if unreadable)."""
     path = storage.table_url(name, staged=True)
     try:
         schema = storage.parquet_schema(name, staged=True)
@@ -51,15 +52,17 @@ def file_failures(storage: Storage, name: str) -> tuple[list[RuleFailure], pl.Da
     if missing:
         failures.append(RuleFailure("missing_columns", f"{path} has every column of the contract", 0,
                                     f"missing: {', '.join(missing)}; found: {', '.join(schema.names) or 'no columns'}"))
-    if len(frame) == 0:
+    if len(frame) == 0 and not may_be_empty:
         failures.append(RuleFailure("not_empty", f"{path} has at least one row", 0, "found: 0 rows"))
     return failures, frame
 
 
-def audit_staged(storage: Storage, name: str, n_cities: int, neighborhoods_per_city: int) -> list[RuleFailure]:
+def audit_staged(storage: Storage, name: str, n_cities: int, neighborhoods_per_city: int,
+                 may_be_empty: bool = False) -> list[RuleFailure]:
     """Every rule the staged table ``name`` breaks (empty when it passes). A file that is
-    unreadable, empty or lacks columns is judged by those rules alone."""
-    failures, frame = file_failures(storage, name)
+    unreadable, empty (unless ``may_be_empty``: a log without friends or blocks) or lacks
+    columns is judged by those rules alone."""
+    failures, frame = file_failures(storage, name, may_be_empty)
     if frame is None or any(f.rule in ("missing_columns", "not_empty") for f in failures):
         return failures
     ref = References(n_cities=n_cities, neighborhoods_per_city=neighborhoods_per_city)

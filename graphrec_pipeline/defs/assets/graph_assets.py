@@ -29,12 +29,17 @@ def _counts(frame: pl.DataFrame) -> dict:
 
 @dg.asset(group_name=GROUP, code_version=CODE, deps=["published_tables"], kinds={"duckdb", "parquet"})
 def interaction_split_table(
-    context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource
+    context: dg.AssetExecutionContext, config: SplitSettings, storage: StorageResource, world: WorldResource
 ) -> dg.MaterializeResult:
     """``interaction_split`` (user_id, place_id, timestamp, split): the last
-    ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val."""
+    ``test_fraction`` of the horizon is test, the ``val_fraction`` before it val. An
+    imported log keeps the split its features were derived with (``event_split``)."""
     store = storage.for_run(context)
-    split = interaction_split(store.read_table("interactions"), build(SplitConfig, config))
+    if world.imported_log:
+        context.log.info("the imported log's split (event_split) is used as it is")
+        split = store.read_table("event_split")
+    else:
+        split = interaction_split(store.read_table("interactions"), build(SplitConfig, config))
     store.write_table("interaction_split", split.to_arrow(), staged=False)
     context.log.info(f"interaction split: {_counts(split)}")
     return dg.MaterializeResult(metadata={**parquet_metadata(store, "interaction_split"), **_counts(split)},

@@ -70,7 +70,7 @@ def graphrec_model(
     BPR on the retrieval score) and friends (BCE compatibility and attendance), early-stopped on
     validation NDCG@20 of the serving flow. Saved as safetensors + JSON config."""
     store = storage.for_run(context)
-    model_cfg = build(ModelConfig, config, n_cities=world.n_cities, neighborhoods_per_city=world.neighborhoods_per_city)
+    model_cfg = build(ModelConfig, config, n_cities=world.cities(store), neighborhoods_per_city=world.neighborhoods_per_city)
     train_cfg = build(TrainConfig, config)
     inputs = Inputs.load(store)
     data = inputs.training_data(config.positive_rating)

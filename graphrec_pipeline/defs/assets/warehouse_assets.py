@@ -9,6 +9,7 @@ from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.lineage import stamp_world
 from graphrec_pipeline.plots import long_tail_chart
 from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.ingest.derive import IMPORT_TABLES
 from graphrec_pipeline.tables import WORLD_TABLES
 from graphrec_pipeline.world.report import holdout_benchmark, interaction_summary
 
@@ -18,11 +19,12 @@ CODE = code_version("storage", "lineage", "world/report", "world/oracle", "simpl
 
 @dg.asset(group_name=GROUP, code_version=CODE, deps=WORLD_TABLES, kinds={"parquet"})
 def published_tables(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
-    """Promotes this run's audited staged tables to ``<release>/<table>.parquet`` and records
-    their digests in ``world_manifest.json``. Runs only after every blocking contract check
+    """Promotes this run's audited staged tables (and an imported log's key maps, vocabulary
+    and split) to ``<release>/<table>.parquet`` and records their digests in
+    ``world_manifest.json``. Runs only after every blocking contract check
     has passed; readers see the tables when the ``release`` step makes the run live."""
     store = storage.for_run(context)
-    store.publish(WORLD_TABLES)
+    store.publish(WORLD_TABLES + (IMPORT_TABLES if world.imported_log else []))
     manifest = stamp_world(store, {"source": world.source, "source_dir": world.source_dir,
                                    "config": world.world_config().__dict__})
     counts = {t: store.parquet_metadata(t).num_rows for t in WORLD_TABLES}

@@ -12,6 +12,9 @@ import polars as pl
 import pyarrow as pa
 
 from graphrec_pipeline.defs.asset_checks import contract_result, contract_spec
+from graphrec_pipeline.ingest import BadInput, import_log, read_log
+from graphrec_pipeline.ingest.rules import SAMPLE_ROWS
+from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_metadata, value_version
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.defs.sharding import CITY_STEPS, shard_cities
@@ -48,6 +51,8 @@ def staged(store: Storage, world: WorldResource, name: str, make, log) -> tuple[
     if world.generated:
         with heartbeat(f"generating {name}", log.info):
             table = to_arrow(name, make())
+    elif world.imported_log:  # world_import staged it
+        table = store.read_arrow(name, staged=True)
     else:
         if not world.source_dir:
             raise dg.Failure(f"world.source is 'parquet' but world.source_dir is not set (table {name!r})")
@@ -77,11 +82,63 @@ def staged(store: Storage, world: WorldResource, name: str, make, log) -> tuple[
     return metadata, file_version(store, store.table_file(name, staged=True))
 
 
+IMPORT_CHECK = dg.AssetCheckSpec(
+    "event_log_rules", asset="world_import", blocking=True,
+    description="The imported log follows every rule (files present and readable, keys present and unique, every "
+    "event's place known, timestamps parsable, split values train/valid/test); on failure nothing is staged, "
+    "no table step runs and the live release stays.")
+
+
+@dg.asset(group_name=GROUP, code_version=code_version("ingest", "world", "tables", "columns", "timeslots", "coattendance"),
+          kinds={"polars", "parquet"}, check_specs=[IMPORT_CHECK])
+def world_import(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
+    """An imported check-in log (``world.source: events`` or ``recbole``) turned into the six
+    tables, derived from its training events (``ingest/derive.py``), plus the key maps
+    ``user_keys`` / ``place_keys``, the ``vocabulary`` and the ``event_split``, all staged
+    for the table steps to audit. Nothing to do for a generated or Parquet world."""
+    if not world.imported_log:
+        return dg.MaterializeResult(metadata={"source": world.source, "imported": False},
+                                    data_version=value_version(world.source),
+                                    check_results=[dg.AssetCheckResult(check_name=IMPORT_CHECK.name, passed=True,
+                                                                       metadata={"log": "none"})])
+    if not world.source_dir:
+        raise dg.Failure(f"world.source is {world.source!r} but world.source_dir is not set")
+    store = storage.for_run(context)
+    try:
+        with heartbeat(f"importing the {world.source} log in {world.source_dir}", context.log.info):
+            raw = read_log(location(world.source_dir), world.source, world.columns)
+            imported = import_log(raw, world.import_config())
+    except BadInput as err:
+        context.log.error(str(err))
+        rows = {} if err.rows is None else {"rows": dg.MetadataValue.md(markdown_table(err.rows.head(SAMPLE_ROWS)))}
+        return dg.MaterializeResult(
+            metadata={"source": world.source, "imported": False, "error": str(err)},
+            check_results=[dg.AssetCheckResult(
+                check_name=IMPORT_CHECK.name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rule": err.rule, "file": err.file, "error": str(err),
+                          "offending_rows": 0 if err.rows is None else err.rows.height, **rows})])
+    for name, frame in imported.tables.items():
+        store.write_table(name, to_arrow(name, frame), staged=True)
+    for name, frame in imported.extras.items():
+        store.write_table(name, frame.to_arrow(), staged=True)
+    context.log.info(f"imported {imported.summary}")
+    vocab = imported.extras["vocabulary"]
+    return dg.MaterializeResult(
+        metadata={"source": world.source, "imported": True, **imported.summary,
+                  "files": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in raw.files.items())),
+                  "vocabulary": dg.MetadataValue.md(markdown_table(vocab.sort("kind", "index").group_by(
+                      "kind", maintain_order=True).head(10)))},
+        data_version=file_version(store, *(store.table_file(n, staged=True) for n in [*imported.tables, *imported.extras])),
+        check_results=[dg.AssetCheckResult(check_name=IMPORT_CHECK.name, passed=True, metadata={
+            "files": len(raw.files), "events": imported.summary["events"]})],
+    )
+
+
 def _read(context, storage: StorageResource, name: str) -> pl.DataFrame:
     return storage.for_run(context).read_table(name, staged=True)
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"},
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[world_import], kinds={"polars", "parquet"},
           check_specs=[contract_spec("places")])
 def places(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Places (§2.3, §7.2): skewed cities, 1-2 categories, 3-7 category-consistent fine tags,
@@ -89,7 +146,7 @@ def places(context: dg.AssetExecutionContext, storage: StorageResource, world: W
     return stage_table(context, storage, world, "places", lambda: generate_places(world.world_config()))
 
 
-@dg.asset(group_name=GROUP, code_version=CODE, kinds={"polars", "parquet"},
+@dg.asset(group_name=GROUP, code_version=CODE, deps=[world_import], kinds={"polars", "parquet"},
           check_specs=[contract_spec("users")])
 def users(context: dg.AssetExecutionContext, storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """Users (§2.2, §7.3): home city and neighborhood, Dirichlet preferences, 3-10 vibe
@@ -105,7 +162,8 @@ def similar_user_candidates(
     (exact faiss inner-product search): the candidate pool for friendships, social edges
     and blocks."""
     cfg = world.world_config()
-    pairs = social.world_candidates(cfg, _read(context, storage, "users"))
+    users = _read(context, storage, "users")
+    pairs = social.world_candidates(cfg, users) if world.generated else social.similar_user_candidates(users[:0], 1)
     store = storage.for_run(context)
     store.write_table("similar_user_candidates", pairs.to_arrow(), staged=True)
     context.log.info(f"{len(pairs):,} candidate pairs (k={cfg.similar_users_k})")
