@@ -195,7 +195,9 @@ def test_the_example_log_trains_evaluates_and_serves_with_its_own_keys(example_r
     with data.connect() as con:
         (n_keys,) = con.execute("SELECT count(*) FROM user_keys WHERE user_key LIKE 'u%'").fetchone()
         (served,) = con.execute("SELECT count(*) FROM eval_metrics WHERE model = ?", ["graphrec_served"]).fetchone()
+        (friend,) = con.execute("SELECT count(*) FROM eval_metrics WHERE task LIKE 'friend%'").fetchone()
     assert n_keys == 40 and served > 0
+    assert friend == 0  # derived labels are a function of the model's inputs: classifying them proves nothing
     rec = Recommender(data.live())
     user = int(rec.user_ids(["u7"])[0])
     tag = rec.vocabulary.tags[0]
@@ -262,3 +264,16 @@ def test_an_interaction_only_log_runs_end_to_end_without_social_data(tmp_path):
     assert rec.recommend_places(0, k=3)
     with pytest.raises(QueryError, match="no social data"):
         rec.recommend_people(0, k=3)
+
+
+def test_without_a_city_column_cities_are_clusters_of_coordinates(log_dir):
+    """The example's two cities lie 2 degrees apart: dropping `city` finds the same two
+    groups from the coordinates alone, and a stray place joins its nearest city."""
+    with_city = _import(log_dir)
+    _edit(log_dir / "places.csv", lambda f: f.drop("city").with_columns(
+        latitude=pl.when(pl.int_range(pl.len()) == 0).then(pl.col("latitude").cast(pl.Float64) + 0.6)
+        .otherwise(pl.col("latitude").cast(pl.Float64)).cast(pl.String)))
+    clustered = _import(log_dir)
+    assert clustered.summary["cities"] == with_city.summary["cities"] == 2
+    same = with_city.tables["places"]["city_id"] == with_city.tables["places"]["city_id"][0]
+    assert ((clustered.tables["places"]["city_id"] == clustered.tables["places"]["city_id"][0]) == same).all()

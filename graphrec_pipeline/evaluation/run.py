@@ -128,6 +128,9 @@ def pre_test_keys(inputs: Inputs) -> np.ndarray:
     return np.sort(pair_keys(before["user_id"].to_numpy(), before["place_id"].to_numpy(), len(inputs.places)))
 
 
+METRIC_SCHEMA = {"model": pl.String, "task": pl.String, "metric": pl.String, "k": pl.Int32, "value": pl.Float64}
+
+
 def evaluate_all(
     inputs: Inputs,
     model: GraphRec,
@@ -138,9 +141,12 @@ def evaluate_all(
     recommender=None,
     lightgcn: tuple[np.ndarray, np.ndarray] | None = None,
     log=print,
+    derived_labels: bool = False,
 ) -> pl.DataFrame:
     """``world``: the config of the generated world the tables come from, for its oracles
-    (None for an imported world). ``recommender``: a :class:`Recommender` over this model's served assets, built with
+    (None for an imported world). ``derived_labels``: the friend labels were derived from
+    the training data the model reads (an imported log's, by the §2.6 rules on its
+    co-visits and taste overlap), so classifying them is circular and is not reported. ``recommender``: a :class:`Recommender` over this model's served assets, built with
     ``visited_keys=pre_test_keys(inputs)`` and ``pair_history=training_history(inputs)``;
     without one the served flow is not evaluated. ``lightgcn``: the (user, place)
     embeddings of the LightGCN baseline trained on the same graph (``baselines.py``);
@@ -238,6 +244,9 @@ def evaluate_all(
     ranked_people |= rank_many_in_cities(people, people_users, data.user_city, data.user_city, excluded, max(PEOPLE_KS))
     rows += evaluate_ranked(ranked_people, people_users, people_groups(partners), n_users, PEOPLE_KS)
 
+    if derived_labels:
+        log("friend classification skipped: the labels were derived from the same training data the model reads")
+        return pl.DataFrame(rows, schema=METRIC_SCHEMA)
     labels = inputs.labels.with_columns(split=inputs.friend_split["split"]).filter(pl.col("split") == "test")
     pair_cos = lambda u, v: np.einsum("ij,ij->i", user_unit[u], user_unit[v])  # noqa: E731
     friend_scorers = {
@@ -250,8 +259,7 @@ def evaluate_all(
     if with_oracle:
         friend_scorers["oracle"] = oracle_friend_scorers(inputs.edges, user_unit)
     rows += evaluate_friends(friend_scorers, labels)
-    return pl.DataFrame(rows, schema={"model": pl.String, "task": pl.String, "metric": pl.String,
-                                      "k": pl.Int32, "value": pl.Float64})
+    return pl.DataFrame(rows, schema=METRIC_SCHEMA)
 
 
 def context_rankers(scorer: Scorer, data, seen: np.ndarray, feats: WorldFeatures | None, place_slot: np.ndarray,

@@ -179,7 +179,7 @@ def eval_metrics(
             max_users=config.max_users, seed=config.seed,
             recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store,
                                           pair_history=training_history(inputs)),
-            lightgcn=load_lightgcn(store), log=context.log.info,
+            lightgcn=load_lightgcn(store), log=context.log.info, derived_labels=world.imported_log,
         )
     table = metrics.select(
         pl.lit(context.run_id).alias("run_id"),
