@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--new-people", action="store_true",
                         help="only people the user has never been out with")
 
-    listing = commands.add_parser("list", parents=[common], help="valid names for queries")
+    listing = commands.add_parser("list", parents=[common], help="valid names for queries (the live release's "
+                                  "own, for an imported log)")
     listing.add_argument("what", choices=sorted(VOCABULARIES))
 
     serve = commands.add_parser("serve", parents=[common], help="answer queries over HTTP (FastAPI on uvicorn)")
@@ -217,11 +218,21 @@ def _table(kind: str, results) -> None:
     console.print(table)
 
 
+def _names(data: DataDir, what: str) -> list[str]:
+    """The live release's own vocabulary (an imported log's) where it has one, else the taxonomy."""
+    release = data.live_id() if what in ("tags", "categories", "cities") else None
+    store = data.storage(release) if release is not None else None
+    if store is None or not store.exists("vocabulary"):
+        return list(VOCABULARIES[what])
+    vocabulary = Vocabulary.from_table(store.read_table("vocabulary"))
+    return list({"tags": vocabulary.tags, "categories": vocabulary.categories, "cities": vocabulary.cities}[what])
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.command == "list":
-        print("\n".join(VOCABULARIES[args.what]))
-        return 0
     data = DataDir.at(getattr(args, "data_dir", None), getattr(args, "endpoint_url", None))
+    if args.command == "list":
+        print("\n".join(_names(data, args.what)))
+        return 0
     data.location.check()
     if args.command == "sql":
         _sql(data, args.query, args.csv, args.allow_write)

@@ -218,6 +218,8 @@ def test_the_cli_and_the_http_api_take_the_original_keys(example_release, capsys
     assert json.loads(capsys.readouterr().out) == by_key and all(r["place_key"].startswith("p") for r in by_key)
     assert cli.main(["recommend", "people", "--user-key", "nobody", "--data-dir", str(data_dir)]) == 2
     assert "unknown user key 'nobody'" in capsys.readouterr().err
+    assert cli.main(["list", "cities", "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.split() == ["City", "0", "City", "1"]  # the log's own, not the taxonomy's
 
     app = create_app(str(data_dir))
     with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
