@@ -2,11 +2,11 @@
 about a million events, as a user's own log would arrive.
 
     python benchmarks/import_benchmark.py                 # 30k x 40k, ~1M events
-    python benchmarks/import_benchmark.py --users 3000 --places 4000 --max-visits 45
+    python benchmarks/import_benchmark.py --users 3000 --places 4000
 
 Generates a world of that size with the synthetic generator, writes it as a log
 (``ingest/export.py``: string keys, places with coordinates, categories and tags, friend
-pairs; no features, ratings or labels), then materializes ``+graphrec_model`` with
+pairs; no features, ratings or labels), then materializes ``*graphrec_model`` (it and everything upstream) with
 ``world.source: events`` in a fresh Dagster instance and data directory. Prints the
 import step's and training's seconds, the run's wall time and the peak resident memory of
 the largest process, and appends them to ``results/import_benchmark.jsonl``.
@@ -40,8 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=30_000)
     parser.add_argument("--places", type=int, default=40_000)
-    parser.add_argument("--min-visits", type=int, default=20)
-    parser.add_argument("--max-visits", type=int, default=45)
+    parser.add_argument("--min-visits", type=int, default=6)
+    parser.add_argument("--max-visits", type=int, default=14)
     parser.add_argument("--workdir", default=None, help="keep the log, instance and data here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -66,7 +66,7 @@ def main() -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home), "GRAPHREC_DATA_DIR": str(work / "data")}
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "graphrec_pipeline.definitions",
-                    "--select", "+graphrec_model", "-c", str(config)], env=env, check=True, cwd=REPO)
+                    "--select", "*graphrec_model", "-c", str(config)], env=env, check=True, cwd=REPO)
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
 

@@ -279,3 +279,11 @@ def test_without_a_city_column_cities_are_clusters_of_coordinates(log_dir):
     assert clustered.summary["cities"] == with_city.summary["cities"] == 2
     same = with_city.tables["places"]["city_id"] == with_city.tables["places"]["city_id"][0]
     assert ((clustered.tables["places"]["city_id"] == clustered.tables["places"]["city_id"][0]) == same).all()
+
+
+def test_an_imported_log_keeps_the_split_its_features_were_derived_with(tmp_path):
+    run = _example_run(EXAMPLES / "checkins")
+    run["ops"] = {**run["ops"], "interaction_split_table": {"config": {"val_fraction": 0.2}}}
+    result = materialize(tmp_path / "data", run, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "interaction_split_table" and "split at import" in str(failure.event_specific_data)

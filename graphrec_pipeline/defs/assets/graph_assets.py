@@ -36,6 +36,11 @@ def interaction_split_table(
     imported log keeps the split its features were derived with (``event_split``)."""
     store = storage.for_run(context)
     if world.imported_log:
+        cfg = build(SplitConfig, config)
+        if (cfg.val_fraction, cfg.test_fraction) != (SplitConfig.val_fraction, SplitConfig.test_fraction):
+            raise dg.Failure("an imported log is split at import (its split column, else the default fractions "
+                             f"{SplitConfig.val_fraction} / {SplitConfig.test_fraction}), and its features come from "
+                             "that split's training events: leave val_fraction and test_fraction at their defaults")
         context.log.info("the imported log's split (event_split) is used as it is")
         split = store.read_table("event_split")
     else:
