@@ -157,7 +157,8 @@ def _releases(data: DataDir, as_json: bool) -> None:
         return
     for r in rows:
         metrics = " ".join(f"{k}={v}" for k, v in sorted(r["metrics"].items()))
-        print(f"{'*' if r['live'] else ' '} {r['release']}  {r['created']}  {metrics}")
+        refused = f"  REFUSED: {'; '.join(r['refused'])}" if r["refused"] else ""
+        print(f"{'*' if r['live'] else ' '} {r['release']}  {r['created']}  {metrics}{refused}")
 
 
 def _rollback(data: DataDir, release: str) -> None:

@@ -12,7 +12,13 @@ from graphrec_pipeline.defs.assets import (
 )
 from graphrec_pipeline.defs.executor import executor
 from graphrec_pipeline.defs.io_managers import STEP_OUTPUTS, step_outputs
-from graphrec_pipeline.defs.jobs import daily_pipeline_schedule, full_pipeline_job, serving_job, world_tables_job
+from graphrec_pipeline.defs.jobs import (
+    daily_pipeline_schedule,
+    full_pipeline_job,
+    serving_job,
+    source_files_changed,
+    world_tables_job,
+)
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 
 storage = StorageResource.configure_at_launch()
@@ -25,10 +31,12 @@ defs = dg.Definitions(
     asset_checks=[
         serving_assets.ann_indexes_recall,
         serving_assets.recommender_answers_queries,
+        release_assets.release_gate,
     ],
     resources={"storage": storage, "world": WorldResource(), "recommender": RecommenderResource(storage=storage),
                STEP_OUTPUTS: step_outputs},
     jobs=[full_pipeline_job, world_tables_job, serving_job],
     schedules=[daily_pipeline_schedule],
+    sensors=[source_files_changed],
     executor=executor,
 )

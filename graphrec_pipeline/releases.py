@@ -39,6 +39,7 @@ from graphrec_pipeline.storage.warehouse import build_duckdb, connect
 POINTER = "CURRENT.json"
 RELEASES = "releases"
 MANIFEST = "RELEASE.json"
+REFUSED = "refused"  # refused/<run id>.json: a run the release gate kept from going live, and why
 LOCK = ".lock"
 DUCKDB_NEXT = DUCKDB_FILE + ".next"  # the next release's database, built before the pointer moves
 RELEASE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")  # \Z: no trailing newline
@@ -167,15 +168,28 @@ class DataDir:
             raise ReleaseError(f"{self.location.url(name)}: corrupt manifest ({err})") from err
 
     def releases(self) -> list[dict]:
-        """Complete releases, newest first: id, created, live, metrics."""
+        """Complete releases and refused runs, newest first: id, created, live, metrics,
+        and ``refused`` (the gate's reasons; None for a complete release)."""
         live = self.live_id()
         out = []
         for name in self.location.list(RELEASES):
             if RELEASE_ID.match(name) and self.location.exists(f"{RELEASES}/{name}/{MANIFEST}"):
                 m = self.manifest(name)
                 out.append({"release": name, "created": m.get("created"), "live": name == live,
-                            "metrics": m.get("metrics", {})})
+                            "metrics": m.get("metrics", {}), "refused": None})
+        for name in self.location.list(REFUSED):
+            if RELEASE_ID.match(name.removesuffix(".json")):
+                r = json.loads(self.location.read_bytes(f"{REFUSED}/{name}"))
+                out.append({"release": r["release"], "created": r.get("created"), "live": False,
+                            "metrics": r.get("metrics", {}), "refused": r.get("problems", [])})
         return sorted(out, key=lambda r: r["created"] or "", reverse=True)
+
+    def refuse(self, run_id: str, problems: list[str], metrics: dict) -> None:
+        """Record that the release gate kept this run from going live, and why (its files
+        go with the next run's debris; the record stays until pruned)."""
+        record = {"release": run_id, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "problems": problems, "metrics": metrics}
+        self.location.write_bytes(f"{REFUSED}/{run_id}.json", json.dumps(record, indent=2, sort_keys=True).encode())
 
     def verify(self, release: str) -> dict:
         """The manifest, after checking every file it lists has its recorded digest."""
@@ -399,14 +413,16 @@ class DataDir:
             return self.clock()
 
     def prune(self, keep: int, min_age_hours: float = 0.0) -> list[str]:
-        """Delete complete releases beyond the ``keep`` newest, older than ``min_age_hours``;
-        never the live one, never a folder whose name is not a release id."""
+        """Delete complete releases beyond the ``keep`` newest, and refused runs beyond the
+        ``keep`` newest, older than ``min_age_hours``; never the live one, never a folder
+        whose name is not a release id."""
         live = self.live_id()
         now = dt.datetime.now(dt.timezone.utc)
         removed = []
-        for r in self.releases()[keep:]:
+        listed = self.releases()
+        for r in [r for r in listed if not r["refused"]][keep:] + [r for r in listed if r["refused"]][keep:]:
             created = dt.datetime.fromisoformat(r["created"]) if r["created"] else now
             if r["release"] != live and (now - created).total_seconds() >= 3600 * min_age_hours:
-                self.location.remove(self.release_name(r["release"]))
+                self.location.remove(f"{REFUSED}/{r['release']}.json" if r["refused"] else self.release_name(r["release"]))
                 removed.append(r["release"])
         return removed

@@ -169,7 +169,9 @@ TINY_OPS = {"graphrec_model": {"config": {"max_epochs": 2, "steps_per_epoch": 3,
                                           "friend_examples": 512, "eval_users": 100, "warmup_steps": 2,
                                           "decay_steps": 6}},
             "lightgcn_baseline": {"config": {"eval_users": 100, "steps": 50}},
-            "eval_metrics": {"config": {"max_users": 100}}}
+            "eval_metrics": {"config": {"max_users": 100}},
+            # six training steps do not beat popularity: the gate is off here and tested on its own
+            "eval_metrics_release_gate": {"config": {"min_lift_over_popularity": 0.0, "max_drop_vs_live": 1.0}}}
 
 
 def tiny_run_config(seed: int, grace: float = 0.0) -> dict:

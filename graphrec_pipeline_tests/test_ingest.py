@@ -2,9 +2,11 @@
 only, vocabularies of other sizes, missing optional files, and every bad-input rule."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import polars as pl
 import pytest
@@ -287,3 +289,21 @@ def test_an_imported_log_keeps_the_split_its_features_were_derived_with(tmp_path
     result = materialize(tmp_path / "data", run, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "interaction_split_table" and "split at import" in str(failure.event_specific_data)
+
+
+def test_the_file_sensor_starts_a_run_when_the_log_changes(log_dir):
+    from graphrec_pipeline.defs.jobs import source_files_changed
+    from graphrec_pipeline.defs.resources import WorldResource
+
+    world = WorldResource(source="events", source_dir=str(log_dir))
+    first = dg.build_sensor_context(resources={"world": world})
+    assert isinstance(source_files_changed(first), dg.SkipReason) and first.cursor  # the first look records
+    same = dg.build_sensor_context(cursor=first.cursor, resources={"world": world})
+    assert isinstance(source_files_changed(same), dg.SkipReason)
+    (log_dir / "blocks.csv").write_text("user,blocked\nu1,u2\n")
+    os.utime(log_dir / "blocks.csv", (1, 1))  # a file rewritten: its time changes, whatever the clock's resolution
+    changed = dg.build_sensor_context(cursor=first.cursor, resources={"world": world})
+    request = source_files_changed(changed)
+    assert isinstance(request, dg.RunRequest) and request.run_key == changed.cursor != first.cursor
+    generated = dg.build_sensor_context(resources={"world": WorldResource()})
+    assert isinstance(source_files_changed(generated), dg.SkipReason)

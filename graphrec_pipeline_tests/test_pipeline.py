@@ -1,5 +1,6 @@
 """The small config materializes in process: tables in Parquet and DuckDB, checks pass."""
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
@@ -14,7 +15,8 @@ def test_every_step_and_check_succeeds(small_world):
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     expected = {f"{t}_contract" for t in WORLD_TABLES} | {
-        "event_log_rules", "training_graph_has_no_leakage", "ann_indexes_recall", "recommender_answers_queries"}
+        "event_log_rules", "training_graph_has_no_leakage", "ann_indexes_recall", "recommender_answers_queries",
+        "release_gate"}
     assert {e.check_name for e in evaluations} == expected
     assert all(e.passed for e in evaluations)
 
@@ -196,3 +198,17 @@ def test_interactions_made_in_city_steps_equal_one_process(small_world):
     assert to_arrow("interactions", whole).equals(live.read_arrow("interactions"))
     steps = {m.asset_key.path[-1] for m in small_world[1].get_asset_materialization_events()}
     assert {f"interactions_part_{k}" for k in range(8)} <= steps
+
+
+@pytest.mark.parametrize(("asset", "key", "column"), [("eval_metrics", "places", "model"),
+                                                       ("world_report", "holdout_rankers", "ranker"),
+                                                       ("world_report", "calibration", "measure")])
+def test_evaluation_and_calibration_tables_are_dagster_tables(small_world, asset, key, column):
+    """Tables the UI renders and compares between runs, not markdown text."""
+    _, result = small_world
+    meta = next(m.materialization.metadata for m in result.get_asset_materialization_events()
+                if m.asset_key.path[-1] == asset)
+    table = meta[key]
+    assert isinstance(table, dg.TableMetadataValue) and len(table.records) >= 2
+    assert column in [c.name for c in table.schema.columns]
+    assert all(r.data[column] is not None for r in table.records)

@@ -167,10 +167,12 @@ def test_early_stopping_restores_the_best_state(tiny_data):
     assert any(not torch.equal(final[k], last[k]) for k in last)
 
 
-def test_gains_below_min_delta_do_not_keep_training_going(tiny_data):
-    scores = iter([0.3, 0.3004, 0.3008, 0.5])
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_gains_below_min_gain_do_not_keep_training_going(tiny_data, scale):
+    """The rule is relative: the same run of scores stops alike whatever the NDCG scale."""
+    scores = iter([scale * s for s in (0.3, 0.306, 0.312, 0.5)])  # gains of 2% and 1.96%, then a jump
     cfg = TrainConfig(max_epochs=4, steps_per_epoch=1, place_examples=256, friend_examples=128, patience=2,
-                      min_delta=1e-3)
+                      min_gain=0.025)
     result = train(ModelConfig(n_cities=TINY.n_cities), tiny_data, cfg, lambda m: next(scores), log=lambda m: None)
     assert len(result.history) == 3 and result.stopped_by == "patience"
     assert result.best_epoch == 3  # the best state is kept even though its gain was too small to go on

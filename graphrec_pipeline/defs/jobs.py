@@ -1,6 +1,10 @@
-"""Jobs and schedules."""
+"""Jobs, the schedule and the sensor."""
 
 import dagster as dg
+
+from graphrec_pipeline.defs.resources import WorldResource
+from graphrec_pipeline.ingest.read import fingerprint
+from graphrec_pipeline.storage import location
 
 full_pipeline_job = dg.define_asset_job(
     "full_pipeline",
@@ -29,3 +33,19 @@ serving_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("serving", "release"),
     description="Re-export embeddings and rebuild the per-city indexes from the live model, then release them.",
 )
+
+
+@dg.sensor(job=full_pipeline_job, default_status=dg.DefaultSensorStatus.STOPPED, minimum_interval_seconds=60,
+           description="Run the whole pipeline when the files in an imported world's source_dir change (stopped "
+           "until turned on; nothing to watch for a generated world).")
+def source_files_changed(context: dg.SensorEvaluationContext, world: WorldResource):
+    if world.generated or not world.source_dir:
+        return dg.SkipReason("the world is generated: no source_dir to watch")
+    current = fingerprint(location(world.source_dir))
+    if context.cursor is None:  # the first look only records what is there
+        context.update_cursor(current)
+        return dg.SkipReason(f"watching {world.source_dir}")
+    if current == context.cursor:
+        return dg.SkipReason(f"no change in {world.source_dir}")
+    context.update_cursor(current)
+    return dg.RunRequest(run_key=current)

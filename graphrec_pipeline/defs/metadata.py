@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pyarrow as pa
 
 import graphrec_pipeline
@@ -65,3 +66,14 @@ def code_version(*parts: str) -> str:
             h.update(f.relative_to(PACKAGE).as_posix().encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:12]
+
+
+def table_value(frame: pl.DataFrame) -> dg.TableMetadataValue:
+    """A frame as a table the Dagster UI renders, sorts and compares between runs (floats
+    rounded to 4 places)."""
+    kinds = {c: "float" if frame[c].dtype.is_float() else "int" if frame[c].dtype.is_integer() else "string"
+             for c in frame.columns}
+    rows = frame.with_columns(pl.selectors.float().round(4)).to_dicts()
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(r) for r in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(c, kinds[c]) for c in frame.columns]))

@@ -20,6 +20,7 @@ places and ``.net`` the friend pairs; tab separated, headers ``field:type``, and
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 
@@ -137,3 +138,10 @@ def read_log(source: Location, format: str = "events", columns: dict[str, dict[s
     else:
         raise ValueError(f"unknown log format {format!r}: use 'events' or 'recbole'")
     return RawLog(files=files, **frames)
+
+
+def fingerprint(source: Location) -> str:
+    """A digest of which files the folder holds and when each last changed: a new or
+    rewritten log file changes it (the file sensor's cursor)."""
+    entries = sorted(f"{name}:{source.mtime(name)}" for name in source.list() if not name.startswith("."))
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]

@@ -89,8 +89,8 @@ class TrainConfig:
     fanouts: tuple[int, ...] = (10, 5)
     eval_users: int = 1_000
     retrieval_candidates: int = RETRIEVAL_CANDIDATES
-    patience: int = 2  # epochs without a gain of at least min_delta before stopping
-    min_delta: float = 3e-3  # about 2.5% of the default world's validation NDCG: gains below stop training
+    patience: int = 2  # epochs without a gain of at least min_gain before stopping
+    min_gain: float = 0.025  # relative to the best validation NDCG so far: a world's NDCG scale does not matter
     max_minutes: float = 15.0  # a safety net; the stopping rule is patience (the cap depends on the machine: 8 bound on a slow 2-core one)
     seed: int = 0
     ranks: int = 1  # data-parallel processes (train/distributed.py); the batch sizes above are global
@@ -311,7 +311,7 @@ def train(
     ranks: Ranks = Ranks(),
     clock: Callable[[], float] = time.perf_counter,
 ) -> TrainResult:
-    """Train until validation NDCG@20 has not gained ``min_delta`` for ``patience`` epochs
+    """Train until validation NDCG@20 has not gained ``min_gain`` (relative) for ``patience`` epochs
     (a rule that does not depend on the machine's speed, unlike the ``max_minutes`` cap,
     measured on ``clock``), then restore the best state. ``ranks``: this process's place in
     a data-parallel group (``train/distributed.py`` starts the group, each rank running this
@@ -355,7 +355,7 @@ def train(
                                "seconds": elapsed, "lr": opt.param_groups[0]["lr"], **mean})
         parts_text = ", ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "total")
         log(f"epoch {epoch}: loss {mean['total']:.4f} ({parts_text}) val NDCG@20 {ndcg:.4f} [{elapsed:.0f}s]")
-        since_best = 0 if ndcg >= result.best_val_ndcg + cfg.min_delta else since_best + 1
+        since_best = 0 if ndcg >= result.best_val_ndcg * (1 + cfg.min_gain) else since_best + 1
         if ndcg > result.best_val_ndcg:  # keep the best state, even when its gain is too small to go on
             result.best_val_ndcg, result.best_epoch = ndcg, epoch
             best_state = copy.deepcopy(model.state_dict())

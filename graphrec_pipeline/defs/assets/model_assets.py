@@ -8,7 +8,7 @@ import polars as pl
 
 from graphrec_pipeline.defaults import POSITIVE_RATING
 from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
-from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, value_version
+from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_value, value_version
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.compute_threads import compute_threads
@@ -191,7 +191,7 @@ def eval_metrics(
         f"{r['model']}_{r['task']}_{r['metric']}{'' if r['k'] is None else r['k']}": float(r["value"])
         for r in metrics.iter_rows(named=True)
     }
-    tables = {name: dg.MetadataValue.md(markdown_table(frame)) for name, frame in summary_tables(metrics).items()}
+    tables = {name: table_value(frame) for name, frame in summary_tables(metrics).items()}
     chart = {"chart": dg.MetadataValue.md(evaluation_chart(metrics))}
     return dg.MaterializeResult(metadata={**parquet_metadata(store, "eval_metrics", f"eval_metrics/{context.run_id}.parquet"), **chart, **tables, **numeric},
                                 data_version=value_version(metrics.write_csv()))

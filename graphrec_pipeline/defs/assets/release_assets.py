@@ -3,10 +3,13 @@
 import dagster as dg
 import polars as pl
 
+from graphrec_pipeline.artifacts import WORLD_MANIFEST
 from graphrec_pipeline.defs.metadata import code_version
 from graphrec_pipeline.defs.resources import StorageResource
+from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.lineage import lineage_problems
 from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.release_gate import GateSettings, gate_problems, headlines
 
 HEADLINES = {  # (model, task, metric, k) -> name in the release manifest
     ("graphrec_served", "place", "ndcg", 20): "served_place_ndcg20",
@@ -26,6 +29,42 @@ def headline_metrics(store, run_id: str) -> dict[str, float]:
                                     & (pl.col("metric") == key[2]) & (pl.col("k") == key[3])))}
 
 
+GATE_RECORD = "release_gate.json"  # in the run's release: what the gate found, and whether it was overridden
+
+ReleaseGate = config_from("ReleaseGate", "When a run's model may go live (``release_gate.py``); the defaults are "
+                          "``GateSettings``'.", GateSettings)
+
+
+@dg.asset_check(asset="eval_metrics", blocking=True, description=(
+    "The release gate: the served flow's place NDCG@20 and people Recall@10 beat popularity's by "
+    "min_lift_over_popularity and fall at most max_drop_vs_live below the live release's (same world). A refused "
+    "run never reaches the release step, the live release stays, and `graphrec releases` lists the run with the "
+    "reasons; override: true lets it through and the release records that."))
+def release_gate(context: dg.AssetCheckExecutionContext, config: ReleaseGate, storage: StorageResource) -> dg.AssetCheckResult:
+    settings = build(GateSettings, config)
+    data, store = storage.data(), storage.for_run(context)
+    metrics = pl.read_parquet(store.read_bytes(f"eval_metrics/{context.run.run_id}.parquet"))
+    served, popularity = headlines(metrics, "graphrec_served"), headlines(metrics, "popularity")
+    live_id, live = data.live_id(), None
+    if live_id is not None:
+        same_world = ((data.storage(live_id).read_json(WORLD_MANIFEST) or {}).get("world_sha256")
+                      == (store.read_json(WORLD_MANIFEST) or {}).get("world_sha256"))
+        live = data.manifest(live_id).get("metrics", {}) if same_world else None
+    problems = gate_problems(served, popularity, live, settings)
+    refused = bool(problems) and not settings.override
+    store.write_json(GATE_RECORD, {"problems": problems, "overridden": bool(problems) and settings.override})
+    for p in problems:
+        (context.log.error if refused else context.log.warning)(f"release gate: {p}")
+    if refused:
+        data.refuse(store.release, problems, {k: round(v, 4) for k, v in served.items()})
+    return dg.AssetCheckResult(
+        passed=not refused, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"served": dg.MetadataValue.json(served), "popularity": dg.MetadataValue.json(popularity),
+                  "live": dg.MetadataValue.json(live or {}), "compared_with_live": live is not None,
+                  "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+                  "overridden": bool(problems) and settings.override})
+
+
 @dg.asset(group_name="release", code_version=code_version("releases", "lineage", "storage"), deps=["eval_metrics", "world_report", "ann_indexes"], kinds={"duckdb"})
 def release(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """Makes this run's release live: checks that its pieces agree (world -> graph -> model
@@ -38,8 +77,11 @@ def release(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.M
     if problems:
         raise dg.Failure(f"release {store.release} not made live: " + "; ".join(problems))
     previous = data.live_id()
+    gate = store.read_json(GATE_RECORD) or {}
     manifest = data.seal(store.release, {"run_id": context.run_id, "previous": previous,
-                                         "metrics": headline_metrics(store, context.run_id)})
+                                         "metrics": headline_metrics(store, context.run_id),
+                                         "gate_overridden": gate.get("overridden", False),
+                                         "gate_problems": gate.get("problems", [])})
     data.switch(store.release, verify=False)  # seal just recorded every digest
     pruned = data.prune(storage.keep_releases, storage.prune_min_age_hours)
     data.release_lock(context.run_id)

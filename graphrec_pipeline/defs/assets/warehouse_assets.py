@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from graphrec_pipeline.defs.metadata import code_version, value_version
+from graphrec_pipeline.defs.metadata import code_version, table_value, value_version
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.lineage import stamp_world
 from graphrec_pipeline.plots import long_tail_chart
@@ -64,7 +64,7 @@ def world_report(context: dg.AssetExecutionContext, storage: StorageResource, wo
     return dg.MaterializeResult(
         metadata={
             "long_tail": dg.MetadataValue.md(tail),
-            "holdout_rankers": dg.MetadataValue.md(markdown_table(wide)),
+            "holdout_rankers": table_value(wide),
             "interactions_per_user": dg.MetadataValue.md(
                 markdown_table(pl.DataFrame({"quantile": list(quantiles), "interactions": list(quantiles.values())}))
             ),
@@ -72,6 +72,9 @@ def world_report(context: dg.AssetExecutionContext, storage: StorageResource, wo
             **{f"recall20_{r['ranker']}_{r['positives']}": r["value"] for r in table.filter(pl.col("metric") == "recall").iter_rows(named=True)},
             **summary,
             **{k: round(v, 4) for k, v in calibration.items()},
+            **({"calibration": table_value(pl.DataFrame({"measure": list(calibration),
+                                                         "value": [float(v) for v in calibration.values()]}))}
+               if calibration else {}),
         },
         data_version=value_version(table.write_csv()),
     )
