@@ -132,7 +132,8 @@ def test_version_and_health_name_the_release(api):
     assert version["release"] == live and version["model_sha256"] == api["rec"].emb.model_sha256
     assert version["index_version"] and len(version["world_sha256"]) == 64 and version["world_built"]
     health = client.get("/healthz").json()
-    assert health == {"status": "ok", "serving": live, "live": live, "error": None}
+    loaded_at = health.pop("loaded_at")
+    assert health == {"status": "ok", "serving": live, "live": live, "error": None} and loaded_at > 0
     paths = client.get("/openapi.json").json()["paths"]
     assert "/recommend/places/batch" in paths
     assert [p["name"] for p in paths["/recommend/people"]["get"]["parameters"]] == [
@@ -271,3 +272,24 @@ def test_serve_rejects_bad_options_in_one_line(served, capsys):
         assert main(["--data-dir", str(served["data"].root), "serve", option, "5"]) == 2
         err = capsys.readouterr().err
         assert "--people-candidates in 10..1000" in err and ", 5" in err and err.count("\n") == 1
+
+
+def test_metrics_count_requests_by_route_and_status_and_name_the_release(api):
+    client, live = api["client"], api["data"].live_id()
+
+    def count(route: str, status: int) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith("graphrec_http_requests_total{") and f'route="{route}"' in line \
+                    and f'status="{status}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before_ok, before_bad = count("/recommend/places", 200), count("/recommend/places", 400)
+    assert client.get("/recommend/places", params={"user_id": 1, "k": 3}).status_code == 200
+    assert client.get("/recommend/places", params={"user_id": 1, "k": 0}).status_code == 400
+    assert client.get("/no/such/path").status_code == 404
+    assert count("/recommend/places", 200) == before_ok + 1 and count("/recommend/places", 400) == before_bad + 1
+    assert count("unmatched", 404) >= 1
+    text = client.get("/metrics").text
+    assert f'graphrec_release_info{{release="{live}"}} 1.0' in text
+    assert 'graphrec_http_request_seconds_bucket{le="+Inf",route="/recommend/places"}' in text

@@ -5,7 +5,7 @@
     POST /recommend/places/batch   {"user_ids": [1, 2, 3], "k": 10, "time_slot": "evening", ...}
     POST /recommend/people/batch   {"user_ids": [1, 2, 3], "k": 10, ...}
     GET  /recommend/places?user_key=u42   (an imported log's keys: user_key, "user_keys": [...])
-    GET  /healthz, GET /version, GET /docs (OpenAPI)
+    GET  /healthz, GET /version, GET /metrics (Prometheus), GET /docs (OpenAPI)
 
 Parameters mean what they mean on the CLI and results carry the fields of its ``--json``;
 every answer names the release it came from. A bad query is a 400 whose ``error`` names
@@ -22,10 +22,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graphrec_pipeline.releases import DataDir
+from graphrec_pipeline.serving.http_metrics import CountRequests, HttpMetrics
 from graphrec_pipeline.serving.live import LiveRecommender
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.serving.threads import limit_threads
@@ -217,6 +218,13 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
         return _error(503, str(err).replace(live.data.location.url(), "the data directory"), asset=err.asset)
 
     app.add_middleware(InternalErrors)
+    metrics = HttpMetrics(live.status)
+    app.add_middleware(CountRequests, metrics=metrics)  # outermost: it sees the 500s InternalErrors makes
+
+    @app.get("/metrics", summary="Prometheus metrics: requests, latency, the served release")
+    def prometheus_metrics():
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     def single(request: Request, spec: dict, kind, answer: str) -> JSONResponse:
         """One user's answer: the query string parsed by hand, the query typed, the live

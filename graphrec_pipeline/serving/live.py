@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from graphrec_pipeline.releases import DataDir, ReleaseError
 from graphrec_pipeline.storage import StorageUnavailable
@@ -24,8 +25,10 @@ log = logging.getLogger("graphrec.serve")
 class LiveRecommender:
     """Follows ``data``'s live release; ``settings`` go to :class:`Recommender`."""
 
-    def __init__(self, data: DataDir, poll_seconds: float = 1.0, **settings):
-        self.data, self.poll_seconds, self.settings = data, poll_seconds, settings
+    def __init__(self, data: DataDir, poll_seconds: float = 1.0, clock=time.time, **settings):
+        """``clock``: wall time, for when the served release was loaded (``status``)."""
+        self.data, self.poll_seconds, self.settings, self.clock = data, poll_seconds, settings, clock
+        self._loaded_at: float | None = None
         self._current: Recommender | None = None
         self._error: Exception | None = None
         self._failed: str | None = None
@@ -69,6 +72,7 @@ class LiveRecommender:
                 return False
             previous = self._current.release if self._current is not None else None
             self._current, self._error, self._failed = loaded, None, None
+            self._loaded_at = self.clock()
             log.info("serving release %s (was %s)", loaded.release, previous)
             return True
 
@@ -84,7 +88,7 @@ class LiveRecommender:
         except (ReleaseError, StorageUnavailable):
             pass
         return {"serving": self._current.release if self._current is not None else None, "live": live,
-                "error": None if self._error is None else str(self._error)}
+                "loaded_at": self._loaded_at, "error": None if self._error is None else str(self._error)}
 
     def start(self) -> "LiveRecommender":
         """Load the live release now, then follow the pointer in a daemon thread."""
