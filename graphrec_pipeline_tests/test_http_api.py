@@ -78,18 +78,18 @@ def test_batches_answer_as_single_calls(api):
 
 
 BAD = [
-    ("/recommend/places", {"user_id": 5000}, 400, "unknown user id 5000"),
-    ("/recommend/places", {"user_id": "abc"}, 400, "user_id: expected an integer, got 'abc'"),
-    ("/recommend/places", {}, 400, "user_id or user_key: give one of the two"),
-    ("/recommend/places", {"user_id": 1, "time-slot": "evening"}, 400, "unknown parameter 'time-slot'"),
+    ("/recommend/places", {"user_id": 5000}, 404, "unknown user id 5000"),
+    ("/recommend/places", {"user_id": "abc"}, 422, "user_id: expected an integer, got 'abc'"),
+    ("/recommend/places", {}, 422, "user_id or user_key: give one of the two"),
+    ("/recommend/places", {"user_id": 1, "time-slot": "evening"}, 422, "unknown parameter 'time-slot'"),
     ("/recommend/places", {"user_id": 1, "tags": "jaz"}, 400, "unknown tag 'jaz'; closest: jazz"),
     ("/recommend/places", {"user_id": 1, "categories": "dinning"}, 400, "closest: dining"),
     ("/recommend/places", {"user_id": 1, "time_slot": "noon"}, 400, "invalid time slot 'noon'"),
     ("/recommend/places", {"user_id": 1, "k": 0}, 400, "k must be an integer in 1..200"),
     ("/recommend/places", {"user_id": 1, "k": 201}, 400, "k must be an integer in 1..200"),
     ("/recommend/places", {"user_id": 1, "max_price": 9}, 400, "max_price must be a price band"),
-    ("/recommend/places", {"user_id": 1, "city_id": 99}, 400, "unknown city id 99"),
-    ("/recommend/people", {"user_id": 1, "target_place_id": 5000}, 400, "unknown place id 5000"),
+    ("/recommend/places", {"user_id": 1, "city_id": 99}, 404, "unknown city id 99"),
+    ("/recommend/people", {"user_id": 1, "target_place_id": 5000}, 404, "unknown place id 5000"),
     ("/recommend/people", {"user_id": 1, "activity_tags": "zzzz"}, 400, "unknown tag 'zzzz'"),
     ("/recommend/people", {"user_id": 1, "new_people": "maybe"}, 400, "new_people: expected true or false"),
 ]
@@ -97,20 +97,24 @@ BAD = [
 
 @pytest.mark.parametrize(("path", "params", "status", "message"), BAD)
 def test_bad_queries_get_a_4xx_naming_the_parameter(api, path, params, status, message):
+    """422 malformed, 400 a value outside what is valid, 404 an unknown id: as the OpenAPI
+    document says."""
     got = api["client"].get(path, params=params)
     assert got.status_code == status
     assert message in got.json()["error"] and "Traceback" not in got.text
+    documented = api["client"].get("/openapi.json").json()["paths"][path]["get"]["responses"]
+    assert str(status) in documented
 
 
 def test_bad_batches_and_an_empty_city(api, monkeypatch):
     client = api["client"]
     too_many = client.post("/recommend/places/batch", json={"user_ids": list(range(1001))})
-    assert too_many.status_code == 400 and "user_ids" in too_many.json()["error"]
+    assert too_many.status_code == 422 and "user_ids" in too_many.json()["error"]
     for field, value in (("time_slot", True), ("k", "10"), ("user_ids", [1, True])):
         loose = client.post("/recommend/places/batch", json={"user_ids": [1, 2], field: value})
-        assert loose.status_code == 400 and field in loose.json()["error"], (field, loose.text)
+        assert loose.status_code == 422 and field in loose.json()["error"], (field, loose.text)
     unknown = client.post("/recommend/people/batch", json={"user_ids": [1, 4000]})
-    assert unknown.status_code == 400 and "unknown user id 4000" in unknown.json()["error"]
+    assert unknown.status_code == 404 and "unknown user id 4000" in unknown.json()["error"]
     rec = api["app"].state.live.get()
     monkeypatch.delitem(rec.indexes.indexes["place"], 2)
     empty = client.get("/recommend/places", params={"user_id": 1, "city_id": 2})
@@ -293,3 +297,17 @@ def test_metrics_count_requests_by_route_and_status_and_name_the_release(api):
     text = client.get("/metrics").text
     assert f'graphrec_release_info{{release="{live}"}} 1.0' in text
     assert 'graphrec_http_request_seconds_bucket{le="+Inf",route="/recommend/places"}' in text
+
+
+def test_every_route_documents_its_answer_and_its_errors(api):
+    doc = api["client"].get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for path in ("/recommend/places", "/recommend/people", "/recommend/places/batch", "/recommend/people/batch",
+                 "/healthz", "/version"):
+        (op,) = doc["paths"][path].values()
+        ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert schemas[ref]["properties"], path
+        assert "503" in op["responses"], path
+    answer = api["client"].get("/recommend/places", params={"user_id": 1, "k": 2}).json()
+    assert set(answer) == set(schemas["PlacesAnswer"]["properties"])
+    assert set(answer["results"][0]) == set(schemas["PlaceOut"]["properties"])

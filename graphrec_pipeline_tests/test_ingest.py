@@ -230,8 +230,9 @@ def test_the_cli_and_the_http_api_take_the_original_keys(example_release, capsys
         assert [r["place_key"] for r in one.json()["results"]] == [r["place_key"] for r in by_key]
         batch = client.post("/recommend/people/batch", json={"user_keys": ["u7", "u8"], "k": 2})
         assert batch.status_code == 200 and [r["user_key"] for r in batch.json()["results"]] == ["u7", "u8"]
-        assert client.get("/recommend/places", params={"user_key": "u7", "user_id": 1}).status_code == 400
-        assert client.post("/recommend/places/batch", json={"k": 2}).status_code in (400, 422)
+        assert client.get("/recommend/places", params={"user_key": "u7", "user_id": 1}).status_code == 422
+        assert client.post("/recommend/places/batch", json={"k": 2}).status_code == 422
+        assert client.get("/recommend/places", params={"user_key": "nobody"}).status_code == 404
 
 
 def test_a_bad_log_fails_its_check_and_the_live_release_stays(example_release, log_dir, tmp_path):

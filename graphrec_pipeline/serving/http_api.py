@@ -8,9 +8,10 @@
     GET  /healthz, GET /version, GET /metrics (Prometheus), GET /docs (OpenAPI)
 
 Parameters mean what they mean on the CLI and results carry the fields of its ``--json``;
-every answer names the release it came from. A bad query is a 400 whose ``error`` names
-the parameter (404 when the city has nothing eligible); missing or corrupt assets are a
-503 naming the asset to materialize; nothing answers with a traceback. The server follows
+every answer names the release it came from. A malformed request (unknown parameter, wrong
+type, no user) is a 422, a value outside what is valid a 400, an unknown id or a city with
+nothing eligible a 404, each with an ``error`` naming the parameter; missing or corrupt
+assets are a 503 naming the asset to materialize; nothing answers with a traceback. The server follows
 the live release (``live.py``): a new run or a rollback is picked up without a restart.
 """
 
@@ -22,13 +23,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.http_metrics import CountRequests, HttpMetrics
 from graphrec_pipeline.serving.live import LiveRecommender
-from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
+from graphrec_pipeline.serving.query import (
+    AssetError,
+    MalformedRequest,
+    NoCandidatesError,
+    PeopleQuery,
+    PlaceQuery,
+    QueryError,
+    UnknownIdError,
+)
 from graphrec_pipeline.serving.threads import limit_threads
 from graphrec_pipeline.taxonomy import TIME_SLOTS
 
@@ -76,6 +85,96 @@ class PeopleBatch(Users):
     new_people: bool = False
 
 
+class ErrorBody(BaseModel):
+    """Every error: one line naming the parameter or the asset (``asset``: what to
+    materialize, on a 503)."""
+
+    error: str
+    asset: str | None = None
+
+
+class PlaceOut(BaseModel):
+    place_id: int
+    place_key: str
+    name: str
+    city_id: int
+    score: float
+    explanations: list[str]
+
+
+class PersonOut(BaseModel):
+    user_id: int
+    user_key: str
+    s_compat: float
+    p_attend: float
+    s_final: float
+    explanations: list[str]
+
+
+class PlacesAnswer(BaseModel):
+    release: str
+    user_id: int
+    user_key: str
+    query: dict
+    results: list[PlaceOut]
+
+
+class PeopleAnswer(PlacesAnswer):
+    results: list[PersonOut]  # type: ignore[assignment]
+
+
+class PlacesOfUser(BaseModel):
+    user_id: int
+    user_key: str
+    results: list[PlaceOut]
+
+
+class PeopleOfUser(BaseModel):
+    user_id: int
+    user_key: str
+    results: list[PersonOut]
+
+
+class PlacesBatchAnswer(BaseModel):
+    release: str
+    query: dict
+    results: list[PlacesOfUser]
+
+
+class PeopleBatchAnswer(BaseModel):
+    release: str
+    query: dict
+    results: list[PeopleOfUser]
+
+
+class Health(BaseModel):
+    status: str
+    serving: str | None
+    live: str | None
+    loaded_at: float | None
+    error: str | None
+
+
+class Version(BaseModel):
+    release: str
+    release_created: str | None
+    model_sha256: str
+    model_built: str | None
+    index_version: str | None
+    indexes_built: str | None
+    world_sha256: str | None
+    world_built: str | None
+    users: int
+    places: int
+
+
+ERRORS = {  # what each error status means, for the OpenAPI document
+    400: {"model": ErrorBody, "description": "a value outside what is valid (an unknown tag, k out of range)"},
+    404: {"model": ErrorBody, "description": "an unknown user, place or city, or nothing eligible in the city"},
+    422: {"model": ErrorBody, "description": "a malformed request: unknown parameter, wrong type, missing user"},
+    503: {"model": ErrorBody, "description": "no release is loaded; names the asset to materialize"},
+}
+
 PLACE_PARAMS = {
     "user_id": (int, "the user to recommend for (this or user_key)"),
     "user_key": (str, "the user's key in an imported log (this or user_id)"),
@@ -101,7 +200,7 @@ def _params(request: Request, spec: dict) -> dict:
     given = request.query_params
     unknown = sorted(set(given) - set(spec))
     if unknown:
-        raise QueryError(f"unknown parameter {unknown[0]!r}; expected {', '.join(spec)}")
+        raise MalformedRequest(f"unknown parameter {unknown[0]!r}; expected {', '.join(spec)}")
     out: dict = {}
     for name, (kind, _) in spec.items():
         raw = given.get(name)
@@ -111,11 +210,11 @@ def _params(request: Request, spec: dict) -> dict:
             try:
                 out[name] = int(raw)
             except ValueError:
-                raise QueryError(f"{name}: expected an integer, got {raw!r}") from None
+                raise MalformedRequest(f"{name}: expected an integer, got {raw!r}") from None
         else:
             out[name] = raw
     if ("user_id" in out) == ("user_key" in out):
-        raise QueryError("user_id or user_key: give one of the two")
+        raise MalformedRequest("user_id or user_key: give one of the two")
     return out
 
 
@@ -200,11 +299,19 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
     app.state.live = live
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, err: RequestValidationError):
-        return _error(400, _validation_message(err))
+    async def malformed_body(request: Request, err: RequestValidationError):
+        return _error(422, _validation_message(err))
+
+    @app.exception_handler(MalformedRequest)
+    async def malformed_query(request: Request, err: MalformedRequest):
+        return _error(422, str(err))
 
     @app.exception_handler(NoCandidatesError)
     async def nothing_eligible(request: Request, err: NoCandidatesError):
+        return _error(404, str(err))
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown_id(request: Request, err: UnknownIdError):
         return _error(404, str(err))
 
     @app.exception_handler(QueryError)
@@ -221,7 +328,8 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
     metrics = HttpMetrics(live.status)
     app.add_middleware(CountRequests, metrics=metrics)  # outermost: it sees the 500s InternalErrors makes
 
-    @app.get("/metrics", summary="Prometheus metrics: requests, latency, the served release")
+    @app.get("/metrics", summary="Prometheus metrics: requests, latency, the served release",
+             response_class=PlainTextResponse)
     def prometheus_metrics():
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
@@ -237,32 +345,39 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
         return JSONResponse({"release": rec.release, "user_id": user_id, "user_key": rec.world.user_key(user_id),
                              "query": query.describe(rec.vocabulary), "results": [r.to_dict() for r in results]})
 
-    @app.get("/recommend/places", summary="Top-k places for a user (§6.3)", openapi_extra=_openapi(PLACE_PARAMS))
-    async def places(request: Request):
+    # Plain ``def`` handlers run in the threadpool: ranking is CPU work that would block the
+    # event loop (and /healthz, /metrics) in an ``async def``. The answers are built as
+    # JSON directly; ``response_model`` documents them in /openapi.json and /docs.
+    @app.get("/recommend/places", summary="Top-k places for a user (§6.3)", openapi_extra=_openapi(PLACE_PARAMS),
+             response_model=PlacesAnswer, responses=ERRORS)
+    def places(request: Request):
         return single(request, PLACE_PARAMS, PlaceQuery, "recommend_places")
 
     @app.get("/recommend/people", summary="Top-k people for a user to go out with (§6.4)",
-             openapi_extra=_openapi(PEOPLE_PARAMS))
-    async def people(request: Request):
+             openapi_extra=_openapi(PEOPLE_PARAMS), response_model=PeopleAnswer, responses=ERRORS)
+    def people(request: Request):
         return single(request, PEOPLE_PARAMS, PeopleQuery, "recommend_people")
 
-    @app.post("/recommend/places/batch", summary="One place query for many users")
+    @app.post("/recommend/places/batch", summary="One place query for many users",
+              response_model=PlacesBatchAnswer, responses=ERRORS)
     def places_batch(body: PlaceBatch):
         rec = live.get()
         return _batch(rec, body, PlaceQuery, rec.places)
 
-    @app.post("/recommend/people/batch", summary="One people query for many users")
+    @app.post("/recommend/people/batch", summary="One people query for many users",
+              response_model=PeopleBatchAnswer, responses=ERRORS)
     def people_batch(body: PeopleBatch):
         rec = live.get()
         return _batch(rec, body, PeopleQuery, rec.people)
 
-    @app.get("/healthz", summary="200 when a release is loaded")
+    @app.get("/healthz", summary="200 when a release is loaded", response_model=Health, responses={503: ERRORS[503]})
     def healthz():
         status = live.status()
         live.get()  # 503 naming what to materialize when nothing is loaded
         return JSONResponse({"status": "ok", **status})
 
-    @app.get("/version", summary="What is served: release, model, indexes, world")
+    @app.get("/version", summary="What is served: release, model, indexes, world", response_model=Version,
+             responses={503: ERRORS[503]})
     def version():
         return JSONResponse(live.get().version())
 

@@ -29,6 +29,15 @@ class NoCandidatesError(QueryError):
     """The city (after filters) has nothing to recommend."""
 
 
+class UnknownIdError(QueryError):
+    """A user, place or city id (or an imported log's user key) that the release lacks."""
+
+
+class MalformedRequest(QueryError):
+    """A request that does not have the shape of a query: an unknown parameter, a value of
+    the wrong type, a required one missing."""
+
+
 class AssetError(RuntimeError):
     """Serving data is missing, stale or corrupt; ``asset`` names what to materialize
     (None when the message already says what to do)."""
@@ -97,7 +106,7 @@ def check_k(k: int, limit: int) -> int:
 
 def check_id(value: int, n: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
-        raise QueryError(f"unknown {what} id {value!r}; ids are 0..{n - 1}")
+        raise UnknownIdError(f"unknown {what} id {value!r}; ids are 0..{n - 1}")
     return int(value)
 
 

@@ -29,7 +29,15 @@ from graphrec_pipeline.artifacts import EMBEDDINGS_MANIFEST
 from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.people_flow import PeopleFlow
 from graphrec_pipeline.serving.place_flow import PlaceFlow
-from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError, check_id
+from graphrec_pipeline.serving.query import (
+    AssetError,
+    NoCandidatesError,
+    PeopleQuery,
+    PlaceQuery,
+    QueryError,
+    UnknownIdError,
+    check_id,
+)
 from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecommendation
 from graphrec_pipeline.serving.retrieval import rank
 from graphrec_pipeline.serving.world_view import WorldView
@@ -117,7 +125,7 @@ class Recommender:
             raise QueryError(f"user ids must be integers, not {user_ids!r}")
         bad = users[(users < 0) | (users >= self.world.n_users)]
         if len(bad):
-            raise QueryError(f"unknown user id {int(bad[0])}; ids are 0..{self.world.n_users - 1}"
+            raise UnknownIdError(f"unknown user id {int(bad[0])}; ids are 0..{self.world.n_users - 1}"
                              + (f" ({len(bad)} unknown ids)" if len(bad) > 1 else ""))
         return users.astype(np.int64)
 

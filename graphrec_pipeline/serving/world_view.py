@@ -12,7 +12,7 @@ from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
 from graphrec_pipeline.graph.features import popularity_feature
-from graphrec_pipeline.serving.query import AssetError, QueryError
+from graphrec_pipeline.serving.query import AssetError, UnknownIdError
 from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 from graphrec_pipeline.storage import Storage
 
@@ -107,7 +107,7 @@ class WorldView:
         found = known[order][pos] == wanted
         if not found.all():
             missing = wanted[~found]
-            raise QueryError(f"unknown user key {str(missing[0])!r}" + (f" ({len(missing)} unknown keys)" if len(missing) > 1 else ""))
+            raise UnknownIdError(f"unknown user key {str(missing[0])!r}" + (f" ({len(missing)} unknown keys)" if len(missing) > 1 else ""))
         return order[pos]
 
     def visited(self, users: np.ndarray, places: np.ndarray) -> np.ndarray:
