@@ -311,3 +311,32 @@ def test_every_route_documents_its_answer_and_its_errors(api):
     answer = api["client"].get("/recommend/places", params={"user_id": 1, "k": 2}).json()
     assert set(answer) == set(schemas["PlacesAnswer"]["properties"])
     assert set(answer["results"][0]) == set(schemas["PlaceOut"]["properties"])
+
+
+def test_health_and_metrics_answer_while_an_answer_is_being_computed(api, monkeypatch):
+    """Answers run off the event loop: with one held mid-computation, /healthz and
+    /metrics still answer (the client's timeout is only a hang guard)."""
+    rec = api["app"].state.live.get()
+    entered, release = threading.Event(), threading.Event()
+    original = rec.recommend_places
+
+    def held(*args, **kwargs):
+        entered.set()
+        release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rec, "recommend_places", held)
+    client = api["client"]
+    batch = {}
+    worker = threading.Thread(target=lambda: batch.setdefault(
+        "answer", client.get("/recommend/places", params={"user_id": 1, "k": 3})))
+    worker.start()
+    try:
+        assert entered.wait(60)
+        assert client.get("/healthz", timeout=30).status_code == 200
+        assert client.get("/metrics", timeout=30).status_code == 200
+        assert "answer" not in batch  # still held
+    finally:
+        release.set()
+        worker.join(60)
+    assert batch["answer"].status_code == 200

@@ -17,8 +17,10 @@ the live release (``live.py``): a new run or a rollback is picked up without a r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -288,11 +290,20 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
     limit_threads(threads)
     live = LiveRecommender(DataDir.at(data_dir), poll_seconds=poll, **settings)
 
+    # One answering thread: ranking is CPU work, so it runs off the event loop (which stays
+    # free for /healthz and /metrics), one answer at a time as the cores allow; a thread
+    # per request would only make the answers take turns at the GIL.
+    compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-answer")
+
+    async def off_loop(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(compute, fn, *args)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         live.start()
         yield
         live.stop()
+        compute.shutdown(wait=False)
 
     app = FastAPI(title="graphrec", summary="Place and people recommendations from the live release.",
                   lifespan=lifespan)
@@ -345,30 +356,29 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
         return JSONResponse({"release": rec.release, "user_id": user_id, "user_key": rec.world.user_key(user_id),
                              "query": query.describe(rec.vocabulary), "results": [r.to_dict() for r in results]})
 
-    # Plain ``def`` handlers run in the threadpool: ranking is CPU work that would block the
-    # event loop (and /healthz, /metrics) in an ``async def``. The answers are built as
-    # JSON directly; ``response_model`` documents them in /openapi.json and /docs.
+    # Answers are computed on the answering thread (``off_loop``) and built as JSON
+    # directly; ``response_model`` documents them in /openapi.json and /docs.
     @app.get("/recommend/places", summary="Top-k places for a user (§6.3)", openapi_extra=_openapi(PLACE_PARAMS),
              response_model=PlacesAnswer, responses=ERRORS)
-    def places(request: Request):
-        return single(request, PLACE_PARAMS, PlaceQuery, "recommend_places")
+    async def places(request: Request):
+        return await off_loop(single, request, PLACE_PARAMS, PlaceQuery, "recommend_places")
 
     @app.get("/recommend/people", summary="Top-k people for a user to go out with (§6.4)",
              openapi_extra=_openapi(PEOPLE_PARAMS), response_model=PeopleAnswer, responses=ERRORS)
-    def people(request: Request):
-        return single(request, PEOPLE_PARAMS, PeopleQuery, "recommend_people")
+    async def people(request: Request):
+        return await off_loop(single, request, PEOPLE_PARAMS, PeopleQuery, "recommend_people")
 
     @app.post("/recommend/places/batch", summary="One place query for many users",
               response_model=PlacesBatchAnswer, responses=ERRORS)
-    def places_batch(body: PlaceBatch):
+    async def places_batch(body: PlaceBatch):
         rec = live.get()
-        return _batch(rec, body, PlaceQuery, rec.places)
+        return await off_loop(_batch, rec, body, PlaceQuery, rec.places)
 
     @app.post("/recommend/people/batch", summary="One people query for many users",
               response_model=PeopleBatchAnswer, responses=ERRORS)
-    def people_batch(body: PeopleBatch):
+    async def people_batch(body: PeopleBatch):
         rec = live.get()
-        return _batch(rec, body, PeopleQuery, rec.people)
+        return await off_loop(_batch, rec, body, PeopleQuery, rec.people)
 
     @app.get("/healthz", summary="200 when a release is loaded", response_model=Health, responses={503: ERRORS[503]})
     def healthz():
