@@ -28,6 +28,7 @@ import sys
 
 from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
 from graphrec_pipeline.releases import DataDir, LockHeld, ReleaseError
+from graphrec_pipeline.serving.http_guards import MAX_BODY_BYTES
 from graphrec_pipeline.serving.query import AssetError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.storage import StorageUnavailable, UnreadableFile
 from graphrec_pipeline.taxonomy import CITIES, COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
@@ -97,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy (default 1)")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new live release")
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs CPU per request)")
+    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
+                       help=f"larger request bodies get a 413 (default {MAX_BODY_BYTES:,}); to require a bearer "
+                       "token, set GRAPHREC_SERVE_TOKEN in the environment (never on the command line)")
     serve.add_argument("--candidates", type=int, default=RETRIEVAL_CANDIDATES,
                        help=f"M, places scored per query (default {RETRIEVAL_CANDIDATES}, what eval_metrics measures; "
                        "fewer is faster)")
@@ -183,12 +187,15 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
         raise QueryError(f"serve: need --workers >= 1, --port in 1..65535, --poll-seconds > 0 and --candidates and "
                          f"--people-candidates in 10..1000, not {args.workers}, {args.port}, {args.poll_seconds}, "
                          f"{args.candidates}, {args.people_candidates}")
+    if args.max_body_bytes < 1:
+        raise QueryError(f"serve: need --max-body-bytes >= 1, not {args.max_body_bytes}")
     os.environ["GRAPHREC_DATA_DIR"] = str(data.location)
     if getattr(data.location, "endpoint_url", None):
         os.environ["AWS_ENDPOINT_URL"] = data.location.endpoint_url
     os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
     os.environ["GRAPHREC_SERVE_CANDIDATES"] = str(args.candidates)
     os.environ["GRAPHREC_SERVE_PEOPLE_CANDIDATES"] = str(args.people_candidates)
+    os.environ["GRAPHREC_SERVE_MAX_BODY_BYTES"] = str(args.max_body_bytes)
     from graphrec_pipeline.serving.http_protocol import json_errors_protocol
 
     uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,

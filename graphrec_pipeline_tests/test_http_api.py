@@ -276,6 +276,8 @@ def test_serve_rejects_bad_options_in_one_line(served, capsys):
         assert main(["--data-dir", str(served["data"].root), "serve", option, "5"]) == 2
         err = capsys.readouterr().err
         assert "--people-candidates in 10..1000" in err and ", 5" in err and err.count("\n") == 1
+    assert main(["--data-dir", str(served["data"].root), "serve", "--max-body-bytes", "0"]) == 2
+    assert "--max-body-bytes >= 1, not 0" in capsys.readouterr().err
 
 
 def test_metrics_count_requests_by_route_and_status_and_name_the_release(api):
@@ -340,3 +342,31 @@ def test_health_and_metrics_answer_while_an_answer_is_being_computed(api, monkey
         release.set()
         worker.join(60)
     assert batch["answer"].status_code == 200
+
+
+def test_a_token_guards_every_route_but_health_and_big_bodies_are_refused(served, tmp_path):
+    data = _copy(served, tmp_path / "data")
+    app = create_app(str(data.root), poll_seconds=0.1, token="s3cret", max_body_bytes=10_000)
+    with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        params = {"user_id": 1, "k": 2}
+        assert client.get("/recommend/places", params=params).status_code == 401
+        wrong = client.get("/recommend/places", params=params, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "bearer token" in wrong.json()["error"]
+        auth = {"Authorization": "Bearer s3cret"}
+        assert client.get("/recommend/places", params=params, headers=auth).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes need no token
+        assert client.get("/metrics").status_code == 401
+        ok = client.post("/recommend/places/batch", json={"user_ids": [1, 2], "k": 2}, headers=auth)
+        assert ok.status_code == 200
+        big = client.post("/recommend/places/batch", content=b'{"user_ids": [' + b"1, " * 5_000 + b'1]}',
+                          headers={**auth, "content-type": "application/json"})
+        assert big.status_code == 413 and "over 10,000 bytes" in big.json()["error"]
+
+        def chunks():  # no content-length: counted while read
+            yield b'{"user_ids": ['
+            for _ in range(100):
+                yield b"1, " * 100
+            yield b"1]}"
+        streamed = client.post("/recommend/places/batch", content=chunks(),
+                               headers={**auth, "content-type": "application/json"})
+        assert streamed.status_code == 413

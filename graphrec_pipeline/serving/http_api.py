@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graphrec_pipeline.releases import DataDir
+from graphrec_pipeline.serving.http_guards import MAX_BODY_BYTES, BearerToken, BodyLimit
 from graphrec_pipeline.serving.http_metrics import CountRequests, HttpMetrics
 from graphrec_pipeline.serving.live import LiveRecommender
 from graphrec_pipeline.serving.query import (
@@ -275,18 +276,24 @@ class InternalErrors:
 
 
 def create_app(data_dir: str | None = None, poll_seconds: float | None = None, threads: int = 1,
-               **settings) -> FastAPI:
+               token: str | None = None, max_body_bytes: int | None = None, **settings) -> FastAPI:
     """The app over ``data_dir`` (default: ``$GRAPHREC_DATA_DIR``, else ``./data``).
 
     ``uvicorn --factory graphrec_pipeline.serving.http_api:create_app`` works too; the
     ``graphrec serve`` command passes its options through ``GRAPHREC_SERVE_*`` variables so
-    that every worker process builds the same app."""
+    that every worker process builds the same app. ``token`` (default
+    ``$GRAPHREC_SERVE_TOKEN``): when set, every route but ``/healthz`` needs
+    ``Authorization: Bearer <token>``; ``max_body_bytes`` (default
+    ``$GRAPHREC_SERVE_MAX_BODY_BYTES``, else 1 MiB): larger bodies get a 413."""
     data_dir = data_dir or os.environ.get("GRAPHREC_DATA_DIR")
     poll = float(os.environ.get("GRAPHREC_SERVE_POLL_SECONDS", 1.0)) if poll_seconds is None else poll_seconds
     for name in ("candidates", "people_candidates"):
         variable = f"GRAPHREC_SERVE_{name.upper()}"
         if name not in settings and variable in os.environ:
             settings[name] = int(os.environ[variable])
+    token = token if token is not None else os.environ.get("GRAPHREC_SERVE_TOKEN") or None
+    if max_body_bytes is None:
+        max_body_bytes = int(os.environ.get("GRAPHREC_SERVE_MAX_BODY_BYTES", MAX_BODY_BYTES))
     limit_threads(threads)
     live = LiveRecommender(DataDir.at(data_dir), poll_seconds=poll, **settings)
 
@@ -336,8 +343,11 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
         return _error(503, str(err).replace(live.data.location.url(), "the data directory"), asset=err.asset)
 
     app.add_middleware(InternalErrors)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if token:
+        app.add_middleware(BearerToken, token=token)
     metrics = HttpMetrics(live.status)
-    app.add_middleware(CountRequests, metrics=metrics)  # outermost: it sees the 500s InternalErrors makes
+    app.add_middleware(CountRequests, metrics=metrics)  # outermost: it counts the 401s, 413s and 500s too
 
     @app.get("/metrics", summary="Prometheus metrics: requests, latency, the served release",
              response_class=PlainTextResponse)
