@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[common], help="valid names for queries (the live release's "
                                   "own, for an imported log)")
     listing.add_argument("what", choices=sorted(VOCABULARIES))
+    listing.add_argument("--json", action="store_true", help="print a JSON array instead of one name a line")
 
     serve = commands.add_parser("serve", parents=[common], help="answer queries over HTTP (FastAPI on uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
@@ -113,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("release", help="a release id from 'graphrec releases'")
     sql = commands.add_parser("sql", parents=[common], help="run SQL over the live release's DuckDB views")
     sql.add_argument("query", help="one SQL statement; the views are the published tables")
-    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql_format = sql.add_mutually_exclusive_group()
+    sql_format.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql_format.add_argument("--json", action="store_true", help="print a JSON array of rows instead of a table")
     sql.add_argument("--allow-write", action="store_true", help="run statements that write files (COPY, EXPORT)")
     return parser
 
@@ -121,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 READ_STATEMENTS = ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
 
 
-def _sql(data: DataDir, query: str, as_csv: bool, allow_write: bool = False) -> None:
+def _sql(data: DataDir, query: str, as_csv: bool, allow_write: bool = False, as_json: bool = False) -> None:
     """The query on a read-only connection (a local or object-store data dir alike). The
     database cannot change, but COPY or EXPORT would write files: statements other than
     :data:`READ_STATEMENTS` need ``--allow-write``."""
@@ -147,6 +150,8 @@ def _sql(data: DataDir, query: str, as_csv: bool, allow_write: bool = False) -> 
         con.close()
     if as_csv:
         sys.stdout.write(frame.write_csv())
+    elif as_json:
+        sys.stdout.write(frame.write_json() + "\n")  # a list of row objects
     else:
         import polars as pl
 
@@ -239,11 +244,12 @@ def _names(data: DataDir, what: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     data = DataDir.at(getattr(args, "data_dir", None), getattr(args, "endpoint_url", None))
     if args.command == "list":
-        print("\n".join(_names(data, args.what)))
+        names = _names(data, args.what)
+        print(json.dumps(names) if args.json else "\n".join(names))
         return 0
     data.location.check()
     if args.command == "sql":
-        _sql(data, args.query, args.csv, args.allow_write)
+        _sql(data, args.query, args.csv, args.allow_write, args.json)
         return 0
     if args.command == "releases":
         _releases(data, args.json)

@@ -222,6 +222,12 @@ def test_the_cli_and_the_http_api_take_the_original_keys(example_release, capsys
     assert "unknown user key 'nobody'" in capsys.readouterr().err
     assert cli.main(["list", "cities", "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.split() == ["City", "0", "City", "1"]  # the log's own, not the taxonomy's
+    assert cli.main(["list", "cities", "--json", "--data-dir", str(data_dir)]) == 0
+    assert json.loads(capsys.readouterr().out) == ["City 0", "City 1"]
+    assert cli.main(["sql", "SELECT user_key, user_id FROM user_keys ORDER BY user_id LIMIT 2", "--json",
+                     "--data-dir", str(data_dir)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["user_id"] for r in rows] == [0, 1] and all(r["user_key"].startswith("u") for r in rows)
 
     app = create_app(str(data_dir))
     with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
