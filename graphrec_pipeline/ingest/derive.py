@@ -30,7 +30,7 @@ so no visit of such a log counts as attended (no co-visits, outings or attendanc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -173,7 +173,7 @@ def _synthetic_times(split: pl.Series) -> pl.Series:
     k, rank, n = (frame[c].to_numpy() for c in ("k", "rank", "n"))
     share = edges[k] + (edges[k + 1] - edges[k]) * (rank + 0.5) / n
     micros = np.round(share * SYNTHETIC_DAYS * 86_400e6).astype(np.int64)
-    start = int(SYNTHETIC_START.timestamp() * 1e6) - int(datetime(1970, 1, 1).timestamp() * 1e6)
+    start = (SYNTHETIC_START - datetime(1970, 1, 1)) // timedelta(microseconds=1)  # naive: no time zone reads in
     return pl.from_epoch(pl.Series(start + micros), time_unit="us").alias("timestamp")
 
 
@@ -213,7 +213,7 @@ def _multi_hot(slots: pl.Series, width: int) -> np.ndarray:
     return out
 
 
-def _cities(places: pl.DataFrame, file: str) -> tuple[pl.Series, list[str]]:
+def _cities(places: pl.DataFrame) -> tuple[pl.Series, list[str]]:
     """Dense city ids (largest first) and their names."""
     if "city" in places.columns:
         names = places["city"].fill_null(OTHER).str.strip_chars()
@@ -338,7 +338,7 @@ def import_log(log: RawLog, cfg: ImportConfig = ImportConfig()) -> ImportedWorld
     tags = pf["tags"] if pf["tags"].list.len().sum() > 0 else categories
     cat_vocab = vocabulary(categories, cfg.max_categories, "category")
     tag_vocab = vocabulary(tags, cfg.max_tags, "tag")
-    city_id, city_names = _cities(pf, log.files.get("places", log.files["events"]))
+    city_id, city_names = _cities(pf)
     pf = pf.with_columns(city_id=city_id)
     pf = pf.with_columns(neighborhood_id=_neighborhoods(pf, cfg.neighborhoods_per_city))
     cat_slots, tag_slots = _slots(categories, cat_vocab), _slots(tags, tag_vocab)
