@@ -45,6 +45,7 @@ def _gate(min_lift: float, override: bool = False) -> dict:
     return run
 
 
+@pytest.mark.slow  # two more pipeline runs
 def test_a_refused_run_keeps_the_live_release_and_is_listed_with_its_reasons(tiny_release, tmp_path, capsys):
     data_dir = tmp_path / "data"
     shutil.copytree(tiny_release, data_dir, symlinks=True)
