@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from graphrec_pipeline.constants import C_COARSE, C_FINE
-from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, neighborhood_name
+from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, city_name, neighborhood_name
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class Vocabulary:
     def label(self, i: int) -> str:
         """A tag as a person reads it."""
         return self.tag(i).replace("_", " ")
+
+    def city(self, city: int) -> str:
+        return self.cities[city] if city < len(self.cities) else city_name(city)
 
     def neighborhood(self, city: int, hood: int) -> str:
         if not self.cities:

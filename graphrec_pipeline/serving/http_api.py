@@ -6,6 +6,7 @@
     POST /recommend/people/batch   {"user_ids": [1, 2, 3], "k": 10, ...}
     GET  /recommend/places?user_key=u42   (an imported log's keys: user_key, "user_keys": [...])
     GET  /healthz, GET /version, GET /metrics (Prometheus), GET /docs (OpenAPI)
+    GET  /   a page to look at: pick a city and a user, see places, people and a plot (page.py)
 
 Parameters mean what they mean on the CLI and results carry the fields of its ``--json``;
 every answer names the release it came from. A malformed request (unknown parameter, wrong
@@ -25,13 +26,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.http_guards import MAX_BODY_BYTES, BearerToken, BodyLimit
 from graphrec_pipeline.serving.http_metrics import CountRequests, HttpMetrics
 from graphrec_pipeline.serving.live import LiveRecommender
+from graphrec_pipeline.serving.page import PageRequest, error_page, error_status, render_page
 from graphrec_pipeline.serving.query import (
     AssetError,
     MalformedRequest,
@@ -389,6 +391,21 @@ def create_app(data_dir: str | None = None, poll_seconds: float | None = None, t
     async def people_batch(body: PeopleBatch):
         rec = live.get()
         return await off_loop(_batch, rec, body, PeopleQuery, rec.people)
+
+    def page(request: Request) -> HTMLResponse:
+        try:
+            status, html = render_page(live.get(), PageRequest.from_query(request.query_params))
+        except AssetError as err:  # no release: 503 naming what to materialize, as the JSON routes
+            log.warning("503: %s", err)
+            status, html = 503, error_page(str(err).replace(live.data.location.url(), "the data directory"))
+        except QueryError as err:
+            status, html = error_status(err), error_page(str(err))
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/", summary="A page to look at: pick a city and a user, see the recommendations",
+             response_class=HTMLResponse)
+    async def front_page(request: Request):
+        return await off_loop(page, request)
 
     @app.get("/healthz", summary="200 when a release is loaded", response_model=Health, responses={503: ERRORS[503]})
     def healthz():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
@@ -41,6 +42,7 @@ class WorldView:
     user_keys: np.ndarray | None = None  # an imported log's original keys, by id
     place_keys: np.ndarray | None = None
     place_names: np.ndarray | None = None  # an imported log's place names, by id
+    place_coords: np.ndarray | None = None  # (places, 2) latitude, longitude of an imported log (NaN: unknown)
     has_social: bool = True  # whether the world has any social edge (a log may have none)
 
     @classmethod
@@ -61,7 +63,9 @@ class WorldView:
             place_keys = store.read_table("place_keys").sort("place_id")
             keys_of = {"vocabulary": Vocabulary.from_table(store.read_table("vocabulary")),
                        "user_keys": store.read_table("user_keys").sort("user_id")["user_key"].to_numpy(),
-                       "place_keys": place_keys["place_key"].to_numpy(), "place_names": place_keys["name"].to_numpy()}
+                       "place_keys": place_keys["place_key"].to_numpy(), "place_names": place_keys["name"].to_numpy(),
+                       "place_coords": place_keys.select(pl.col("latitude", "longitude").cast(pl.Float64))
+                       .to_numpy()}
         keys = np.concatenate([bu * n_users + bv, bv * n_users + bu]).astype(np.int64)
         return cls(
             user_city=users["home_city_id"].to_numpy(),
