@@ -31,6 +31,8 @@ from dagster._core.definitions.executor_definition import (
     multiple_process_executor_requirements,
 )
 
+from graphrec_pipeline.extras import require
+
 DEFINITIONS_MODULE = "graphrec_pipeline.definitions"
 # What every step process imports beside the definitions: Dagster's CLI (the main module a
 # child re-imports) and the SQL instance storage. Preloaded once in the forkserver, they
@@ -79,13 +81,9 @@ def _requirements(executor_config: dict):
 def executor(init_context: dg.InitExecutorContext):
     ((kind, config),) = init_context.executor_config.items()
     if kind == "dask":
-        from dagster_dask import dask_executor
-
-        return _delegate(dask_executor, config, init_context)
+        return _delegate(require("dagster_dask", "dask").dask_executor, config, init_context)
     if kind == "k8s":
-        from dagster_k8s import k8s_job_executor
-
-        return _delegate(k8s_job_executor, config, init_context)
+        return _delegate(require("dagster_k8s", "k8s").k8s_job_executor, config, init_context)
     if kind == SINGLE_PROCESS:
         return _delegate(dg.in_process_executor, config, init_context)
     return _delegate(dg.multiprocess_executor, {**config, "start_method": config.get("start_method") or DEFAULT_START,

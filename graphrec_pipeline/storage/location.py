@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from graphrec_pipeline.extras import require
+
 DATA_DIR_ENV = "GRAPHREC_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
@@ -319,15 +321,13 @@ class ObjectStore(Location):
     remote = True
 
     def __init__(self, url: str, endpoint_url: str | None = None, fs=None):
-        import s3fs
-
         scheme, _, rest = url.partition("://")
         if scheme not in ("s3", "s3a") or not rest.strip("/"):
             raise ValueError(f"{url!r} is not an object-store URL: use s3://bucket/prefix")
         self.prefix = rest.strip("/")
         self.bucket = self.prefix.split("/", 1)[0]
         self.endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
-        self.fs = fs or s3fs.S3FileSystem(
+        self.fs = fs or require("s3fs", "s3").S3FileSystem(
             endpoint_url=self.endpoint_url, use_listings_cache=False, skip_instance_cache=True,
             config_kwargs={"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}},
         )
