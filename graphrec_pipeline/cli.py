@@ -22,6 +22,7 @@ stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -184,8 +185,13 @@ def _rollback(data: DataDir, release: str) -> None:
 
 
 def _serve(data: DataDir, args: argparse.Namespace) -> None:
-    """uvicorn with the app factory; options reach every worker through the environment."""
+    """uvicorn over :func:`create_app` with the options as its arguments: one process, or
+    ``--workers`` processes that each build the same app from the same arguments."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from graphrec_pipeline.serving.http_api import create_app
+    from graphrec_pipeline.serving.http_protocol import json_errors_protocol
 
     m = (args.candidates, args.people_candidates)
     if args.workers < 1 or not 0 < args.port < 65536 or args.poll_seconds <= 0 or not all(10 <= x <= 1000 for x in m):
@@ -194,18 +200,16 @@ def _serve(data: DataDir, args: argparse.Namespace) -> None:
                          f"{args.candidates}, {args.people_candidates}")
     if args.max_body_bytes < 1:
         raise QueryError(f"serve: need --max-body-bytes >= 1, not {args.max_body_bytes}")
-    os.environ["GRAPHREC_DATA_DIR"] = str(data.location)
-    if getattr(data.location, "endpoint_url", None):
-        os.environ["AWS_ENDPOINT_URL"] = data.location.endpoint_url
-    os.environ["GRAPHREC_SERVE_POLL_SECONDS"] = str(args.poll_seconds)
-    os.environ["GRAPHREC_SERVE_CANDIDATES"] = str(args.candidates)
-    os.environ["GRAPHREC_SERVE_PEOPLE_CANDIDATES"] = str(args.people_candidates)
-    os.environ["GRAPHREC_SERVE_MAX_BODY_BYTES"] = str(args.max_body_bytes)
-    from graphrec_pipeline.serving.http_protocol import json_errors_protocol
-
-    uvicorn.run("graphrec_pipeline.serving.http_api:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", access_log=args.access_log,
-                timeout_keep_alive=30, http=json_errors_protocol())
+    # A partial of a module-level function: the workers (spawned processes) unpickle it.
+    app = functools.partial(create_app, data.location.url(), endpoint_url=getattr(data.location, "endpoint_url", None),
+                            poll_seconds=args.poll_seconds, candidates=args.candidates,
+                            people_candidates=args.people_candidates, max_body_bytes=args.max_body_bytes)
+    config = uvicorn.Config(app, factory=True, host=args.host, port=args.port, workers=args.workers, log_level="info",
+                            access_log=args.access_log, timeout_keep_alive=30, http=json_errors_protocol())
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
 
 
 def _table(kind: str, results) -> None:

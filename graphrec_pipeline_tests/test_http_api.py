@@ -1,5 +1,7 @@
 """The HTTP API: real servers on free loopback ports, called with a real HTTP client."""
 
+import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import uuid
 import httpx
 import numpy as np
 import pytest
+import uvicorn
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.http_api import create_app
@@ -278,6 +281,33 @@ def test_serve_rejects_bad_options_in_one_line(served, capsys):
         assert "--people-candidates in 10..1000" in err and ", 5" in err and err.count("\n") == 1
     assert main(["--data-dir", str(served["data"].root), "serve", "--max-body-bytes", "0"]) == 2
     assert "--max-body-bytes >= 1, not 0" in capsys.readouterr().err
+
+
+def test_serve_hands_its_options_to_every_worker_as_arguments(served, monkeypatch):
+    """``graphrec serve --workers 2`` gives each spawned worker the app factory with the
+    options bound (pickled, as a worker receives it), and no environment variable."""
+    from uvicorn.supervisors import Multiprocess
+
+    from graphrec_pipeline.cli import main
+
+    started = {}
+    monkeypatch.setattr(Multiprocess, "run", lambda self: started.setdefault("config", self.config))
+    monkeypatch.setattr(uvicorn.Config, "bind_socket", lambda self: None)
+    before = dict(os.environ)
+    assert main(["--data-dir", str(served["data"].root), "serve", "--workers", "2", "--max-body-bytes", "100",
+                 "--candidates", "150", "--people-candidates", "40", "--poll-seconds", "0.5"]) == 0
+    assert dict(os.environ) == before
+    config = started["config"]
+    factory = pickle.loads(pickle.dumps(config.app))
+    assert config.workers == 2 and config.factory
+    assert factory.args == (str(served["data"].root),) and factory.keywords.items() >= {
+        "poll_seconds": 0.5, "candidates": 150, "people_candidates": 40, "max_body_bytes": 100}.items()
+    app = factory()
+    live = app.state.live
+    assert (live.poll_seconds, live.settings) == (0.5, {"candidates": 150, "people_candidates": 40})
+    with ThreadServer(app) as server:
+        big = httpx.post(server.url + "/recommend/places/batch", content=b"x" * 200, timeout=30)
+    assert big.status_code == 413
 
 
 def test_metrics_count_requests_by_route_and_status_and_name_the_release(api):

@@ -188,8 +188,8 @@ def test_the_http_api_serves_from_the_bucket(s3_tiny_world, monkeypatch):
     from graphrec_pipeline.serving.http_api import create_app
 
     data, _ = s3_tiny_world
-    monkeypatch.setenv("AWS_ENDPOINT_URL", data.location.endpoint_url)  # as `graphrec serve` passes it on
-    app = create_app(data.location.url(), poll_seconds=0.2)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the endpoint is an argument, as `graphrec serve` passes it
+    app = create_app(data.location.url(), poll_seconds=0.2, endpoint_url=data.location.endpoint_url)
     with ThreadServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         got = client.get("/recommend/places", params={"user_id": 3, "k": 4})
         assert got.status_code == 200 and len(got.json()["results"]) == 4

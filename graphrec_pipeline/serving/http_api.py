@@ -277,27 +277,22 @@ class InternalErrors:
             await _error(500, f"internal error ({type(err).__name__}); see the server log")(scope, receive, send)
 
 
-def create_app(data_dir: str | None = None, poll_seconds: float | None = None, threads: int = 1,
-               token: str | None = None, max_body_bytes: int | None = None, **settings) -> FastAPI:
-    """The app over ``data_dir`` (default: ``$GRAPHREC_DATA_DIR``, else ``./data``).
+def create_app(data_dir: str | None = None, poll_seconds: float = 1.0, threads: int = 1,
+               token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES, endpoint_url: str | None = None,
+               **settings) -> FastAPI:
+    """The app over ``data_dir`` (default: ``$GRAPHREC_DATA_DIR``, else ``./data``; an
+    ``s3://`` one at ``endpoint_url``, else ``$AWS_ENDPOINT_URL``).
 
-    ``uvicorn --factory graphrec_pipeline.serving.http_api:create_app`` works too; the
-    ``graphrec serve`` command passes its options through ``GRAPHREC_SERVE_*`` variables so
-    that every worker process builds the same app. ``token`` (default
-    ``$GRAPHREC_SERVE_TOKEN``): when set, every route but ``/healthz`` needs
-    ``Authorization: Bearer <token>``; ``max_body_bytes`` (default
-    ``$GRAPHREC_SERVE_MAX_BODY_BYTES``, else 1 MiB): larger bodies get a 413."""
+    ``graphrec serve`` passes its options here as arguments, in every worker process;
+    ``uvicorn --factory graphrec_pipeline.serving.http_api:create_app`` works too. ``token``
+    (default ``$GRAPHREC_SERVE_TOKEN``, the way a deployment hands over a secret): when
+    set, every route but ``/healthz`` needs ``Authorization: Bearer <token>``; bodies over
+    ``max_body_bytes`` get a 413; ``settings`` go to the :class:`Recommender`
+    (``candidates``, ``people_candidates``)."""
     data_dir = data_dir or os.environ.get("GRAPHREC_DATA_DIR")
-    poll = float(os.environ.get("GRAPHREC_SERVE_POLL_SECONDS", 1.0)) if poll_seconds is None else poll_seconds
-    for name in ("candidates", "people_candidates"):
-        variable = f"GRAPHREC_SERVE_{name.upper()}"
-        if name not in settings and variable in os.environ:
-            settings[name] = int(os.environ[variable])
     token = token if token is not None else os.environ.get("GRAPHREC_SERVE_TOKEN") or None
-    if max_body_bytes is None:
-        max_body_bytes = int(os.environ.get("GRAPHREC_SERVE_MAX_BODY_BYTES", MAX_BODY_BYTES))
     limit_threads(threads)
-    live = LiveRecommender(DataDir.at(data_dir), poll_seconds=poll, **settings)
+    live = LiveRecommender(DataDir.at(data_dir, endpoint_url), poll_seconds=poll_seconds, **settings)
 
     # One answering thread: ranking is CPU work, so it runs off the event loop (which stays
     # free for /healthz and /metrics), one answer at a time as the cores allow; a thread
