@@ -4,6 +4,7 @@ checks (no cluster needed)."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -120,6 +121,16 @@ def test_the_s3_data_dir_config_resolves_from_the_environment(monkeypatch):
         dg.validate_run_config(_job(), merged)
 
 
+def test_the_positive_rating_is_one_setting_of_the_world():
+    """Training, LightGCN, the evaluation and the split cannot each be given their own
+    threshold of a positive visit: the world resource holds it for the whole run."""
+    for op in ("graphrec_model", "lightgcn_baseline", "eval_metrics", "interaction_split_table"):
+        with pytest.raises(dg.DagsterInvalidConfigError, match="positive_rating"):
+            dg.validate_run_config(_job(), {**RESOURCES, "ops": {op: {"config": {"positive_rating": 4.0}}}})
+    world = {"resources": {**RESOURCES["resources"], "world": {"config": {"positive_rating": 4.0}}}}
+    assert dg.validate_run_config(_job(), world)["resources"]["world"]["config"]["positive_rating"] == 4.0
+
+
 def test_the_production_instance_config_is_valid(monkeypatch):
     from dagster_k8s import K8sRunLauncher
     from dagster_postgres import PostgresRunStorage
@@ -232,7 +243,9 @@ def test_the_code_location_command_and_its_readiness_probe_work(tmp_path):
     command = [here] + [local.get(a, a) for a in container["command"][1:]]
     probe = [here] + [local.get(a, a) for a in container["readinessProbe"]["exec"]["command"][1:]]
     assert container["command"][0] == container["readinessProbe"]["exec"]["command"][0] == "dagster"
-    server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # its own process group: the code server starts a gRPC child, and both are stopped at the end
+    server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 300  # a guard against a hang, not a figure
         while subprocess.run(probe, cwd=tmp_path, capture_output=True).returncode != 0:
@@ -240,8 +253,8 @@ def test_the_code_location_command_and_its_readiness_probe_work(tmp_path):
             assert time.monotonic() < deadline, "the code server never became ready"
             time.sleep(1)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        os.killpg(server.pid, signal.SIGKILL)  # how fast it shuts down is not what this test checks
+        server.wait()
 
 
 def test_a_missing_extra_is_named(monkeypatch):

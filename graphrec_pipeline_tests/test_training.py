@@ -430,7 +430,7 @@ def test_lightgcn_embeddings_are_refused_for_another_graph_and_kept_for_the_same
         load_lightgcn(store)
     store.write_bytes(GRAPH_FILE, b"graph one")
     settings = LightGCNSettings(steps=3, batch=128)
-    key = training_key(store, settings, "code-a", 2)
+    key = training_key(store, settings, "code-a", 2, 3.0)
     assert current_lightgcn(store, key) is None
     result = train_lightgcn(tiny_data, settings)
     save_lightgcn(store, result, key)
@@ -438,10 +438,11 @@ def test_lightgcn_embeddings_are_refused_for_another_graph_and_kept_for_the_same
     np.testing.assert_array_equal(user, result.user)
     assert result.stopped_by == "steps" and result.best_val_ndcg is None
     assert current_lightgcn(store, key)["steps"] == 3
-    for changed in (training_key(store, LightGCNSettings(steps=4, batch=128), "code-a", 2),
-                    training_key(store, settings, "code-b", 2), training_key(store, settings, "code-a", 1)):
+    for changed in (training_key(store, LightGCNSettings(steps=4, batch=128), "code-a", 2, 3.0),
+                    training_key(store, settings, "code-b", 2, 3.0), training_key(store, settings, "code-a", 1, 3.0),
+                    training_key(store, settings, "code-a", 2, 4.0)):
         assert current_lightgcn(store, changed) is None
     store.write_bytes(GRAPH_FILE, b"graph two")
-    assert current_lightgcn(store, training_key(store, settings, "code-a", 2)) is None
+    assert current_lightgcn(store, training_key(store, settings, "code-a", 2, 3.0)) is None
     with pytest.raises(ValueError, match="another training graph: materialize lightgcn_baseline"):
         load_lightgcn(store)

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field, PrivateAttr
 
-from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
+from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, POSITIVE_RATING, RETRIEVAL_CANDIDATES
 from graphrec_pipeline.ingest import ImportConfig
 from graphrec_pipeline import constants as K
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
@@ -86,6 +86,9 @@ class WorldResource(dg.ConfigurableResource):
     homophily: float = Field(default=_DEFAULTS.homophily, description=(
         "Share of a user's latent taste that their community shares (0: none, 1: all)."))
     seed: int = Field(default=_DEFAULTS.seed, description="Root random seed: same seed and config, same bytes.")
+    positive_rating: float = Field(default=POSITIVE_RATING, description=(
+        "A visit rated at least this is a positive: the training examples, the validation and held-out positives, "
+        "every metric and the world report. One setting of the world, so the steps of a run cannot disagree."))
     source: Literal["generate", "parquet", "events", "recbole"] = Field(
         default="generate", description="'generate' a synthetic world, import the six 'parquet' tables from "
         "source_dir, or import a check-in log: 'events' (events/places/friends/blocks as CSV or Parquet) or "

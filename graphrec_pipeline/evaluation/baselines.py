@@ -149,11 +149,13 @@ def train_lightgcn(
                           best_step, step, stopped_by, clock() - start)
 
 
-def training_key(store: Storage, settings: LightGCNSettings, code_version: str, threads: int) -> dict:
+def training_key(store: Storage, settings: LightGCNSettings, code_version: str, threads: int,
+                 positive_rating: float) -> dict:
     """What the trained embeddings are a function of: training is seeded and deterministic
-    for the same graph bytes, settings, code and torch thread count."""
-    return {"graph_sha256": store.digest(GRAPH_FILE), "settings": asdict(settings), "code_version": code_version,
-            "threads": threads}
+    for the same graph bytes, settings, positive rating (which visits validate it), code
+    and torch thread count."""
+    return {"graph_sha256": store.digest(GRAPH_FILE), "settings": asdict(settings),
+            "positive_rating": positive_rating, "code_version": code_version, "threads": threads}
 
 
 def save_lightgcn(store: Storage, result: LightGCNResult, key: dict) -> None:

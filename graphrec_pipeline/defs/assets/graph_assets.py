@@ -19,7 +19,8 @@ CODE = code_version("graph", "tables", "columns", "timeslots", "coattendance")
 
 
 SplitSettings = config_from("SplitSettings", "Temporal interaction split and random friend-pair split "
-                            "(``SplitConfig``); the defaults are its.", SplitConfig)
+                            "(``SplitConfig``); the defaults are its.", SplitConfig,
+                            exclude=frozenset({"positive_rating"}))  # the world's setting (WorldResource)
 
 
 def _counts(frame: pl.DataFrame) -> dict:

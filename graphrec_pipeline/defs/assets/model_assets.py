@@ -6,7 +6,6 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from graphrec_pipeline.defaults import POSITIVE_RATING
 from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_value, value_version
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
@@ -40,7 +39,6 @@ TrainingSettings = config_from(
     ModelConfig,
     TrainConfig,
     exclude=frozenset({"n_cities", "neighborhoods_per_city", "n_users", "n_places"}),  # from the world / the data
-    positive_rating=(float, POSITIVE_RATING),
 )
 
 
@@ -73,8 +71,8 @@ def graphrec_model(
     model_cfg = build(ModelConfig, config, n_cities=world.cities(store), neighborhoods_per_city=world.neighborhoods_per_city)
     train_cfg = build(TrainConfig, config)
     inputs = Inputs.load(store)
-    data = inputs.training_data(config.positive_rating)
-    result = fit(data, model_cfg, train_cfg, validator(inputs, data, train_cfg, config.positive_rating),
+    data = inputs.training_data(world.positive_rating)
+    result = fit(data, model_cfg, train_cfg, validator(inputs, data, train_cfg, world.positive_rating),
                  log=context.log.info)
     if not result.ranks_agree:
         raise dg.Failure(f"the {result.ranks} training ranks ended with different weights")
@@ -111,7 +109,6 @@ LightGCNConfig = config_from(
     "LightGCN baseline (``LightGCNSettings``), validated on the GNN's validation visits. "
     "``retrain``: train even where the release already holds what training would make.",
     LightGCNSettings,
-    positive_rating=(float, POSITIVE_RATING),
     eval_users=(int, TrainConfig.eval_users),
     retrain=(bool, False),
 )
@@ -120,7 +117,7 @@ LightGCNConfig = config_from(
 @dg.asset(group_name="evaluation", code_version=LIGHTGCN_CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"},
           op_tags=TORCH_STEP)
 def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
-                      storage: StorageResource) -> dg.MaterializeResult:
+                      storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """PyG's LightGCN trained with BPR on the training graph's interaction edges, stopped by
     validation patience (``evaluation/baselines.py``): the collaborative baseline that
     ``eval_metrics`` ranks beside the GNN. An asset of its own, trained again only when the
@@ -129,16 +126,16 @@ def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
     count are kept (``retrain: true`` trains anyway)."""
     store = storage.for_run(context)
     settings = build(LightGCNSettings, config)
-    key = training_key(store, settings, LIGHTGCN_CODE, compute_threads())
+    key = training_key(store, settings, LIGHTGCN_CODE, compute_threads(), world.positive_rating)
     kept = None if config.retrain else current_lightgcn(store, key)
     if kept is not None:
         context.log.info(f"LightGCN embeddings of this graph, code and settings kept from release {kept['release']}")
         result_meta = {k: kept.get(k) for k in ("best_val_ndcg20", "best_step", "steps", "stopped_by")}
     else:
         inputs = Inputs.load(store)
-        data = inputs.training_data(config.positive_rating)
+        data = inputs.training_data(world.positive_rating)
         val = validator(inputs, data, TrainConfig(eval_users=config.eval_users, seed=settings.seed),
-                        config.positive_rating)
+                        world.positive_rating)
         result = train_lightgcn(data, settings, validate=val.dot_ndcg, log=context.log.info)
         save_lightgcn(store, result, key)
         result_meta = {"best_val_ndcg20": result.best_val_ndcg, "best_step": result.best_step, "steps": result.steps,
@@ -154,7 +151,6 @@ def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
 
 class EvaluationSettings(dg.Config):
     max_users: int = 2_000
-    positive_rating: float = POSITIVE_RATING
     seed: int = 0
 
 
@@ -175,7 +171,7 @@ def eval_metrics(
     inputs = Inputs.load(store)
     with heartbeat("evaluating", context.log.info):
         metrics = evaluate_all(
-            inputs, load_model(store), config.positive_rating, world=world.world_config() if world.generated else None,
+            inputs, load_model(store), world.positive_rating, world=world.world_config() if world.generated else None,
             max_users=config.max_users, seed=config.seed,
             recommender=recommender.build(visited_keys=pre_test_keys(inputs), store=store,
                                           pair_history=training_history(inputs)),

@@ -50,7 +50,8 @@ def world_report(context: dg.AssetExecutionContext, storage: StorageResource, wo
     users, places, inter = (store.read_table(t) for t in ("users", "places", "interactions"))
     summary = interaction_summary(users, places, inter)
     table, calibration = holdout_benchmark(users, places, inter, world.neighborhoods_per_city,
-                                           world.world_config() if world.generated else None)
+                                           world.world_config() if world.generated else None,
+                                           positive_rating=world.positive_rating)
     wide = (
         table.with_columns(name=pl.col("metric") + "@" + pl.col("k").cast(pl.String) + " " + pl.col("positives"))
         .pivot(on="name", index="ranker", values="value")
