@@ -247,36 +247,16 @@ def trained(tmp_path_factory):
 def served(trained, tmp_path_factory):
     """The trained 1k model published as the serving assets: tables, model, embeddings and
     exact per-city indexes in a data directory, and a :class:`Recommender` over them."""
-    from graphrec_pipeline.graph.build import graph_to_tensors
-    from graphrec_pipeline.artifacts import GRAPH_FILE
-    from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, save_city_indexes
-    from graphrec_pipeline.serving.embeddings import export_embeddings
-    from graphrec_pipeline.lineage import stamp_graph, stamp_model, stamp_world
+    from graphrec_pipeline.release_builder import build_release
     from graphrec_pipeline.releases import DataDir
+    from graphrec_pipeline.serving.embeddings import load_embeddings
     from graphrec_pipeline.serving.recommender import Recommender
-    from graphrec_pipeline.tables import WORLD_TABLES, to_arrow
-    from graphrec_pipeline.model.saved import save_model
 
     data = DataDir(tmp_path_factory.mktemp("served"))
-    run_id = str(uuid.UUID(int=1))
-    store = data.for_run(run_id)
     world, inputs = trained["world"], trained["inputs"]
-    for name in WORLD_TABLES:
-        store.write_table(name, to_arrow(name, world[name]), staged=False)
-    store.write_table("interaction_split", inputs.split.to_arrow(), staged=False)
-    store.write_table("friend_label_split", inputs.friend_split.to_arrow(), staged=False)
-    stamp_world(store, {"source": "generate"})
-    store.write_tensors(GRAPH_FILE, graph_to_tensors(inputs.graph))
-    stamp_graph(store)
-    model = trained["result"].model
-    save_model(store, model)
-    stamp_model(store)
-    emb = export_embeddings(store, model, inputs.graph, world["users"]["home_city_id"].to_numpy(),
-                            world["places"]["city_id"].to_numpy())
-    built, _ = build_city_indexes(emb, IndexSettings(), log=lambda m: None)
-    save_city_indexes(store, built)
-    data.seal(run_id, {"run_id": run_id})
-    data.switch(run_id)
-    data.release_lock(run_id)
+    build_release(data, world, inputs.split, inputs.friend_split, inputs.graph, trained["result"].model,
+                  run_id=str(uuid.UUID(int=1)), source={"source": "generate"}, log=lambda m: None)
+    store = data.live()
+    emb = load_embeddings(store)
     store = data.live()
     return {"store": store, "data": data, "emb": emb, "recommender": Recommender(store), "world": world}

@@ -28,6 +28,8 @@ from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_M
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.lineage import stamp_world
+from graphrec_pipeline import release_builder
+from graphrec_pipeline.release_builder import build_release
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, TIME_SLOTS, VIBE_TAGS
@@ -715,3 +717,25 @@ def test_past_partners_are_candidates_even_far_from_the_users_tastes(rec):
     assert set(extra[extra >= 0]) == {v for v in w.history.partners(users[:1], PAST_PARTNERS)[0] if v >= 0
                                       and w.user_city[v] == city}
     assert rec.people_flow.extra(PeopleQuery(new_people=True), users[:1], city) is None
+
+
+def test_build_release_makes_a_servable_release_live_or_leaves_the_live_one(trained, tmp_path, monkeypatch):
+    """The plain builder (what the ``served`` fixture and a notebook call): a release the
+    recommender answers from; a failure part-way leaves the live release and frees the
+    data directory for the next build."""
+    data = DataDir(tmp_path / "data")
+    world, inputs, model = trained["world"], trained["inputs"], trained["result"].model
+    args = (data, world, inputs.split, inputs.friend_split, inputs.graph, model)
+    first = build_release(*args, log=lambda m: None)
+    assert data.live_id() == first and len(Recommender(data.live()).recommend_places(3, k=5)) == 5
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(release_builder, "publish_serving", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_release(*args, log=lambda m: None)
+    assert data.live_id() == first
+    monkeypatch.undo()
+    second = build_release(*args, log=lambda m: None)  # the lock was given back
+    assert data.live_id() == second != first

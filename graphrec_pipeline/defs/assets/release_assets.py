@@ -7,9 +7,10 @@ from graphrec_pipeline.artifacts import WORLD_MANIFEST
 from graphrec_pipeline.defs.metadata import code_version
 from graphrec_pipeline.defs.resources import StorageResource
 from graphrec_pipeline.defs.settings import build, config_from
-from graphrec_pipeline.lineage import lineage_problems
 from graphrec_pipeline.profiles import markdown_table
+from graphrec_pipeline.release_builder import make_live
 from graphrec_pipeline.release_gate import GateSettings, gate_problems, headlines
+from graphrec_pipeline.releases import ReleaseError
 
 HEADLINES = {  # (model, task, metric, k) -> name in the release manifest
     ("graphrec_served", "place", "ndcg", 20): "served_place_ndcg20",
@@ -73,18 +74,17 @@ def release(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.M
     it; then prunes old releases and frees the data directory. Until this step, every
     reader keeps the previous release in full."""
     data, store = storage.data(), storage.for_run(context)
-    problems = lineage_problems(store)
-    if problems:
-        raise dg.Failure(f"release {store.release} not made live: " + "; ".join(problems))
     previous = data.live_id()
     gate = store.read_json(GATE_RECORD) or {}
-    manifest = data.seal(store.release, {"run_id": context.run_id, "previous": previous,
-                                         "metrics": headline_metrics(store, context.run_id),
-                                         "gate_overridden": gate.get("overridden", False),
-                                         "gate_problems": gate.get("problems", [])})
-    data.switch(store.release, verify=False)  # seal just recorded every digest
-    pruned = data.prune(storage.keep_releases, storage.prune_min_age_hours)
-    data.release_lock(context.run_id)
+    try:
+        manifest = make_live(data, store.release, {"run_id": context.run_id, "previous": previous,
+                                                   "metrics": headline_metrics(store, context.run_id),
+                                                   "gate_overridden": gate.get("overridden", False),
+                                                   "gate_problems": gate.get("problems", [])},
+                             storage.keep_releases, storage.prune_min_age_hours)
+    except ReleaseError as err:
+        raise dg.Failure(str(err)) from err
+    pruned = manifest.pop("pruned")
     context.log.info(f"release {store.release} is live (was {previous}); pruned {pruned}")
     return dg.MaterializeResult(
         metadata={
