@@ -7,8 +7,7 @@ built, tuned to the target recall and timed the same way, and kept only if it is
 than exact search (with wide vectors a tuned HNSW beam can cost more than the matrix
 product it replaces). Times are medians of single queries: with one thread the search
 has no tail of its own, and the index steps run side by side, so a tail would measure
-the neighbours (a p99 of 4.3 ms for an exact search whose median was 0.12 ms once sent a
-3,000-place city to an HNSW index three times slower). Every index's recall@200 against
+the neighbours and could send a city to an HNSW index slower than its exact search. Every index's recall@200 against
 exact search is measured on the city's own users as queries; an HNSW index below
 ``target_recall`` gets its search beam doubled (up to ``max_ef_search``) until it reaches
 it, and keeps the ``ef_search`` it needed.

@@ -60,11 +60,10 @@ class Recommender:
         alpha: weight of ``s_compat`` in ``s_final`` (default: the trained model's).
         candidates: ``M`` of the place flow, the candidates retrieved per query before
             widening. Context queries need 200: a time slot lifts places from beyond the
-            retrieval's top 100 (slot NDCG@20 0.180 at 200, 0.152 at 100).
+            retrieval's top 100 (docs/benchmarks.md).
         people_candidates: ``M`` of the people flow. People are retrieved by the same taste
-            match that dominates their score, so fewer suffice: at 50 the served top 10
-            equalled the top 10 at 200 for 300 users, with and without a target place, and
-            people Recall@10 was unchanged (0.330), at 0.9 ms an answer instead of 1.7.
+            match that dominates their score, so fewer suffice: the served top 10 at 50 is
+            the top 10 at 200, at about half the cost (docs/benchmarks.md).
         exclude_visited: leave out places the user has already interacted with.
         visited_keys: sorted ``user * n_places + place`` keys of what counts as visited
             (default: every interaction); evaluation passes the pre-test visits.

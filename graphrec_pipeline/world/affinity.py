@@ -137,7 +137,7 @@ def affinity_block(
 
     The inner products go through ``np.einsum``'s own loop, not BLAS: a BLAS product's last
     bits depend on its thread count on some CPUs, and the world must be the same bytes on
-    one thread (a Dask worker) as on many (measured: 1% of dwell times differed)."""
+    one thread (a Dask worker) as on many."""
     score = w.interest * np.einsum("nd,md->nm", f.user_fine[users], f.place_fine[places])
     score += w.category * np.einsum("nd,md->nm", f.user_cat[users], f.place_cat[places])
     same_city = f.user_city[users][:, None] == f.place_city[places][None, :]
