@@ -237,6 +237,9 @@ def test_the_cli_and_the_http_api_take_the_original_keys(example_release, capsys
         batch = client.post("/recommend/people/batch", json={"user_keys": ["u7", "u8"], "k": 2})
         assert batch.status_code == 200 and [r["user_key"] for r in batch.json()["results"]] == ["u7", "u8"]
         assert client.get("/recommend/places", params={"user_key": "u7", "user_id": 1}).status_code == 422
+        page = client.get("/", params={"user_key": "u7"})  # the page plots the log's own coordinates
+        assert page.status_code == 200 and "axes: longitude, latitude" in page.text and "City 0" in page.text
+        assert "Place " in page.text.split('id="places"')[1]  # places named as the log names them
         assert client.post("/recommend/places/batch", json={"k": 2}).status_code == 422
         assert client.get("/recommend/places", params={"user_key": "nobody"}).status_code == 404
 
