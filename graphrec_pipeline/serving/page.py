@@ -104,11 +104,16 @@ def _user(rec: Recommender, request: PageRequest) -> int | None:
     return None
 
 
-def active_users(rec: Recommender, city: int, n: int = USERS_LISTED) -> np.ndarray:
-    """The ``n`` users of ``city`` with the most visited places, most first (ties by id)."""
+def visited_places(rec: Recommender) -> np.ndarray:
+    """How many places each user has visited, by user id."""
     w = rec.world
-    visits = np.bincount(w.visited_keys // w.n_places, minlength=w.n_users)
-    ids = np.flatnonzero(w.user_city == city)
+    return np.bincount(w.visited_keys // w.n_places, minlength=w.n_users)
+
+
+def active_users(rec: Recommender, city: int, n: int = USERS_LISTED, visits: np.ndarray | None = None) -> np.ndarray:
+    """The ``n`` users of ``city`` with the most visited places, most first (ties by id)."""
+    visits = visited_places(rec) if visits is None else visits
+    ids = np.flatnonzero(rec.world.user_city == city)
     return ids[np.lexsort((ids, -visits[ids]))][:n]
 
 
@@ -116,8 +121,8 @@ def _form(rec: Recommender, city: int, user: int | None, slot: str | None) -> st
     w = rec.world
     cities = "".join(f'<option value="{c}"{" selected" if c == city else ""}>{escape(rec.vocabulary.city(c))}</option>'
                      for c in range(rec.n_cities))
-    visits = np.bincount(w.visited_keys // w.n_places, minlength=w.n_users)
-    listed = active_users(rec, city)
+    visits = visited_places(rec)
+    listed = active_users(rec, city, visits=visits)
     users = "".join(f'<option value="{u}"{" selected" if u == user else ""}>{escape(w.user_key(u))} '
                     f"({visits[u]} places)</option>" for u in listed.tolist())
     slots = "".join(f'<option value="{s}"{" selected" if s == slot else ""}>{s}</option>' for s in TIME_SLOTS)
