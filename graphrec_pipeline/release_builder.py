@@ -16,8 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from graphrec_pipeline.artifacts import GRAPH_FILE
-from graphrec_pipeline.graph.build import graph_to_tensors
+from graphrec_pipeline.graph.build import save_graph
 from graphrec_pipeline.lineage import lineage_problems, stamp_graph, stamp_model, stamp_world
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.saved import save_model
@@ -41,7 +40,7 @@ def publish_world(store: Storage, tables: Mapping[str, pl.DataFrame], interactio
 
 def publish_graph(store: Storage, graph) -> None:
     """The training graph's tensors and what they were built from."""
-    store.write_tensors(GRAPH_FILE, graph_to_tensors(graph))
+    save_graph(store, graph)
     stamp_graph(store)
 
 

@@ -16,8 +16,7 @@ import torch
 from graphrec_pipeline.cli import main
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
-from graphrec_pipeline.graph.build import graph_from_tensors
-from graphrec_pipeline.artifacts import GRAPH_FILE
+from graphrec_pipeline.graph.build import load_graph
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.inference import embed_in_blocks
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index, load_index, recall_at_k
@@ -526,7 +525,7 @@ def test_stale_assets_name_what_to_materialize(served, tmp_path):
     with pytest.raises(AssetError, match="embeddings were made by another model: materialize user_embeddings"):
         Recommender(store)
     emb = served["emb"]
-    export_embeddings(store, retrained, graph_from_tensors(store.read_tensors(GRAPH_FILE)), emb.user_city,
+    export_embeddings(store, retrained, load_graph(store), emb.user_city,
                       emb.place_city)
     with pytest.raises(AssetError, match="indexes were built from another model's embeddings: materialize ann_indexes"):
         Recommender(store)

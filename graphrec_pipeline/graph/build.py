@@ -20,8 +20,10 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
+from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.constants import D_EDGE_UP
 from graphrec_pipeline.world import social
+from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.graph.features import (
     encode_interaction_edges,
     encode_places,
@@ -119,3 +121,13 @@ def graph_from_tensors(tensors: dict[str, torch.Tensor]) -> HeteroData:
         data[et].edge_index = tensors[f"{key}.edge_index"]
         data[et].edge_attr = tensors[f"{key}.edge_attr"]
     return data
+
+
+def save_graph(store: Storage, data: HeteroData) -> str:
+    """The training graph as one safetensors file of the release (``GRAPH_FILE``); its path."""
+    return store.write_tensors(GRAPH_FILE, graph_to_tensors(data))
+
+
+def load_graph(store: Storage) -> HeteroData:
+    """The release's training graph, as :func:`save_graph` wrote it."""
+    return graph_from_tensors(store.read_tensors(GRAPH_FILE))

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from graphrec_pipeline.artifacts import GRAPH_FILE
-from graphrec_pipeline.graph.build import graph_from_tensors
+from graphrec_pipeline.graph.build import load_graph
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.storage import Storage
@@ -44,7 +43,7 @@ class Inputs:
             labels=store.read_table("friend_labels"),
             friend_split=store.read_table("friend_label_split"),
             edges=store.read_table("user_user_edges"),
-            graph=graph_from_tensors(store.read_tensors(GRAPH_FILE)),
+            graph=load_graph(store),
             blocks=store.read_table("user_blocks"),
         )
 

@@ -6,7 +6,7 @@ import polars as pl
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
-from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, graph_to_tensors
+from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, save_graph
 from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split
@@ -87,7 +87,7 @@ def training_graph(context: dg.AssetExecutionContext, storage: StorageResource, 
         store.read_table("friend_label_split"),
         world.neighborhoods_per_city,
     )
-    path = store.write_tensors(GRAPH_FILE, graph_to_tensors(data))
+    path = save_graph(store, data)
     for kind, key in (("user", "user_id"), ("place", "place_id")):
         ids = pl.DataFrame({key: pl.int_range(data[kind].num_nodes, eager=True), "index": pl.int_range(data[kind].num_nodes, eager=True)})
         store.write_table(f"graph/{kind}_id_map", ids.to_arrow(), staged=False)

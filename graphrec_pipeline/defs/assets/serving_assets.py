@@ -11,8 +11,7 @@ from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
 from graphrec_pipeline.defs.settings import build, config_from
-from graphrec_pipeline.graph.build import graph_from_tensors
-from graphrec_pipeline.artifacts import GRAPH_FILE
+from graphrec_pipeline.graph.build import load_graph
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.serving.ann import HnswSettings
@@ -55,7 +54,7 @@ def embeddings(context: dg.AssetExecutionContext, storage: StorageResource):
     users = store.read_table("users", columns=["user_id", "home_city_id"]).sort("user_id")
     places = store.read_table("places", columns=["place_id", "city_id"]).sort("place_id")
     with heartbeat("exporting embeddings", context.log.info):
-        emb = export_embeddings(store, load_model(store), graph_from_tensors(store.read_tensors(GRAPH_FILE)),
+        emb = export_embeddings(store, load_model(store), load_graph(store),
                                 users["home_city_id"].to_numpy(), places["city_id"].to_numpy())
     seconds = round(time.perf_counter() - start, 1)
     context.log.info(f"exported {len(emb.z_user)} user and {len(emb.z_place)} place embeddings in {seconds} s")
