@@ -285,7 +285,7 @@ def test_serve_rejects_bad_options_in_one_line(served, capsys):
 
 def test_serve_hands_its_options_to_every_worker_as_arguments(served, monkeypatch):
     """``graphrec serve --workers 2`` gives each spawned worker the app factory with the
-    options bound (pickled, as a worker receives it), and no environment variable."""
+    options bound (picklable, as a spawned worker receives it), and no environment variable."""
     from uvicorn.supervisors import Multiprocess
 
     from graphrec_pipeline.cli import main
@@ -298,8 +298,9 @@ def test_serve_hands_its_options_to_every_worker_as_arguments(served, monkeypatc
                  "--candidates", "150", "--people-candidates", "40", "--poll-seconds", "0.5"]) == 0
     assert dict(os.environ) == before
     config = started["config"]
-    factory = pickle.loads(pickle.dumps(config.app))
-    assert config.workers == 2 and config.factory
+    factory = config.app
+    assert pickle.dumps(factory)  # a spawned worker receives it pickled (a closure or lambda would raise here)
+    assert factory.func is create_app and config.workers == 2 and config.factory
     assert factory.args == (str(served["data"].root),) and factory.keywords.items() >= {
         "poll_seconds": 0.5, "candidates": 150, "people_candidates": 40, "max_body_bytes": 100}.items()
     app = factory()
