@@ -139,6 +139,13 @@ def small_run_config() -> dict:
     return yaml.safe_load((REPO / "configs" / "small.yaml").read_text())
 
 
+def pytest_collection_modifyitems(items):
+    """A test that needs the whole small pipeline run is slow: ``make test-fast`` leaves it out."""
+    for item in items:
+        if "small_world" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def materialize(data_dir: Path | str, run_config: dict | None = None, raise_on_error: bool = True,
                 job: str = "full_pipeline", endpoint_url: str | None = None):
     """Run a job's assets and checks in process against ``data_dir`` (training and
@@ -160,6 +167,7 @@ def materialize(data_dir: Path | str, run_config: dict | None = None, raise_on_e
 
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
+    """``configs/small.yaml`` materialized in process, as CI does (the tests using it are slow)."""
     data_dir = tmp_path_factory.mktemp("small")
     result = materialize(data_dir)
     return data_dir, result

@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.tables import WORLD_TABLES
-from graphrec_pipeline_tests.conftest import materialize
+from graphrec_pipeline_tests.conftest import TINY, materialize
 
-SMALL = {"n_users": 1000, "n_places": 1000}
+SIZE = {"n_users": TINY.n_users, "n_places": TINY.n_places, "n_cities": TINY.n_cities}  # tiny_release's world
 
 
 def import_config(source_dir) -> dict:
-    return {"resources": {"world": {"config": {**SMALL, "source": "parquet", "source_dir": str(source_dir)}}}}
+    return {"resources": {"world": {"config": {**SIZE, "source": "parquet", "source_dir": str(source_dir)}}}}
 
 
 def copy_world(data_dir, tmp_path):
@@ -27,9 +27,9 @@ def copy_world(data_dir, tmp_path):
     return source
 
 
-def test_import_then_reject_bad_file(small_world, tmp_path):
+def test_import_then_reject_bad_file(tiny_release, tmp_path):
     """The world_tables job publishes into its run's release (not live: no model yet)."""
-    source = copy_world(small_world[0], tmp_path)
+    source = copy_world(tiny_release, tmp_path)
     data_dir = tmp_path / "data"
 
     result = materialize(data_dir, import_config(source), job="world_tables")
@@ -56,8 +56,8 @@ def test_import_then_reject_bad_file(small_world, tmp_path):
     assert DataDir(data_dir).live_id() is None  # nothing unchecked (nor any world alone) goes live
 
 
-def test_parquet_type_mismatch_is_rejected(small_world, tmp_path):
-    source = copy_world(small_world[0], tmp_path)
+def test_parquet_type_mismatch_is_rejected(tiny_release, tmp_path):
+    source = copy_world(tiny_release, tmp_path)
     places = pq.read_table(source / "places.parquet")
     places = places.set_column(1, "city_id", places.column("city_id").cast(pa.int64()))
     pq.write_table(places, source / "places.parquet")
@@ -72,10 +72,10 @@ def _contract(result, table):
     return next(e for e in result.get_asset_check_evaluations() if e.check_name == f"{table}_contract")
 
 
-def test_unreadable_columnless_and_empty_files_fail_their_checks_by_rule(small_world, tmp_path):
+def test_unreadable_columnless_and_empty_files_fail_their_checks_by_rule(tiny_release, tmp_path):
     """No raw exception inside an asset: each bad file is staged as it is and its blocking
     check names the rule, the file and what it found."""
-    source = copy_world(small_world[0], tmp_path)
+    source = copy_world(tiny_release, tmp_path)
     data = (source / "places.parquet").read_bytes()
     (source / "places.parquet").write_bytes(data[: len(data) // 3])
     pq.write_table(pq.read_table(source / "users.parquet").drop_columns(["home_city_id"]), source / "users.parquet")
@@ -86,7 +86,7 @@ def test_unreadable_columnless_and_empty_files_fail_their_checks_by_rule(small_w
     assert not users.passed and users.metadata["failed_rules"].value == "missing_columns"
     assert "missing: home_city_id" in users.metadata["details"].value
 
-    source = copy_world(small_world[0], tmp_path / "again")
+    source = copy_world(tiny_release, tmp_path / "again")
     pq.write_table(pq.read_table(source / "interactions.parquet").slice(0, 0), source / "interactions.parquet")
     result = materialize(tmp_path / "data2", import_config(source), raise_on_error=False, job="world_tables")
     empty = _contract(result, "interactions")
