@@ -25,7 +25,7 @@ import torch
 from common import append_result, log
 from graphrec_pipeline.evaluation.evaluate import evaluate_ranked, place_groups, rank_users, sample_users
 from graphrec_pipeline.evaluation.run import pre_test_keys, segment_groups, user_segments
-from graphrec_pipeline.graph.build import UU
+from graphrec_pipeline.artifacts.graph import UU
 from graphrec_pipeline.graph.split import SplitConfig, heldout_visits
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.releases import DataDir

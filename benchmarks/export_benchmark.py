@@ -25,13 +25,13 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from graphrec_pipeline.graph.build import UP
+    from graphrec_pipeline.artifacts.graph import UP
     from graphrec_pipeline.model.config import ModelConfig
     from graphrec_pipeline.model.graphrec import GraphRec
     from graphrec_pipeline.model.inference import embed_in_blocks
     from graphrec_pipeline.model.preference import retrieval_vectors
     from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes
-    from graphrec_pipeline.serving.embeddings import Embeddings
+    from graphrec_pipeline.artifacts.embeddings import Embeddings
 
     cfg, world, split, _, graph, _ = world_and_graph(args.n)
     user_city = world["users"].sort("user_id")["home_city_id"].to_numpy()

@@ -95,7 +95,7 @@ def random_embeddings(data_dir: str, run_id: str, seed: int = 0) -> None:
     import numpy as np
 
     from graphrec_pipeline.releases import DataDir
-    from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, embedding_table
+    from graphrec_pipeline.artifacts.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, embedding_table
     from graphrec_pipeline.artifacts import EMBEDDINGS_MANIFEST
 
     data = DataDir(data_dir)

@@ -22,12 +22,11 @@ from graphrec_pipeline.artifacts import (
     EMBEDDINGS_MANIFEST,
     GRAPH_FILE,
     GRAPH_MANIFEST,
-    INDEX_POINTER,
-    INDEX_ROOT,
     MODEL_MANIFEST,
     MODEL_WEIGHTS,
     WORLD_MANIFEST,
 )
+from graphrec_pipeline.artifacts.indexes import live_manifest
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.tables import WORLD_TABLES
 
@@ -88,8 +87,7 @@ def lineage_problems(store: Storage) -> list[str]:
         model_sha = store.digest(MODEL_WEIGHTS)
         if _read(store, EMBEDDINGS_MANIFEST).get("model_sha256") != model_sha:
             problems.append("the embeddings were made by another model: materialize user_embeddings")
-        version = _read(store, INDEX_POINTER).get("version", "")
-        if _read(store, f"{INDEX_ROOT}/{version}/manifest.json").get("model_sha256") != model_sha:
+        if live_manifest(store)[1].get("model_sha256") != model_sha:
             problems.append("the ANN indexes were built from another model's embeddings: materialize ann_indexes")
     except (FileNotFoundError, ValueError) as err:
         problems.append(str(err))

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import polars as pl
 
-from graphrec_pipeline.graph.build import save_graph
+from graphrec_pipeline.artifacts.graph import save_graph
 from graphrec_pipeline.lineage import lineage_problems, stamp_graph, stamp_model, stamp_world
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.saved import save_model
 from graphrec_pipeline.releases import DataDir, ReleaseError
 from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, save_city_indexes
-from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings
+from graphrec_pipeline.serving.embeddings import export_embeddings
+from graphrec_pipeline.artifacts.embeddings import Embeddings
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.tables import WORLD_TABLES, to_arrow
 

@@ -257,7 +257,7 @@ def served(trained, tmp_path_factory):
     exact per-city indexes in a data directory, and a :class:`Recommender` over them."""
     from graphrec_pipeline.release_builder import build_release
     from graphrec_pipeline.releases import DataDir
-    from graphrec_pipeline.serving.embeddings import load_embeddings
+    from graphrec_pipeline.artifacts.embeddings import load_embeddings
     from graphrec_pipeline.serving.recommender import Recommender
 
     data = DataDir(tmp_path_factory.mktemp("served"))

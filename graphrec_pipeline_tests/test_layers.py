@@ -92,3 +92,11 @@ def test_only_the_dagster_layer_imports_dagster():
         or (isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "dagster")
         for n in ast.walk(ast.parse(path.read_text()))))
     assert all(name.startswith((f"{ROOT}.defs", f"{ROOT}.definitions")) for name in dagster_users), dagster_users
+
+
+def test_the_artifact_catalogue_is_on_the_ground_floor():
+    """Training, serving, lineage and the assets all read and write a release's files
+    through ``artifacts``; it must need none of them."""
+    assert UNITS[f"{ROOT}.artifacts"] == {f"{ROOT}.storage"}
+    users = {_unit(a) for a, targets in EDGES.items() if any(_unit(b) == f"{ROOT}.artifacts" for b in targets)}
+    assert {f"{ROOT}.{u}" for u in ("graph", "model", "train", "serving", "lineage", "evaluation", "defs")} <= users

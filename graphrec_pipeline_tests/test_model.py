@@ -8,7 +8,8 @@ import torch
 
 from graphrec_pipeline.metrics import pair_keys, ranking_metrics
 from graphrec_pipeline.evaluation.two_stage import two_stage_top_k
-from graphrec_pipeline.graph.build import UP, UU, build_graph, graph_from_tensors, graph_to_tensors, pair_key
+from graphrec_pipeline.graph.build import build_graph, pair_key
+from graphrec_pipeline.artifacts.graph import UP, UU, graph_from_tensors, graph_to_tensors
 from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw

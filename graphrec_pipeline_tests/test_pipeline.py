@@ -151,7 +151,7 @@ def test_index_steps_per_city_write_what_one_process_builds(small_world, tmp_pat
     from graphrec_pipeline.definitions import defs
     from graphrec_pipeline.serving.city_indexes import build_city_indexes, save_city_indexes
     from graphrec_pipeline.artifacts import INDEX_ROOT
-    from graphrec_pipeline.serving.embeddings import load_embeddings
+    from graphrec_pipeline.artifacts.embeddings import load_embeddings
     from graphrec_pipeline.storage import Storage
     from graphrec_pipeline_tests.conftest import INSTANCE
 

@@ -16,13 +16,14 @@ import torch
 from graphrec_pipeline.cli import main
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
-from graphrec_pipeline.graph.build import load_graph
+from graphrec_pipeline.artifacts.graph import load_graph
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.inference import embed_in_blocks
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, build_index, load_index, recall_at_k
 from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_indexes, load_city_indexes, save_city_indexes
 from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT
-from graphrec_pipeline.serving.embeddings import Embeddings, export_embeddings, load_embeddings
+from graphrec_pipeline.serving.embeddings import export_embeddings
+from graphrec_pipeline.artifacts.embeddings import Embeddings, load_embeddings
 from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
@@ -402,9 +403,9 @@ def test_hnsw_search_beam_is_raised_until_recall_is_met(tmp_path):
     loaded = load_city_indexes(store).get("place", 0)
     assert loaded.settings.ef_search == place["ef_search"]
     # a manifest written before index rows recorded their own dim still loads (with its one dim)
-    from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT, INDEX_ROOT
+    from graphrec_pipeline.artifacts.indexes import live_version, manifest_file
 
-    name = f"{INDEX_ROOT}/{store.read_json(CURRENT)['version']}/manifest.json"
+    name = manifest_file(live_version(store))
     manifest = store.read_json(name)
     store.write_json(name, {**manifest, "dim": 16, "indexes": [{k: v for k, v in r.items() if k != "dim"}
                                                                for r in manifest["indexes"] if r["kind"] == "place"]})

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
+from graphrec_pipeline.graph.build import pair_key
+from graphrec_pipeline.artifacts.graph import PU, UP, UU
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.train.sampler import NeighborSampler
@@ -414,14 +415,8 @@ def test_lightgcn_time_cap_reads_the_injected_clock(tiny_data):
 
 
 def test_lightgcn_embeddings_are_refused_for_another_graph_and_kept_for_the_same(tiny_data, tmp_path):
-    from graphrec_pipeline.evaluation.baselines import (
-        LightGCNSettings,
-        current_lightgcn,
-        load_lightgcn,
-        save_lightgcn,
-        train_lightgcn,
-        training_key,
-    )
+    from graphrec_pipeline.artifacts.lightgcn import current_lightgcn, load_lightgcn, save_lightgcn
+    from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn, training_key
     from graphrec_pipeline.artifacts import GRAPH_FILE
     from graphrec_pipeline.storage import Storage
 
@@ -433,7 +428,7 @@ def test_lightgcn_embeddings_are_refused_for_another_graph_and_kept_for_the_same
     key = training_key(store, settings, "code-a", 2, 3.0)
     assert current_lightgcn(store, key) is None
     result = train_lightgcn(tiny_data, settings)
-    save_lightgcn(store, result, key)
+    save_lightgcn(store, result.user, result.place, {**key, **result.summary()})
     user, place = load_lightgcn(store)
     np.testing.assert_array_equal(user, result.user)
     assert result.stopped_by == "steps" and result.best_val_ndcg is None

@@ -27,7 +27,6 @@ from torch_geometric.nn import LightGCN
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
-from graphrec_pipeline.artifacts import LIGHTGCN_FILE, LIGHTGCN_MANIFEST
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.model.collaborative import propagate as symmetric_propagate
@@ -74,6 +73,11 @@ class LightGCNResult:
     steps: int
     stopped_by: str  # "patience", "time cap" or "steps"
     seconds: float
+
+    def summary(self) -> dict:
+        """How training went, for the embeddings' manifest (``artifacts/lightgcn.py``)."""
+        return {"best_val_ndcg20": self.best_val_ndcg, "best_step": self.best_step, "steps": self.steps,
+                "stopped_by": self.stopped_by, "seconds": round(self.seconds, 1)}
 
 
 def propagate(model: LightGCN, adj: torch.Tensor) -> torch.Tensor:
@@ -156,39 +160,6 @@ def training_key(store: Storage, settings: LightGCNSettings, code_version: str, 
     and torch thread count."""
     return {"graph_sha256": store.digest(GRAPH_FILE), "settings": asdict(settings),
             "positive_rating": positive_rating, "code_version": code_version, "threads": threads}
-
-
-def save_lightgcn(store: Storage, result: LightGCNResult, key: dict) -> None:
-    """The embeddings as safetensors, then a manifest with their :func:`training_key` (an
-    evaluation refuses embeddings of another graph)."""
-    store.write_tensors(LIGHTGCN_FILE, {"user": torch.from_numpy(np.ascontiguousarray(result.user)),
-                                        "place": torch.from_numpy(np.ascontiguousarray(result.place))})
-    store.write_json(LIGHTGCN_MANIFEST, {
-        "release": store.release, **key, "best_val_ndcg20": result.best_val_ndcg, "best_step": result.best_step,
-        "steps": result.steps, "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1)})
-
-
-def current_lightgcn(store: Storage, key: dict) -> dict | None:
-    """The manifest of embeddings already in the release (carried over from the live one)
-    that training with ``key`` would make again, byte for byte; else None."""
-    try:
-        manifest = store.read_json(LIGHTGCN_MANIFEST)
-    except ValueError:
-        return None
-    if manifest is None or not store.location.exists(LIGHTGCN_FILE):
-        return None
-    return manifest if all(manifest.get(k) == v for k, v in key.items()) else None
-
-
-def load_lightgcn(store: Storage) -> tuple[np.ndarray, np.ndarray]:
-    """(user, place) embeddings of the LightGCN baseline trained on this release's graph."""
-    manifest = store.read_json(LIGHTGCN_MANIFEST)
-    if manifest is None or not store.location.exists(LIGHTGCN_FILE):
-        raise FileNotFoundError(f"no LightGCN baseline ({LIGHTGCN_FILE}): materialize lightgcn_baseline")
-    if manifest.get("graph_sha256") != store.digest(GRAPH_FILE):
-        raise ValueError(f"{LIGHTGCN_FILE} was trained on another training graph: materialize lightgcn_baseline")
-    tensors = store.read_tensors(LIGHTGCN_FILE)
-    return tensors["user"].numpy(), tensors["place"].numpy()
 
 
 def dot_scorer(user_emb: np.ndarray, place_emb: np.ndarray):

@@ -55,7 +55,7 @@ from graphrec_pipeline.evaluation.people import (
     partner_popularity,
     people_groups,
 )
-from graphrec_pipeline.graph.build import UU
+from graphrec_pipeline.artifacts.graph import UU
 from graphrec_pipeline.graph.split import heldout_visits
 from graphrec_pipeline.metrics import last_block, pair_keys, rank_many_in_cities
 from graphrec_pipeline.model.context import context_raw

@@ -10,7 +10,7 @@ co-attendance counted there too, minus every validation or test friend-label pai
 edge exists, and no feature has a value, because of held-out time. Ids are dense, so node
 index == id; the mapping is still persisted (``id_map_*``) for serving.
 
-The graph serializes to a flat dict of tensors (safetensors), so it loads without pickle.
+Its file, a flat dict of tensors that loads without pickle, is ``artifacts/graph.py``.
 """
 
 from __future__ import annotations
@@ -20,22 +20,15 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec_pipeline.artifacts import GRAPH_FILE
+from graphrec_pipeline.artifacts.graph import PU, UP, UU
 from graphrec_pipeline.constants import D_EDGE_UP
 from graphrec_pipeline.world import social
-from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.graph.features import (
     encode_interaction_edges,
     encode_places,
     encode_social_edges,
     encode_users,
 )
-
-
-UP = ("user", "interacts", "place")
-PU = ("place", "rev_interacts", "user")
-UU = ("user", "social", "user")
-EDGE_TYPES = (UP, PU, UU)
 
 
 def training_interaction_edges(interactions: pl.DataFrame, split: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -101,33 +94,3 @@ def build_graph(
 def pair_key(u: np.ndarray, v: np.ndarray, n_users: int) -> np.ndarray:
     """Order-free key of a user pair: the same for (u, v) and (v, u)."""
     return np.minimum(u, v).astype(np.int64) * n_users + np.maximum(u, v)
-
-
-def graph_to_tensors(data: HeteroData) -> dict[str, torch.Tensor]:
-    out = {f"{t}.x": data[t].x.contiguous() for t in ("user", "place")}
-    for et in EDGE_TYPES:
-        key = "__".join(et)
-        out[f"{key}.edge_index"] = data[et].edge_index.contiguous()
-        out[f"{key}.edge_attr"] = data[et].edge_attr.contiguous()
-    return out
-
-
-def graph_from_tensors(tensors: dict[str, torch.Tensor]) -> HeteroData:
-    data = HeteroData()
-    for t in ("user", "place"):
-        data[t].x = tensors[f"{t}.x"]
-    for et in EDGE_TYPES:
-        key = "__".join(et)
-        data[et].edge_index = tensors[f"{key}.edge_index"]
-        data[et].edge_attr = tensors[f"{key}.edge_attr"]
-    return data
-
-
-def save_graph(store: Storage, data: HeteroData) -> str:
-    """The training graph as one safetensors file of the release (``GRAPH_FILE``); its path."""
-    return store.write_tensors(GRAPH_FILE, graph_to_tensors(data))
-
-
-def load_graph(store: Storage) -> HeteroData:
-    """The release's training graph, as :func:`save_graph` wrote it."""
-    return graph_from_tensors(store.read_tensors(GRAPH_FILE))

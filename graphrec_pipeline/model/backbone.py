@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 
 from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU
-from graphrec_pipeline.graph.build import PU, UP, UU
+from graphrec_pipeline.artifacts.graph import PU, UP, UU
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.conv import EdgeAwareConv
 from graphrec_pipeline.model.dropout import Dropout

@@ -1,18 +1,17 @@
-"""The trained model on storage: ``model/graphrec.safetensors`` (the state dict) and
-``model/config.json`` (the :class:`ModelConfig`). Loading never unpickles anything, and a
-file this code cannot read is a :class:`ModelMismatchError` naming it."""
+"""The trained model on storage (files: ``artifacts/model.py``). Loading never unpickles
+anything, and a file this code cannot read is a :class:`ModelMismatchError` naming it."""
 
 from __future__ import annotations
 
 from graphrec_pipeline.artifacts import MODEL_CONFIG, MODEL_WEIGHTS
+from graphrec_pipeline.artifacts.model import load_model_config, load_model_weights, save_model_files
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.storage import Storage
 
 
 def save_model(store: Storage, model: GraphRec) -> None:
-    store.write_tensors(MODEL_WEIGHTS, {k: v.contiguous() for k, v in model.state_dict().items()})
-    store.write_bytes(MODEL_CONFIG, model.cfg.to_json().encode())
+    save_model_files(store, model.cfg.to_json(), model.state_dict())
 
 
 class ModelMismatchError(ValueError):
@@ -21,12 +20,12 @@ class ModelMismatchError(ValueError):
 
 def load_model(store: Storage) -> GraphRec:
     try:
-        cfg = ModelConfig.from_json(store.read_bytes(MODEL_CONFIG).decode())
+        cfg = ModelConfig.from_json(load_model_config(store))
     except (ValueError, KeyError, TypeError) as err:
         raise ModelMismatchError(f"{store.location.url(MODEL_CONFIG)} is not a model config this code reads "
                                  f"({type(err).__name__}: {err})") from None
     model = GraphRec(cfg)
-    weights = store.read_tensors(MODEL_WEIGHTS)
+    weights = load_model_weights(store)
     missing = sorted(set(model.state_dict()) - set(weights))
     unexpected = sorted(set(weights) - set(model.state_dict()))
     if missing or unexpected:

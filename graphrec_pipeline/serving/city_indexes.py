@@ -16,17 +16,12 @@ Each city is built on its own (:func:`build_city`, seeded by ``(seed, city)``), 
 pipeline runs one step per city (``defs/assets/serving_assets.py``) and gets the same
 files as one process building them all (:func:`build_city_indexes`).
 
-Layout: ``indexes/<version>/{place,user}_city<c>.<backend>`` plus ``manifest.json``;
-``indexes/CURRENT.json`` names the live version and is swapped last, so a failed build
-leaves the previous indexes in service. Versions before the last two are then removed.
+The files, in versions that go live by one pointer write, are ``artifacts/indexes.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -36,14 +31,12 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from graphrec_pipeline.defaults import RETRIEVAL_CANDIDATES
-from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT, INDEX_ROOT
+from graphrec_pipeline.artifacts.indexes import index_file, live_manifest, new_version, publish_version
 from graphrec_pipeline.serving.ann import BACKENDS, HnswSettings, VectorIndex, build_index, load_index, recall_at_k
-from graphrec_pipeline.serving.embeddings import Embeddings
+from graphrec_pipeline.artifacts.embeddings import Embeddings
 from graphrec_pipeline.storage import Storage
 
 KINDS = ("place", "user")
-VERSION = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
-KEEP_VERSIONS = 2  # the live one and the one before, for a reader that is still loading it
 
 
 @dataclass(frozen=True)
@@ -196,27 +189,10 @@ def build_city_indexes(
     return CityIndexes(indexes, manifest), pl.DataFrame(manifest["indexes"])
 
 
-def _file(version: str, kind: str, city: int, backend: str) -> str:
-    return f"{INDEX_ROOT}/{version}/{kind}_city{city}.{backend}"
-
-
-def new_version() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
 def write_city(store: Storage, version: str, city: int, built: dict[str, VectorIndex]) -> None:
     """One city's index files into ``version`` (not live until :func:`publish_version`)."""
     for kind, index in built.items():
-        index.save(store, _file(version, kind, city, index.backend))
-
-
-def publish_version(store: Storage, version: str, manifest: dict) -> None:
-    """Write the version's manifest, make it live, then remove versions before the last two."""
-    store.write_json(f"{INDEX_ROOT}/{version}/manifest.json", {**manifest, "release": store.release})
-    store.write_json(CURRENT, {"version": version})
-    versions = [v for v in store.list_dir(INDEX_ROOT) if VERSION.match(v) and v != version]
-    for old in sorted(versions)[: max(len(versions) - (KEEP_VERSIONS - 1), 0)]:
-        store.remove(f"{INDEX_ROOT}/{old}")  # only names this module makes; never the new one
+        index.save(store, index_file(version, kind, city, index.backend))
 
 
 def save_city_indexes(store: Storage, built: CityIndexes) -> str:
@@ -229,19 +205,11 @@ def save_city_indexes(store: Storage, built: CityIndexes) -> str:
 
 
 def load_city_indexes(store: Storage) -> CityIndexes:
-    current = store.read_json(CURRENT)
-    if current is None:
-        raise FileNotFoundError("no ANN indexes; materialize the 'ann_indexes' asset")
-    version = current.get("version") if isinstance(current, dict) else None
-    if not isinstance(version, str) or not VERSION.match(version):
-        raise ValueError(f"{CURRENT} names {version!r}, not an index version")
-    manifest = store.read_json(f"{INDEX_ROOT}/{version}/manifest.json")
-    if manifest is None:
-        raise FileNotFoundError(f"{CURRENT} names version {version} but {INDEX_ROOT}/{version}/manifest.json is missing")
+    version, manifest = live_manifest(store)
     hnsw = HnswSettings(**manifest["settings"]["hnsw"])
     indexes: dict[str, dict[int, VectorIndex]] = {k: {} for k in KINDS}
     for row in manifest["indexes"]:
-        name = _file(version, row["kind"], row["city_id"], row["backend"])
+        name = index_file(version, row["kind"], row["city_id"], row["backend"])
         settings = replace(hnsw, ef_search=row.get("ef_search") or hnsw.ef_search)
         indexes[row["kind"]][row["city_id"]] = load_index(row["backend"], store, name, settings, row.get("dim", manifest["dim"]))
     return CityIndexes(indexes, manifest)

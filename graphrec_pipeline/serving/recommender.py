@@ -17,15 +17,14 @@ import torch
 from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, RETRIEVAL_CANDIDATES
 from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.lineage import lineage_problems
-from graphrec_pipeline.artifacts import MODEL_MANIFEST, WORLD_MANIFEST
+from graphrec_pipeline.artifacts import EMBEDDINGS_MANIFEST, MODEL_CONFIG, MODEL_MANIFEST, MODEL_WEIGHTS, WORLD_MANIFEST
+from graphrec_pipeline.artifacts.embeddings import Embeddings, load_embeddings
+from graphrec_pipeline.artifacts.indexes import live_version, manifest_file
 from graphrec_pipeline.model.context import place_descriptors
 from graphrec_pipeline.model.preference import place_sides, user_sides
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.releases import MANIFEST, ReleaseError, verify_files
 from graphrec_pipeline.serving.city_indexes import CityIndexes, load_city_indexes
-from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT, INDEX_ROOT
-from graphrec_pipeline.serving.embeddings import Embeddings, load_embeddings
-from graphrec_pipeline.artifacts import EMBEDDINGS_MANIFEST
 from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.people_flow import PeopleFlow
 from graphrec_pipeline.serving.place_flow import PlaceFlow
@@ -43,7 +42,6 @@ from graphrec_pipeline.serving.retrieval import rank
 from graphrec_pipeline.serving.world_view import WorldView
 from graphrec_pipeline.vocabulary import Vocabulary
 from graphrec_pipeline.storage import Storage
-from graphrec_pipeline.artifacts import MODEL_CONFIG, MODEL_WEIGHTS
 from graphrec_pipeline.model.saved import ModelMismatchError, load_model
 
 
@@ -208,7 +206,7 @@ class Recommender:
             return dt.datetime.fromtimestamp(store.mtime(name), dt.timezone.utc).isoformat(timespec="seconds")
 
         world = store.read_json(WORLD_MANIFEST) or {}
-        index_version = (store.read_json(CURRENT) or {}).get("version")
+        index_version = live_version(store)
         release = store.read_json(MANIFEST) or {}
         return {
             "release": self.release,
@@ -216,7 +214,7 @@ class Recommender:
             "model_sha256": self.emb.model_sha256,
             "model_built": built(MODEL_MANIFEST),
             "index_version": index_version,
-            "indexes_built": built(f"{INDEX_ROOT}/{index_version}/manifest.json") if index_version else None,
+            "indexes_built": built(manifest_file(index_version)) if index_version else None,
             "world_sha256": world.get("world_sha256"),
             "world_built": built(WORLD_MANIFEST),
             "users": self.world.n_users,

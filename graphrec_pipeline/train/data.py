@@ -23,7 +23,8 @@ import torch
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_COARSE, C_FINE
-from graphrec_pipeline.graph.build import UP, UU, pair_key
+from graphrec_pipeline.graph.build import pair_key
+from graphrec_pipeline.artifacts.graph import UP, UU
 from graphrec_pipeline.metrics import contains, pair_keys
 from graphrec_pipeline.timeslots import time_slot
 from graphrec_pipeline.world import social

@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from graphrec_pipeline.compute_threads import compute_threads
-from graphrec_pipeline.graph.build import graph_from_tensors, graph_to_tensors
+from graphrec_pipeline.artifacts.graph import graph_from_tensors, graph_to_tensors
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.train.data import TrainingData

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from graphrec_pipeline.graph.build import load_graph
+from graphrec_pipeline.artifacts.graph import load_graph
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.storage import Storage

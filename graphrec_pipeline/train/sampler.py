@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec_pipeline.graph.build import PU, UP, UU
+from graphrec_pipeline.artifacts.graph import PU, UP, UU
 
 RELATIONS = {UP: ("user", "place"), PU: ("place", "user"), UU: ("user", "user")}
 

@@ -44,7 +44,8 @@ import torch
 from graphrec_pipeline.defaults import RETRIEVAL_CANDIDATES
 from graphrec_pipeline.compute_threads import use_compute_threads
 from graphrec_pipeline.constants import N_TIME_SLOTS
-from graphrec_pipeline.graph.build import PU, UP, UU, pair_key
+from graphrec_pipeline.graph.build import pair_key
+from graphrec_pipeline.artifacts.graph import PU, UP, UU
 from graphrec_pipeline.model.collaborative import IdGraph
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.context import context_raw

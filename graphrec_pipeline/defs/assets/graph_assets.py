@@ -6,7 +6,8 @@ import polars as pl
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
-from graphrec_pipeline.graph.build import EDGE_TYPES, PU, UP, UU, build_graph, save_graph
+from graphrec_pipeline.graph.build import build_graph
+from graphrec_pipeline.artifacts.graph import EDGE_TYPES, PU, UP, UU, save_graph
 from graphrec_pipeline.artifacts import GRAPH_FILE
 from graphrec_pipeline.graph.leakage import leakage_report
 from graphrec_pipeline.graph.split import SplitConfig, friend_label_split, interaction_split

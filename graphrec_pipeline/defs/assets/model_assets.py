@@ -11,7 +11,8 @@ from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
 from graphrec_pipeline.compute_threads import compute_threads
-from graphrec_pipeline.evaluation.baselines import LightGCNSettings, current_lightgcn, load_lightgcn, save_lightgcn, train_lightgcn, training_key
+from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn, training_key
+from graphrec_pipeline.artifacts.lightgcn import current_lightgcn, load_lightgcn, save_lightgcn
 from graphrec_pipeline.artifacts import LIGHTGCN_FILE
 from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables, training_history
 from graphrec_pipeline.lineage import stamp_model
@@ -137,9 +138,8 @@ def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
         val = validator(inputs, data, TrainConfig(eval_users=config.eval_users, seed=settings.seed),
                         world.positive_rating)
         result = train_lightgcn(data, settings, validate=val.dot_ndcg, log=context.log.info)
-        save_lightgcn(store, result, key)
-        result_meta = {"best_val_ndcg20": result.best_val_ndcg, "best_step": result.best_step, "steps": result.steps,
-                       "stopped_by": result.stopped_by}
+        save_lightgcn(store, result.user, result.place, {**key, **result.summary()})
+        result_meta = {k: v for k, v in result.summary().items() if k != "seconds"}
         context.log.info(f"LightGCN: best val NDCG@20 {result.best_val_ndcg:.4f} at step {result.best_step}, "
                          f"stopped by {result.stopped_by} after {result.steps} steps")
     return dg.MaterializeResult(

@@ -11,16 +11,17 @@ from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource
 from graphrec_pipeline.defs.settings import build, config_from
-from graphrec_pipeline.graph.build import load_graph
+from graphrec_pipeline.artifacts.graph import load_graph
 from graphrec_pipeline.profiles import markdown_table
 from graphrec_pipeline.progress import heartbeat
 from graphrec_pipeline.serving.ann import HnswSettings
 from graphrec_pipeline.defs.io_managers import STEP_OUTPUTS
 from graphrec_pipeline.defs.sharding import CITY_STEPS, shard_cities
 from graphrec_pipeline.storage import STAGING
-from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city, cities, index_manifest, load_city_indexes, new_version, publish_version, write_city
-from graphrec_pipeline.artifacts import INDEX_ROOT
-from graphrec_pipeline.serving.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, export_embeddings, load_embeddings
+from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city, cities, index_manifest, load_city_indexes, write_city
+from graphrec_pipeline.artifacts.indexes import new_version, publish_version, version_dir
+from graphrec_pipeline.serving.embeddings import export_embeddings
+from graphrec_pipeline.artifacts.embeddings import PLACE_EMBEDDINGS, USER_EMBEDDINGS, load_embeddings
 from graphrec_pipeline.serving.results import results_frame
 from graphrec_pipeline.serving.smoke import smoke_test
 from graphrec_pipeline.model.saved import load_model
@@ -150,7 +151,7 @@ def publish_indexes(context: dg.OpExecutionContext, storage: StorageResource, pl
             "mean_recall@200": float(recall.mean()),
             "report": dg.MetadataValue.md(markdown_table(report.with_columns(pl.col("recall@200").round(4)))),
         },
-        data_version=file_version(store, *(f"{INDEX_ROOT}/{version}/{f}" for f in store.list_dir(f"{INDEX_ROOT}/{version}"))),
+        data_version=file_version(store, *(f"{version_dir(version)}/{f}" for f in store.list_dir(version_dir(version)))),
     )
 
 
