@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from graphrec_pipeline.defaults import TOP_K as K
 from graphrec_pipeline.metrics import pair_keys, ranking_metrics
 
-K = 20
 SlotRanker = Callable[[np.ndarray, int | None], np.ndarray]  # (users, slot or None) -> (n, K) ids
 
 

@@ -30,12 +30,15 @@ least ``SOCIAL_MIN_FRIENDS`` friends in the training graph): :func:`user_segment
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_FINE
+from graphrec_pipeline.defaults import TOP_K as K
 from graphrec_pipeline.evaluation.baselines import dot_scorer
 from graphrec_pipeline.evaluation.context import context_queries, evaluate_context
 from graphrec_pipeline.evaluation.evaluate import (
@@ -70,7 +73,6 @@ from graphrec_pipeline.world.oracle import joint_oracle_scorer, oracle_scorer, s
 from graphrec_pipeline.world.social import POSITIVE_COATTENDANCE, POSITIVE_OVERLAP
 
 HEAD_BLOCK = 262_144  # (user, place) pairs the place head scores at once
-K = 20
 COLD_MAX_VISITS = 10  # a cold user has at most this many training-period interactions
 HEAVY_MIN_VISITS = 300  # a heavy user at least this many
 SOCIAL_MIN_FRIENDS = 5  # a social user has at least this many training-graph social edges
@@ -131,13 +133,24 @@ def pre_test_keys(inputs: Inputs) -> np.ndarray:
 METRIC_SCHEMA = {"model": pl.String, "task": pl.String, "metric": pl.String, "k": pl.Int32, "value": pl.Float64}
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """Args:
+        max_users: test users sampled for the place, context and people tasks.
+        seed: the sample's seed.
+    """
+
+    max_users: int = 2000
+    seed: int = 0
+
+
 def evaluate_all(
     inputs: Inputs,
     model: GraphRec,
     positive_rating: float,
     world: WorldConfig | None,
-    max_users: int = 2000,
-    seed: int = 0,
+    max_users: int = EvalSettings.max_users,
+    seed: int = EvalSettings.seed,
     recommender=None,
     lightgcn: tuple[np.ndarray, np.ndarray] | None = None,
     log=print,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from graphrec_pipeline.defaults import POSITIVE_RATING
+from graphrec_pipeline.defaults import POSITIVE_RATING, TOP_K
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
 from graphrec_pipeline.constants import C_FINE
@@ -71,7 +71,7 @@ def holdout_benchmark(
     interactions: pl.DataFrame,
     n_neighborhoods: int,
     world: WorldConfig | None,
-    k: int = 20,
+    k: int = TOP_K,
     holdout_fraction: float = 0.2,
     positive_rating: float = POSITIVE_RATING,
     max_users: int = 5000,

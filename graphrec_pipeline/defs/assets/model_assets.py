@@ -14,7 +14,7 @@ from graphrec_pipeline.compute_threads import compute_threads
 from graphrec_pipeline.evaluation.baselines import LightGCNSettings, train_lightgcn, training_key
 from graphrec_pipeline.artifacts.lightgcn import current_lightgcn, load_lightgcn, save_lightgcn
 from graphrec_pipeline.artifacts import LIGHTGCN_FILE
-from graphrec_pipeline.evaluation.run import evaluate_all, pre_test_keys, summary_tables, training_history
+from graphrec_pipeline.evaluation.run import EvalSettings, evaluate_all, pre_test_keys, summary_tables, training_history
 from graphrec_pipeline.lineage import stamp_model
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.taste import SCALE as TASTE_SCALE
@@ -149,9 +149,7 @@ def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
     )
 
 
-class EvaluationSettings(dg.Config):
-    max_users: int = 2_000
-    seed: int = 0
+EvaluationSettings = config_from("EvaluationSettings", "Which test users the evaluation samples.", EvalSettings)
 
 
 @dg.asset(group_name="evaluation", code_version=EVAL_CODE, deps=[graphrec_model, lightgcn_baseline, "ann_indexes"],

@@ -189,7 +189,7 @@ def ann_indexes_recall(context: dg.AssetCheckExecutionContext, storage: StorageR
 )
 def recommender_answers_queries(context: dg.AssetCheckExecutionContext, recommender: RecommenderResource) -> dg.AssetCheckResult:
     rec = recommender.build(store=recommender.storage.for_run(context))  # this run's release, not the live one
-    report = smoke_test(rec, n_users=25, seed=0)
+    report = smoke_test(rec)
     failures = report.failures
     for f in failures:
         context.log.error(f)
