@@ -77,7 +77,7 @@ class TrainConfig:
     pair_terms: Literal["fit", "learn"] = "fit"  # the friend logits' linear terms: fit by L-BFGS first, then held (train/pair_terms.py), or learn by Adam with the rest
     pair_fit_examples: int = 65_536  # labelled pairs and people triples each for that fit
     supervision_fraction: float = 0.2
-    id_examples: int = 16_384  # BPR pairs per step on the ID parts alone (supervised edges, drawn with replacement)
+    id_examples: int = 65_536  # BPR pairs per step on the ID parts alone (supervised edges, drawn with replacement)
     message_keep: float = 0.3  # full mode: share of the other training edges a step propagates over (DropEdge)
     hard_negative_rate: float = 0.0  # share of negatives from the positive's coarse category
     cross_city_rate: float = 0.1  # share of negatives from any city
