@@ -48,7 +48,7 @@ def main() -> None:
     log(f"embeddings in {export_s:.1f}s")
     with torch.no_grad():
         e_user, e_place = model.id_rows(graph, ids)
-        r_user = model.taste_match.people_vectors(GraphRec.tastes(graph["user"].x)).numpy()
+        r_user = model.taste_match.people_vectors(model.tastes(graph["user"].x)).numpy()
         q_user = torch.cat([model.preference_match.query_vectors(z_user, model.user_sides(graph["user"].x)), e_user], 1)
         r_place = torch.cat([retrieval_vectors(z_place, model.place_sides(graph["place"].x)), e_place], 1)
     emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, q_user.numpy(), r_place.numpy(), user_city, place_city,

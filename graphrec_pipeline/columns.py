@@ -19,9 +19,12 @@ def list_from_dense(name: str, values: np.ndarray) -> pl.Series:
     return pl.Series(name, np.ascontiguousarray(values, dtype=np.float32)).cast(pl.List(pl.Float32))
 
 
-def dense_from_list(column: pl.Series, width: int) -> np.ndarray:
-    """``list<float>`` column -> (n, width) float32 array; raises if a row has another length."""
+def dense_from_list(column: pl.Series, width: int | None = None) -> np.ndarray:
+    """``list<float>`` column -> (n, width) float32 array; raises if a row has another
+    length (``width`` None: the first row's, whatever the world's widths are)."""
     lengths = column.list.len()
+    if width is None:
+        width = int(lengths[0]) if len(column) else 0
     if len(column) and (lengths.min() != width or lengths.max() != width):
         raise ValueError(f"column {column.name!r}: expected lists of length {width}")
     flat = column.explode().to_numpy().astype(np.float32, copy=False)

@@ -11,22 +11,17 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.taxonomy import COARSE_CATEGORIES, FINE_TAGS, city_name, neighborhood_name
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Category and tag names by slot (at most the layout's widths), and city names."""
+    """Category and tag names by slot, and city names."""
 
     categories: tuple[str, ...]
     tags: tuple[str, ...]
     cities: tuple[str, ...] = ()  # empty: the taxonomy's city and neighbourhood names
     vibes: bool = True  # whether users' vibe vectors say anything (an imported log's are uniform)
-
-    def __post_init__(self) -> None:
-        if len(self.categories) > C_COARSE or len(self.tags) > C_FINE:
-            raise ValueError(f"a vocabulary has at most {C_COARSE} categories and {C_FINE} tags")
 
     @classmethod
     def from_table(cls, table: pl.DataFrame) -> "Vocabulary":

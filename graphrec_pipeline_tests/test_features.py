@@ -4,20 +4,21 @@ import numpy as np
 import polars as pl
 
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
-from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU, D_PLACE_RAW, D_USER_RAW
+from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU
 from graphrec_pipeline.graph.features import (
     encode_interaction_edges,
     encode_places,
     encode_social_edges,
     encode_users,
 )
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline_tests.conftest import TINY
 
 
 def test_user_columns(tiny_world):
     users = tiny_world["users"]
-    x = encode_users(users, TINY.neighborhoods_per_city)
-    assert x.shape == (len(users), D_USER_RAW) == (len(users), 148)
+    x = encode_users(users, TINY.neighborhoods_per_city, Widths())
+    assert x.shape == (len(users), Widths().user_raw) == (len(users), 148)
     np.testing.assert_array_equal(x[:, 0], users["home_city_id"].to_numpy())
     np.testing.assert_array_equal(x[:, 1], users["home_neighborhood_id"].to_numpy())
     np.testing.assert_allclose(x[:, 2:8], dense_from_list(users["cat_pref"], 6))
@@ -32,8 +33,8 @@ def test_user_columns(tiny_world):
 
 def test_place_columns(tiny_world):
     places = tiny_world["places"]
-    x = encode_places(places)
-    assert x.shape == (len(places), D_PLACE_RAW) == (len(places), 114)
+    x = encode_places(places, Widths())
+    assert x.shape == (len(places), Widths().place_raw) == (len(places), 114)
     np.testing.assert_array_equal(x[:, 0], places["city_id"].to_numpy())
     np.testing.assert_allclose(x[:, 2:8], dense_from_list(places["category_one_hot"], 6))
     np.testing.assert_allclose(x[:, 8:108], dense_from_list(places["fine_tag_vector"], 100))

@@ -13,17 +13,17 @@ import pytest
 
 from graphrec_pipeline import cli
 
-from graphrec_pipeline.constants import C_COARSE
-from graphrec_pipeline.ingest import BadInput, ImportConfig, import_log, read_log
+from graphrec_pipeline.ingest import BadInput, ImportConfig, import_log, log_widths, read_log
 from graphrec_pipeline.ingest.derive import OTHER
 from graphrec_pipeline.storage import location, maps_as_lists
 from graphrec_pipeline.tables import WORLD_TABLES, to_arrow
 from graphrec_pipeline.validation.rules import References
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.serving.http_api import create_app
-from graphrec_pipeline.serving.query import QueryError
+from graphrec_pipeline.serving.query import PlaceQuery, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.validation.validate import label_references, validate_table
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline_tests.conftest import TINY_OPS, ThreadServer, materialize
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -51,7 +51,8 @@ def test_the_example_imports_into_tables_that_meet_the_contract():
     n_cities = world.extras["vocabulary"].filter(pl.col("kind") == "city").height
     overlap, coatt = label_references(t["users"], t["user_user_edges"], t["friend_labels"])
     ref = References(n_cities=n_cities, neighborhoods_per_city=4, user_ids=t["users"]["user_id"],
-                     place_ids=t["places"]["place_id"], label_overlap=overlap, label_coattendance=coatt)
+                     place_ids=t["places"]["place_id"], label_overlap=overlap, label_coattendance=coatt,
+                     widths=log_widths(world.extras["vocabulary"]))
     for name in WORLD_TABLES:
         validate_table(name, maps_as_lists(pl.from_arrow(to_arrow(name, t[name]))), ref)  # raises on a broken rule
     keys = world.extras["user_keys"]
@@ -112,16 +113,22 @@ def test_a_training_event_does_change_the_features(log_dir):
     assert not _import(log_dir).tables["users"].equals(before.tables["users"])
 
 
-@pytest.mark.parametrize("cap", [1, 3, C_COARSE])
+@pytest.mark.parametrize("cap", [1, 3, 6, 10])
 def test_category_vocabulary_is_capped_with_other(cap):
+    """The example's places have 6 categories: a smaller cap folds the rest into ``other``,
+    a larger one keeps the 6; the vectors are as wide as the vocabularies."""
     world = _import(EXAMPLES / "checkins", cfg=ImportConfig(neighborhoods_per_city=4, max_categories=cap, max_tags=5))
     vocab = world.extras["vocabulary"]
     cats, tags = vocab.filter(pl.col("kind") == "category"), vocab.filter(pl.col("kind") == "tag")
-    assert cats.height == cap and tags.height == 5
-    assert tags["name"][-1] == OTHER and (cap == C_COARSE or cats["name"][-1] == OTHER)
+    kept = min(cap, 6)
+    assert cats.height == kept and tags.height == 5
+    places, users = world.tables["places"], world.tables["users"]
+    assert Widths.of_tables(users, places) == log_widths(vocab) == Widths(kept, 5, 1)
+    assert (places["category_one_hot"].list.len() == kept).all() and (users["fine_pref"].list.len() == 5).all()
+    assert tags["name"][-1] == OTHER and (cap >= 6 or cats["name"][-1] == OTHER)
     ids = world.tables["places"]["category_ids"].explode()
-    assert ids.min() >= 0 and ids.max() < cap
-    assert (cats["places"].head(cap - 1).diff().drop_nulls() <= 0).all()  # kept by frequency
+    assert ids.min() >= 0 and ids.max() < kept
+    assert (cats["places"].head(kept - 1).diff().drop_nulls() <= 0).all()  # kept by frequency
 
 
 def test_an_interaction_only_log_with_a_split_imports(tmp_path):
@@ -201,6 +208,11 @@ def test_the_example_log_trains_evaluates_and_serves_with_its_own_keys(example_r
     assert n_keys == 40 and served > 0
     assert friend == 0  # derived labels are a function of the model's inputs: classifying them proves nothing
     rec = Recommender(data.live())
+    n_tags = len(rec.vocabulary.tags)  # the log's 99 tags, not the taxonomy's 100; one vibe slot
+    assert rec.model.widths == rec.world.widths == Widths(len(rec.vocabulary.categories), n_tags, 1) != Widths()
+    assert rec.model.place_context.lin.in_features == n_tags + len(rec.vocabulary.categories) + 6  # its context layout
+    with pytest.raises(QueryError, match=f"not in 0..{n_tags - 1}"):
+        rec.recommend_places(0, PlaceQuery(tags=(n_tags,)))
     user = int(rec.user_ids(["u7"])[0])
     tag = rec.vocabulary.tags[0]
     places = rec.recommend_places(user, k=5, tags=tag)
@@ -275,6 +287,7 @@ def test_an_interaction_only_log_runs_end_to_end_without_social_data(tmp_path):
     result = materialize(data_dir, _example_run(_interaction_only(tmp_path / "log")))
     assert result.success
     rec = Recommender(DataDir(data_dir).live())
+    assert rec.model.widths == Widths(1, 1, 1)  # no place metadata: one "other" category, used as the tag too
     assert rec.recommend_places(0, k=3)
     with pytest.raises(QueryError, match="no social data"):
         rec.recommend_people(0, k=3)

@@ -20,6 +20,7 @@ from graphrec_pipeline.model.preference import SCALE, PreferenceMatch, place_sid
 from graphrec_pipeline.model.scoring import Scorer
 from graphrec_pipeline.storage import Storage
 from graphrec_pipeline.model.saved import load_model, save_model
+from graphrec_pipeline.widths import Widths
 
 
 @pytest.mark.parametrize("aggr", ["mean", "sum", "attention"])
@@ -161,7 +162,7 @@ def test_preference_match_reads_each_block_and_keys_neighbourhoods_on_their_city
     """m(u, p) = w_cat <cat_u / |cat_u|, cat_p / sum> + w_tag cos + w_city [same city]
     + w_home [same (city, neighbourhood)] + w_pop pop_p; neighbourhood 2 of another city is
     not home. The query and retrieval vectors' inner product is the second output."""
-    match = PreferenceMatch(2, n_cities=2, n_per_city=3)
+    match = PreferenceMatch(2, n_cities=2, n_per_city=3, widths=Widths())
     with torch.no_grad():
         match.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 5.0, 7.0], [0.5, 1.0, 0.0, 0.0, 2.0]]) / SCALE)
     cat_u, fine_u = np.zeros((1, 6), np.float32), np.zeros((1, 100), np.float32)
@@ -186,7 +187,7 @@ def test_scorer_head_equals_the_models_place_score(trained):
     scorer = Scorer.from_graph(trained["result"].model, trained["inputs"].graph)
     model, rng = scorer.model, np.random.default_rng(1)
     users, places = rng.choice(1000, 40, replace=False), rng.choice(1000, 70, replace=False)
-    ctx = context_raw(1, time_slot=np.array([3]), tags=np.eye(100, dtype=np.float32)[[7]])[0]
+    ctx = context_raw(Widths(), 1, time_slot=np.array([3]), tags=np.eye(100, dtype=np.float32)[[7]])[0]
     uu, pp = torch.from_numpy(np.repeat(users, 70)), torch.from_numpy(np.tile(places, 40))
     with torch.no_grad():
         want = model.place_score(scorer.z_user[uu], scorer.z_place[pp], torch.from_numpy(ctx).expand(len(uu), -1),
@@ -215,7 +216,7 @@ def test_matching_time_slot_raises_the_score(trained):
     base = scorer.head(users, sample)
     lifts = []
     for slot in range(6):
-        delta = scorer.head(users, sample, context_raw(1, time_slot=np.array([slot]))[0]) - base
+        delta = scorer.head(users, sample, context_raw(Widths(), 1, time_slot=np.array([slot]))[0]) - base
         own = slots[sample] == slot
         lifts.append(delta[:, own].mean() - delta[:, ~own].mean())
     assert np.mean(lifts) > 0 and sum(lift > 0 for lift in lifts) >= 5, lifts

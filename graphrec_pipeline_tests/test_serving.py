@@ -24,7 +24,7 @@ from graphrec_pipeline.serving.city_indexes import IndexSettings, build_city_ind
 from graphrec_pipeline.artifacts import INDEX_POINTER as CURRENT
 from graphrec_pipeline.serving.embeddings import export_embeddings
 from graphrec_pipeline.artifacts.embeddings import Embeddings, load_embeddings
-from graphrec_pipeline.serving.explain import CATEGORY_MIN, INTEREST_MIN, VIBE_MIN, label
+from graphrec_pipeline.serving.explain import label
 from graphrec_pipeline.serving.query import AssetError, NoCandidatesError, PeopleQuery, PlaceQuery, QueryError
 from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.lineage import stamp_world
@@ -71,8 +71,8 @@ def test_pair_heads_equal_the_models_heads(rec, trained):
     friend_ctx = rec.people_flow.context(PeopleQuery(target_place_id=5, activity_tags=(1,)))
     n = len(others)
     graph = trained["inputs"].graph  # descriptors, tastes and sides from the graph, as in training;
-    descriptors = GraphRec.describe(graph["place"].x)  # serving reads them from the tables
-    tastes = GraphRec.tastes(graph["user"].x)
+    descriptors = model.describe(graph["place"].x)  # serving reads them from the tables
+    tastes = model.tastes(graph["user"].x)
     s_user, s_place = model.user_sides(graph["user"].x), model.place_sides(graph["place"].x)
     with torch.no_grad():
         e_user, e_place = model.id_rows(graph)
@@ -235,10 +235,10 @@ def test_place_explanations_name_what_both_sides_have(rec, served):
                 elif e.kind == "time_slot":
                     assert e.ids == (slot,) and w.place_slot[r.place_id] == slot
                 elif e.kind == "tags":
-                    assert all(w.fine_pref[u, t] >= INTEREST_MIN and w.place_tags[r.place_id, t] > 0 for t in e.ids)
+                    assert all(w.fine_pref[u, t] >= 1 / w.widths.tags and w.place_tags[r.place_id, t] > 0 for t in e.ids)
                     assert all(label(FINE_TAGS[t]) in e.text for t in e.ids)
                 elif e.kind == "category":
-                    assert all(cat_pref[u, c] >= CATEGORY_MIN and w.place_categories[r.place_id, c] for c in e.ids)
+                    assert all(cat_pref[u, c] >= 1 / w.widths.categories and w.place_categories[r.place_id, c] for c in e.ids)
                 else:
                     (h,) = e.ids
                     assert e.kind == "neighborhood" and w.place_neighborhood[r.place_id] == h and area[u, h] > 0
@@ -261,11 +261,11 @@ def test_people_explanations_name_what_both_sides_have(rec):
             for e in r.reasons:
                 kinds.add(e.kind)
                 if e.kind == "activity":
-                    assert all(t in outing and w.fine_pref[v, t] >= INTEREST_MIN for t in e.ids)
+                    assert all(t in outing and w.fine_pref[v, t] >= 1 / w.widths.tags for t in e.ids)
                 elif e.kind == "tags":
-                    assert all(min(w.fine_pref[u, t], w.fine_pref[v, t]) >= INTEREST_MIN for t in e.ids)
+                    assert all(min(w.fine_pref[u, t], w.fine_pref[v, t]) >= 1 / w.widths.tags for t in e.ids)
                 elif e.kind == "vibes":
-                    assert all(min(w.vibe_pref[u, t], w.vibe_pref[v, t]) >= VIBE_MIN for t in e.ids)
+                    assert all(min(w.vibe_pref[u, t], w.vibe_pref[v, t]) >= 1 / w.widths.vibes for t in e.ids)
                     assert all(label(VIBE_TAGS[t]) in e.text for t in e.ids)
                 elif e.kind == "history":
                     assert e.ids == (int(w.history(u, v)),) and e.ids[0] > 0
@@ -619,12 +619,22 @@ def test_the_evaluated_served_flow_is_what_the_resource_answers(served):
         assert people[i].tolist() == [r.user_id for r in resource.recommend_people(int(u), PeopleQuery(k=10))]
 
 
-@pytest.mark.parametrize("build", [lambda: PlaceQuery(k=0), lambda: PlaceQuery(time_slot=6), lambda: PlaceQuery(tags=(100,)),
+@pytest.mark.parametrize("build", [lambda: PlaceQuery(k=0), lambda: PlaceQuery(time_slot=6), lambda: PlaceQuery(tags=(-3,)),
                                    lambda: PlaceQuery(categories=(-1,)), lambda: PlaceQuery(max_price=5),
-                                   lambda: PeopleQuery(activity_tags=(200,)), lambda: PeopleQuery(target_place_id=-2)])
+                                   lambda: PeopleQuery(activity_tags=(1.5,)), lambda: PeopleQuery(target_place_id=-2)])
 def test_a_query_built_directly_is_validated_too(build):
     with pytest.raises(QueryError):
         build()
+
+
+@pytest.mark.parametrize("ask", [lambda r: r.recommend_places(0, PlaceQuery(tags=(100,))),
+                                 lambda r: r.recommend_places(0, PlaceQuery(categories=(6,))),
+                                 lambda r: r.recommend_people(0, PeopleQuery(activity_tags=(200,)))])
+def test_slot_indices_are_checked_against_the_worlds_widths(rec, ask):
+    """A query names tag and category slots; how many there are is the release's (100 and 6
+    in a generated world), so the recommender checks them when it answers."""
+    with pytest.raises(QueryError, match=r"index \d+ is not in 0\.\.(99|5)"):
+        ask(rec)
 
 
 def test_served_people_find_test_period_outing_partners(rec, trained):
@@ -665,7 +675,7 @@ def test_people_vectors_score_pairs_by_the_learned_taste_match(rec, trained):
     from graphrec_pipeline.model.taste import SCALE
 
     match = rec.model.taste_match
-    tastes = GraphRec.tastes(trained["inputs"].graph["user"].x)
+    tastes = rec.model.tastes(trained["inputs"].graph["user"].x)
     u, v = np.arange(0, 60), np.arange(60, 120)
     with torch.no_grad():
         weight = (SCALE * match.weight).mean(0).clamp_min(0.0)

@@ -6,6 +6,7 @@ import pytest
 from graphrec_pipeline.tables import WORLD_TABLES
 from graphrec_pipeline.validation.rules import References
 from graphrec_pipeline.validation.validate import TableValidationError, label_references, validate_table
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline_tests.conftest import TINY
 
 
@@ -160,7 +161,7 @@ def test_a_bad_file_fails_by_rule_naming_the_file(tiny_world, tmp_path, table, e
     store.write_table(table, edit(to_arrow(table, tiny_world[table])), staged=True)
     if damage:
         damage(store.table_path(table, staged=True))
-    failures = audit_staged(store, table, TINY.n_cities, TINY.neighborhoods_per_city)
+    failures = audit_staged(store, table, TINY.n_cities, TINY.neighborhoods_per_city, Widths())
     assert [f.rule for f in failures] == [rule]
     assert str(store.table_path(table, staged=True)) in failures[0].description
     assert found in str(failures[0].sample)

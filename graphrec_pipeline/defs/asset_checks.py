@@ -28,7 +28,7 @@ def contract_spec(table: str) -> dg.AssetCheckSpec:
 def contract_result(store: Storage, table: str, world: WorldResource, log) -> dg.AssetCheckResult:
     """Audit the staged ``table``; every failed rule is logged with sample rows."""
     failures = audit_staged(store, table, world.cities(store, staged=True), world.neighborhoods_per_city,
-                            may_be_empty=world.imported_log and table in MAY_BE_EMPTY)
+                            world.widths(store, staged=True), may_be_empty=world.imported_log and table in MAY_BE_EMPTY)
     for f in failures:
         log.error(f"{table}: rule {f.rule} failed ({f.description}); {f.n_rows} rows, e.g.\n{f.sample}")
     details = "\n\n".join(f"**{f.rule}**: {f.description} ({f.n_rows} rows)\n```\n{f.sample}\n```" for f in failures)

@@ -9,7 +9,7 @@ import polars as pl
 from pydantic import Field, PrivateAttr
 
 from graphrec_pipeline.defaults import PEOPLE_CANDIDATES, POSITIVE_RATING, RETRIEVAL_CANDIDATES
-from graphrec_pipeline.ingest import ImportConfig
+from graphrec_pipeline.ingest import ImportConfig, log_widths
 from graphrec_pipeline import constants as K
 from graphrec_pipeline.serving.query import PeopleQuery, PlaceQuery
 from graphrec_pipeline.serving.recommender import Recommender
@@ -17,6 +17,7 @@ from graphrec_pipeline.serving.results import PersonRecommendation, PlaceRecomme
 from graphrec_pipeline.releases import DataDir
 from graphrec_pipeline.storage import Storage, StorageUnavailable
 from graphrec_pipeline.world.config import WorldConfig
+from graphrec_pipeline.widths import TAXONOMY_WIDTHS, Widths
 
 _DEFAULTS = WorldConfig()
 _IMPORT = ImportConfig()
@@ -99,9 +100,9 @@ class WorldResource(dg.ConfigurableResource):
         "Per log file (events, places, friends, blocks), the canonical column -> the file's column, e.g. "
         "{events: {user: user_id, place: venue_id}}."))
     max_categories: int = Field(default=_IMPORT.max_categories, description="Categories kept from a log, by frequency "
-                                "(the rest become 'other'); at most the layout's width.")
-    max_tags: int = Field(default=_IMPORT.max_tags, description="Tags kept from a log, by frequency; at most the "
-                          "layout's width.")
+                                "(the rest become 'other'); the kept categories are the world's category slots.")
+    max_tags: int = Field(default=_IMPORT.max_tags, description="Tags kept from a log, by frequency; the kept "
+                          "tags are the world's tag slots.")
 
     def world_config(self) -> WorldConfig:
         return WorldConfig(
@@ -136,6 +137,13 @@ class WorldResource(dg.ConfigurableResource):
         if not self.imported_log:
             return self.n_cities
         return store.read_table("vocabulary", staged=staged).filter(pl.col("kind") == "city").height
+
+    def widths(self, store: Storage, staged: bool = False) -> Widths:
+        """The feature widths the world's tables have: the §2 contract's, or an imported
+        log's vocabulary sizes."""
+        if not self.imported_log:
+            return TAXONOMY_WIDTHS
+        return log_widths(store.read_table("vocabulary", staged=staged))
 
 
 class RecommenderResource(dg.ConfigurableResource):

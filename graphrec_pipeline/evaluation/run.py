@@ -37,7 +37,6 @@ import polars as pl
 
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
-from graphrec_pipeline.constants import C_FINE
 from graphrec_pipeline.defaults import TOP_K as K
 from graphrec_pipeline.evaluation.baselines import dot_scorer
 from graphrec_pipeline.evaluation.context import context_queries, evaluate_context
@@ -169,8 +168,8 @@ def evaluate_all(
     users = inputs.users.sort("user_id")
     places = inputs.places.sort("place_id")
     n_users, n_places = len(users), len(places)
-    user_unit = l2_normalize(dense_from_list(users["fine_pref"], C_FINE))
-    place_unit = l2_normalize(dense_from_list(places["fine_tag_vector"], C_FINE))
+    user_unit = l2_normalize(dense_from_list(users["fine_pref"], data.widths.tags))
+    place_unit = l2_normalize(dense_from_list(places["fine_tag_vector"], data.widths.tags))
     seen = pre_test_keys(inputs)
     train = inputs.interactions.filter(inputs.split["split"] == "train")
     with_oracle = world is not None
@@ -280,7 +279,7 @@ def context_rankers(scorer: Scorer, data, seen: np.ndarray, feats: WorldFeatures
     """(users, slot or None) -> ranked ids for graphrec's head, the served flow and the oracle."""
 
     def head(users: np.ndarray, slot: int | None) -> np.ndarray:
-        ctx = None if slot is None else context_raw(1, time_slot=np.array([slot]))[0]
+        ctx = None if slot is None else context_raw(data.widths, 1, time_slot=np.array([slot]))[0]
         score = lambda u, p: scorer.head(u, p, ctx)  # noqa: E731
         return scored(score, data.user_city, data.place_city, seen, HEAD_BLOCK)(users)
 

@@ -86,7 +86,7 @@ class TwoStageValidator:
         with_slot = np.full((len(self.q_id), self.k), -1, dtype=np.int64)
         for s in np.unique(self.q_slot):
             sel = self.q_slot == s
-            ctx = context_raw(1, time_slot=np.array([s]))[0]
+            ctx = context_raw(model.widths, 1, time_slot=np.array([s]))[0]
             with_slot[sel] = two_stage_top_k(scorer, self.q_user[sel], self.user_city, self.place_city, self.seen,
                                              self.m, self.k, ctx)
         slot = ranking_metrics(with_slot, self.q_id, self.q_relevant, self.q_n_rel, n_places, self.k)["ndcg"]

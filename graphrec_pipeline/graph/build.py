@@ -23,6 +23,7 @@ from torch_geometric.data import HeteroData
 from graphrec_pipeline.artifacts.graph import PU, UP, UU
 from graphrec_pipeline.constants import D_EDGE_UP
 from graphrec_pipeline.world import social
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline.graph.features import (
     encode_interaction_edges,
     encode_places,
@@ -76,8 +77,9 @@ def build_graph(
     n_neighborhoods: int,
 ) -> HeteroData:
     data = HeteroData()
-    data["user"].x = torch.from_numpy(encode_users(users, n_neighborhoods))
-    data["place"].x = torch.from_numpy(encode_places(places))
+    widths = Widths.of_tables(users, places)
+    data["user"].x = torch.from_numpy(encode_users(users, n_neighborhoods, widths))
+    data["place"].x = torch.from_numpy(encode_places(places, widths))
     index, attr = training_interaction_edges(interactions, split)
     data[UP].edge_index = torch.from_numpy(index).long()
     data[UP].edge_attr = torch.from_numpy(attr)

@@ -1,4 +1,5 @@
-"""Vectorized feature encoders of §3.2, column order as in the design's docstrings.
+"""Vectorized feature encoders of §3.2, column order as in the design's docstrings
+(widths of a generated world; an imported one has its vocabularies' widths, ``widths.py``).
 
     user  (148): city, neighborhood | cat_pref 6 | fine_pref 100 | vibe_pref 30 |
                  top-5 area weights | sessions/10, views/100, likes/10, saves/10, attends/20
@@ -18,30 +19,8 @@ import numpy as np
 import polars as pl
 
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
-from graphrec_pipeline.constants import (
-    C_COARSE,
-    C_FINE,
-    C_VIBE,
-    D_EDGE_UP,
-    D_EDGE_UU,
-    D_PLACE_RAW,
-    D_USER_RAW,
-    MAX_NEIGHBORHOODS_PER_USER,
-    N_DAY_OF_WEEK,
-    N_TIME_OF_DAY,
-)
-
-# Column slices, shared with the model's encoders.
-USER_CITY, USER_NEIGHBORHOOD = 0, 1
-USER_CONTINUOUS = slice(2, D_USER_RAW)
-USER_CAT_PREF = slice(2, 2 + C_COARSE)
-USER_FINE_PREF = slice(2 + C_COARSE, 2 + C_COARSE + C_FINE)
-USER_VIBE_PREF = slice(2 + C_COARSE + C_FINE, 2 + C_COARSE + C_FINE + C_VIBE)
-PLACE_CITY, PLACE_NEIGHBORHOOD = 0, 1
-PLACE_CATEGORY = slice(2, 2 + C_COARSE)
-PLACE_FINE = slice(2 + C_COARSE, 2 + C_COARSE + C_FINE)
-PLACE_PRICE, PLACE_SLOT = 2 + C_COARSE + C_FINE, 3 + C_COARSE + C_FINE
-PLACE_POPULARITY = slice(4 + C_COARSE + C_FINE, D_PLACE_RAW)
+from graphrec_pipeline.constants import D_EDGE_UP, D_EDGE_UU, MAX_NEIGHBORHOODS_PER_USER, N_DAY_OF_WEEK, N_TIME_OF_DAY
+from graphrec_pipeline.widths import Widths
 
 
 def _col(frame: pl.DataFrame, name: str) -> np.ndarray:
@@ -59,16 +38,16 @@ def top_area_weights(area: np.ndarray, k: int = MAX_NEIGHBORHOODS_PER_USER) -> n
     return np.pad(top, ((0, 0), (0, k - top.shape[1])))
 
 
-def encode_users(users: pl.DataFrame, n_neighborhoods: int) -> np.ndarray:
+def encode_users(users: pl.DataFrame, n_neighborhoods: int, widths: Widths) -> np.ndarray:
     users = users.sort("user_id")
     area = dense_from_area(users["area_freqs"], n_neighborhoods)
     x = np.concatenate(
         [
             _col(users, "home_city_id")[:, None],
             _col(users, "home_neighborhood_id")[:, None],
-            dense_from_list(users["cat_pref"], C_COARSE),
-            dense_from_list(users["fine_pref"], C_FINE),
-            dense_from_list(users["vibe_pref"], C_VIBE),
+            dense_from_list(users["cat_pref"], widths.categories),
+            dense_from_list(users["fine_pref"], widths.tags),
+            dense_from_list(users["vibe_pref"], widths.vibes),
             top_area_weights(area),
             np.minimum(_col(users, "avg_sessions_per_week") / 10.0, 1.0)[:, None],
             np.minimum(_col(users, "avg_views_per_session") / 100.0, 1.0)[:, None],
@@ -78,18 +57,18 @@ def encode_users(users: pl.DataFrame, n_neighborhoods: int) -> np.ndarray:
         ],
         axis=1,
     )
-    assert x.shape[1] == D_USER_RAW
+    assert x.shape[1] == widths.user_raw
     return x
 
 
-def encode_places(places: pl.DataFrame) -> np.ndarray:
+def encode_places(places: pl.DataFrame, widths: Widths) -> np.ndarray:
     places = places.sort("place_id")
     x = np.concatenate(
         [
             _col(places, "city_id")[:, None],
             _col(places, "neighborhood_id")[:, None],
-            dense_from_list(places["category_one_hot"], C_COARSE),
-            dense_from_list(places["fine_tag_vector"], C_FINE),
+            dense_from_list(places["category_one_hot"], widths.categories),
+            dense_from_list(places["fine_tag_vector"], widths.tags),
             _col(places, "price_band")[:, None],
             _col(places, "typical_time_slot")[:, None],
             popularity_feature(_col(places, "base_popularity"))[:, None],
@@ -99,7 +78,7 @@ def encode_places(places: pl.DataFrame) -> np.ndarray:
         ],
         axis=1,
     )
-    assert x.shape[1] == D_PLACE_RAW
+    assert x.shape[1] == widths.place_raw
     return x
 
 

@@ -4,15 +4,17 @@ What a log lacks, the import derives, and only from the **training** events (a h
 event changes no feature, no social edge and no label):
 
 * dense ids (keys sorted) and key maps ``user_keys`` / ``place_keys``;
-* vocabularies: categories and tags kept by how many places carry them, capped to the
-  feature layout's widths (``C_COARSE``, ``C_FINE``), the rest folded into ``other``; a
-  log without tags uses its categories as tags (check-in sets have one fine category per
+* vocabularies: categories and tags kept by how many places carry them, up to a cap
+  (``ImportConfig``), the rest folded into ``other``; their sizes are the world's feature
+  widths (``widths.py``: :func:`log_widths`), so a log with 12 categories has 12 category
+  slots, not the taxonomy's 6; a log without tags uses its categories as tags (check-in sets have one fine category per
   venue); cities from ``city``, else 0.5-degree cells of the coordinates (small cells
   merged into the nearest large one), else one city; neighbourhoods from a quantile grid
   of the coordinates within each city;
 * user features from each user's training visits: category and tag preferences
   (visit shares with a one-visit uniform prior), home city and neighbourhood (the most
-  visited), areas, activity; vibes are uniform (a log says nothing about them);
+  visited), areas, activity; one vibe slot, the same for everyone (a log says nothing
+  about vibes);
 * place popularity, conversion and typical time slot from training visits;
 * the implicit rating of a visit: the log's ``rating`` rescaled to [1, 5] when present,
   else 3 for a first visit, +1 for each earlier visit to the same place and +1 when the
@@ -37,11 +39,12 @@ import polars as pl
 
 from graphrec_pipeline.coattendance import co_attendance
 from graphrec_pipeline.columns import area_column, list_from_dense
-from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE, MAX_NEIGHBORHOODS_PER_USER, N_NEIGHBORHOODS_PER_CITY
+from graphrec_pipeline.constants import MAX_NEIGHBORHOODS_PER_USER, N_NEIGHBORHOODS_PER_CITY
 from graphrec_pipeline.graph.split import SplitConfig, interaction_split
 import graphrec_pipeline.ingest.rules as rules
 from graphrec_pipeline.ingest.read import RawLog
 from graphrec_pipeline.timeslots import day_of_week_expr, time_of_day_expr, time_slot
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline.world import social
 from graphrec_pipeline.world.config import WorldConfig
 
@@ -55,6 +58,9 @@ SYNTHETIC_DAYS = 182
 ID = pl.Int64
 IMPORT_TABLES = ["user_keys", "place_keys", "vocabulary", "event_split"]  # published beside the six
 MAY_BE_EMPTY = ("user_user_edges", "friend_labels", "user_blocks")  # a log without friends or blocks
+MAX_CATEGORIES = 32
+MAX_TAGS = 200
+LOG_VIBES = 1  # a log states no vibes: one slot, the same for everyone
 
 
 @dataclass(frozen=True)
@@ -63,20 +69,22 @@ class ImportConfig:
 
     Args:
         neighborhoods_per_city: cells of each city's coordinate grid.
-        max_categories, max_tags: vocabulary caps (at most the layout's widths).
+        max_categories, max_tags: vocabulary caps; the kept vocabularies' sizes are the
+            world's category and tag widths.
         split: the temporal split of a log without a ``split`` column.
         seed: the friend-label negatives' random stream.
     """
 
     neighborhoods_per_city: int = N_NEIGHBORHOODS_PER_CITY
-    max_categories: int = C_COARSE
-    max_tags: int = C_FINE
+    max_categories: int = MAX_CATEGORIES
+    max_tags: int = MAX_TAGS
     split: SplitConfig = field(default_factory=SplitConfig)
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_categories <= C_COARSE or not 1 <= self.max_tags <= C_FINE:
-            raise ValueError(f"max_categories must be in [1, {C_COARSE}] and max_tags in [1, {C_FINE}]")
+        if self.max_categories < 1 or self.max_tags < 1:
+            raise ValueError(f"max_categories and max_tags must be at least 1, not {self.max_categories} and "
+                             f"{self.max_tags}")
         if self.neighborhoods_per_city < 1:
             raise ValueError("neighborhoods_per_city must be >= 1")
 
@@ -178,6 +186,12 @@ def _synthetic_times(split: pl.Series) -> pl.Series:
 
 
 # --- vocabularies and places -----------------------------------------------------------
+
+def log_widths(vocabulary: pl.DataFrame) -> Widths:
+    """The feature widths of an imported log's world, from its ``vocabulary`` table."""
+    kinds = vocabulary["kind"]
+    return Widths(int((kinds == "category").sum()), int((kinds == "tag").sum()), LOG_VIBES)
+
 
 def vocabulary(lists: pl.Series, cap: int, kind: str) -> pl.DataFrame:
     """(kind, index, name, places): names by how many rows carry them, the top ``cap``
@@ -342,8 +356,9 @@ def import_log(log: RawLog, cfg: ImportConfig = ImportConfig()) -> ImportedWorld
     pf = pf.with_columns(city_id=city_id)
     pf = pf.with_columns(neighborhood_id=_neighborhoods(pf, cfg.neighborhoods_per_city))
     cat_slots, tag_slots = _slots(categories, cat_vocab), _slots(tags, tag_vocab)
-    cat_hot = _multi_hot(cat_slots, C_COARSE)
-    tag_hot = _multi_hot(tag_slots, C_FINE)
+    widths = Widths(cat_vocab.height, tag_vocab.height, LOG_VIBES)
+    cat_hot = _multi_hot(cat_slots, widths.categories)
+    tag_hot = _multi_hot(tag_slots, widths.tags)
     tag_vec = tag_hot / np.maximum(tag_hot.sum(axis=1, keepdims=True), 1.0)
 
     visits = events.with_columns(
@@ -367,7 +382,7 @@ def import_log(log: RawLog, cfg: ImportConfig = ImportConfig()) -> ImportedWorld
     train_inter = interactions.filter(visits["split"] == "train")
 
     places = _places_table(pf, place_geo, cat_hot, tag_vec, train_inter, n_places)
-    users = _users_table(train.join(place_geo, on="place_id", how="left"), n_users, cfg)
+    users = _users_table(train.join(place_geo, on="place_id", how="left"), n_users, widths)
     edges, labels = _social(log, uid, users, train_inter, cfg, n_places, len(city_names))
     blocks = _blocks(log, uid)
     vocab = pl.concat([cat_vocab, tag_vocab,
@@ -423,7 +438,7 @@ def _places_table(pf, place_geo, cat_hot, tag_vec, train_inter: pl.DataFrame, n_
     ])
 
 
-def _users_table(train: pl.DataFrame, n_users: int, cfg: ImportConfig) -> pl.DataFrame:
+def _users_table(train: pl.DataFrame, n_users: int, widths: Widths) -> pl.DataFrame:
     """Features from training visits (``train`` joined with the places' city, neighbourhood,
     category and tag slots); a user without any has uniform preferences in city 0."""
     home = (train.group_by("user_id", "city_id").len().sort(["user_id", "len", "city_id"], descending=[False, True, False])
@@ -453,9 +468,9 @@ def _users_table(train: pl.DataFrame, n_users: int, cfg: ImportConfig) -> pl.Dat
         pl.Series("user_id", np.arange(n_users, dtype=np.int64)),
         pl.Series("home_city_id", base["home_city_id"].cast(pl.Int32)),
         pl.Series("home_neighborhood_id", base["home_nb"].cast(pl.Int32)),
-        list_from_dense("cat_pref", _shares(train, "cats", C_COARSE, n_users)),
-        list_from_dense("fine_pref", _shares(train, "tags", C_FINE, n_users)),
-        list_from_dense("vibe_pref", np.full((n_users, C_VIBE), 1.0 / C_VIBE, np.float32)),
+        list_from_dense("cat_pref", _shares(train, "cats", widths.categories, n_users)),
+        list_from_dense("fine_pref", _shares(train, "tags", widths.tags, n_users)),
+        list_from_dense("vibe_pref", np.full((n_users, widths.vibes), 1.0 / widths.vibes, np.float32)),
         area_column("area_freqs", areas["neighborhood_id"].to_numpy(), areas["w"].to_numpy(), offsets),
         pl.Series("avg_sessions_per_week", np.maximum(sessions / weeks, 1e-3).astype(np.float32)),
         pl.Series("avg_views_per_session", np.ones(n_users, np.float32)),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from graphrec_pipeline import constants as K
+from graphrec_pipeline.widths import Widths
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class ModelConfig:
         id_learning_rate: Adam's learning rate for the ID tables (LightGCN's).
         lambda_id: weight of the BPR on the ID parts' inner product (``GraphRec.id_loss``),
             drawn from the step's supervised edges (``TrainConfig.id_examples`` per step).
+        n_users, n_places: sizes of the ID tables (set by training).
+        n_categories, n_tags, n_vibes: the world's feature widths (``widths.py``; set by
+            training from the tables, so an imported vocabulary sizes the encoders).
         pair_history: add ``h log(1 + n_uv)`` to both friend logits, ``n_uv`` the number of
             places the pair went to together before the cut (training: the training
             period; serving: what the release knows), with one learned weight ``h`` per
@@ -81,6 +86,17 @@ class ModelConfig:
     pair_history: bool = True
     n_users: int = 0
     n_places: int = 0
+    n_categories: int = K.C_COARSE
+    n_tags: int = K.C_FINE
+    n_vibes: int = K.C_VIBE
+
+    @property
+    def widths(self) -> Widths:
+        """The feature widths the model reads (set by training from the world's tables)."""
+        return Widths(self.n_categories, self.n_tags, self.n_vibes)
+
+    def with_widths(self, widths: Widths) -> "ModelConfig":
+        return dataclasses.replace(self, n_categories=widths.categories, n_tags=widths.tags, n_vibes=widths.vibes)
 
     def __post_init__(self) -> None:
         if self.gnn_aggr not in ("mean", "sum", "attention"):

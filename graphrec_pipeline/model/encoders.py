@@ -1,4 +1,5 @@
-"""Input encoders (§4.2): raw user (148) and place (114) features to ``d_model``.
+"""Input encoders (§4.2): raw user (148) and place (114) features to ``d_model`` (the
+widths of a generated world; ``ModelConfig.widths`` sizes them for any other).
 
 Neighborhood ids are per city, so the neighborhood embedding is keyed on
 ``city * neighborhoods_per_city + neighborhood`` (NOTES.md), while the raw feature
@@ -10,21 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE, D_PLACE_RAW, D_USER_RAW, N_PRICE_BANDS, N_TIME_SLOTS
-from graphrec_pipeline.graph.features import (
-    PLACE_CATEGORY,
-    PLACE_CITY,
-    PLACE_FINE,
-    PLACE_NEIGHBORHOOD,
-    PLACE_POPULARITY,
-    PLACE_PRICE,
-    PLACE_SLOT,
-    USER_CITY,
-    USER_CONTINUOUS,
-    USER_NEIGHBORHOOD,
-)
+from graphrec_pipeline.constants import N_PRICE_BANDS, N_TIME_SLOTS
 from graphrec_pipeline.model.config import ModelConfig
 from graphrec_pipeline.model.dropout import Dropout
+from graphrec_pipeline.widths import PLACE_CITY, PLACE_NEIGHBORHOOD, USER_CITY, USER_NEIGHBORHOOD
 
 
 def projection(d_in: int, d_model: int) -> nn.Sequential:
@@ -56,12 +46,13 @@ class UserEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.location = _LocationEmbedding(cfg)
-        d_in = cfg.city_embed_dim + cfg.neighborhood_embed_dim + (D_USER_RAW - 2)
+        self.continuous = cfg.widths.user_continuous
+        d_in = cfg.city_embed_dim + cfg.neighborhood_embed_dim + (cfg.widths.user_raw - 2)
         self.mlp = projection(d_in, cfg.d_model)
 
     def forward(self, x: Tensor) -> Tensor:
         loc = self.location(x[:, USER_CITY], x[:, USER_NEIGHBORHOOD])
-        return self.mlp(torch.cat([loc, x[:, USER_CONTINUOUS]], dim=1))
+        return self.mlp(torch.cat([loc, x[:, self.continuous]], dim=1))
 
 
 class PlaceEncoder(nn.Module):
@@ -72,20 +63,21 @@ class PlaceEncoder(nn.Module):
         self.location = _LocationEmbedding(cfg)
         self.price = nn.Embedding(N_PRICE_BANDS, cfg.price_embed_dim)
         self.time_slot = nn.Embedding(N_TIME_SLOTS, cfg.time_slot_embed_dim)
+        self.w = w = cfg.widths
         d_in = (
             cfg.city_embed_dim + cfg.neighborhood_embed_dim + cfg.price_embed_dim + cfg.time_slot_embed_dim
-            + C_COARSE + C_FINE + 4
+            + (w.place_raw - 4)  # the row less city, neighbourhood, price and slot, which are embedded
         )
-        assert D_PLACE_RAW == 2 + C_COARSE + C_FINE + 2 + 4
         self.mlp = projection(d_in, cfg.d_model)
 
     def forward(self, x: Tensor) -> Tensor:
+        w = self.w
         parts = [
             self.location(x[:, PLACE_CITY], x[:, PLACE_NEIGHBORHOOD]),
-            self.price(x[:, PLACE_PRICE].long()),
-            self.time_slot(x[:, PLACE_SLOT].long()),
-            x[:, PLACE_CATEGORY],
-            x[:, PLACE_FINE],
-            x[:, PLACE_POPULARITY],
+            self.price(x[:, w.place_price].long()),
+            self.time_slot(x[:, w.place_slot].long()),
+            x[:, w.place_category],
+            x[:, w.place_fine],
+            x[:, w.place_popularity],
         ]
         return self.mlp(torch.cat(parts, dim=1))

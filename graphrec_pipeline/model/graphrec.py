@@ -45,24 +45,12 @@ from torch_geometric.data import HeteroData
 from graphrec_pipeline.model.backbone import GraphRecBackbone
 from graphrec_pipeline.model.collaborative import IdGraph, propagate
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.graph.features import (
-    PLACE_CATEGORY,
-    PLACE_CITY,
-    PLACE_FINE,
-    PLACE_NEIGHBORHOOD,
-    PLACE_POPULARITY,
-    PLACE_SLOT,
-    USER_CAT_PREF,
-    USER_CITY,
-    USER_FINE_PREF,
-    USER_NEIGHBORHOOD,
-    USER_VIBE_PREF,
-)
-from graphrec_pipeline.model.context import D_CONTEXT_RAW, ContextEncoder, ContextMatch, place_descriptors
+from graphrec_pipeline.model.context import ContextEncoder, ContextMatch, describe_places
 from graphrec_pipeline.model.dropout import Dropout
 from graphrec_pipeline.model.encoders import PlaceEncoder, UserEncoder
 from graphrec_pipeline.model.preference import PreferenceMatch, place_sides, user_sides
 from graphrec_pipeline.model.taste import TasteMatch, user_tastes
+from graphrec_pipeline.widths import PLACE_CITY, PLACE_NEIGHBORHOOD, USER_CITY, USER_NEIGHBORHOOD
 
 HISTORY_SCALE = 10.0
 
@@ -121,14 +109,15 @@ class GraphRec(nn.Module):
         self.user_encoder = UserEncoder(cfg)
         self.place_encoder = PlaceEncoder(cfg)
         self.backbone = GraphRecBackbone(cfg)
-        self.place_context = ContextEncoder(cfg.d_ctx_place)
-        self.friend_context = ContextEncoder(cfg.d_ctx_friend)
+        self.widths = w = cfg.widths
+        self.place_context = ContextEncoder(w.context, cfg.d_ctx_place)
+        self.friend_context = ContextEncoder(w.context, cfg.d_ctx_friend)
         d_pair = 4 * cfg.d_model
         self.place_head = mlp(d_pair + cfg.d_ctx_place, cfg.place_head_hidden, cfg.head_dropout)
-        self.place_match = nn.Linear(D_CONTEXT_RAW, cfg.d_model, bias=False)
+        self.place_match = nn.Linear(w.context, cfg.d_model, bias=False)
         nn.init.zeros_(self.place_match.weight)
-        self.context_match = ContextMatch()
-        self.preference_match = PreferenceMatch(2, cfg.n_cities, cfg.neighborhoods_per_city)  # head, retrieval
+        self.context_match = ContextMatch(w.context)
+        self.preference_match = PreferenceMatch(2, cfg.n_cities, cfg.neighborhoods_per_city, w)  # head, retrieval
         self.has_ids = cfg.id_embeddings and cfg.n_users > 0 and cfg.n_places > 0  # sizes come from training
         if self.has_ids:
             self.user_id = nn.Embedding(cfg.n_users, cfg.d_model)
@@ -139,7 +128,7 @@ class GraphRec(nn.Module):
             self.register_buffer("place_known", torch.zeros(cfg.n_places, dtype=torch.bool))
         self.compat_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
         self.attend_head = mlp(d_pair + cfg.d_ctx_friend, cfg.friend_head_hidden, cfg.head_dropout)
-        self.taste_match = TasteMatch(2)  # compatibility, attendance
+        self.taste_match = TasteMatch(2, w)  # compatibility, attendance
         self.pair_history = nn.Parameter(torch.zeros(2), requires_grad=cfg.pair_history)  # h_c, h_a
 
     def id_table(self, id_adj: Tensor | None) -> Tensor:
@@ -197,27 +186,26 @@ class GraphRec(nn.Module):
         e_u, places = ids[batch["user"]], ids[self.cfg.n_users :]
         return self.bpr_loss((e_u * places[batch["pos"]]).sum(-1), (e_u * places[batch["neg"]]).sum(-1))
 
-    @staticmethod
-    def describe(x_place: Tensor) -> Tensor:
+    def describe(self, x_place: Tensor) -> Tensor:
         """(n, 112) place descriptors ``d_p`` from raw place features (§3.2 layout)."""
-        return place_descriptors(x_place[:, PLACE_FINE], x_place[:, PLACE_CATEGORY], x_place[:, PLACE_SLOT])
+        return describe_places(x_place, self.widths)
 
-    @staticmethod
-    def tastes(x_user: Tensor) -> Tensor:
+    def tastes(self, x_user: Tensor) -> Tensor:
         """(n, 136) tastes ``t_u`` from raw user features (§3.2 layout; ``model/taste.py``)."""
-        return user_tastes(x_user[:, USER_CAT_PREF], x_user[:, USER_FINE_PREF], x_user[:, USER_VIBE_PREF])
+        w = self.widths
+        return user_tastes(x_user[:, w.user_cat_pref], x_user[:, w.user_fine_pref], x_user[:, w.user_vibe_pref])
 
     def user_sides(self, x_user: Tensor) -> Tensor:
         """Users' sides of the preference match (``model/preference.py``) from raw features."""
-        c = self.cfg
-        return user_sides(x_user[:, USER_CAT_PREF], x_user[:, USER_FINE_PREF], x_user[:, USER_CITY],
+        c, w = self.cfg, self.widths
+        return user_sides(x_user[:, w.user_cat_pref], x_user[:, w.user_fine_pref], x_user[:, USER_CITY],
                           x_user[:, USER_NEIGHBORHOOD], c.n_cities, c.neighborhoods_per_city)
 
     def place_sides(self, x_place: Tensor) -> Tensor:
         """Places' sides of the preference match from raw features."""
-        c = self.cfg
-        return place_sides(x_place[:, PLACE_CATEGORY], x_place[:, PLACE_FINE], x_place[:, PLACE_CITY],
-                           x_place[:, PLACE_NEIGHBORHOOD], x_place[:, PLACE_POPULARITY][:, 0], c.n_cities,
+        c, w = self.cfg, self.widths
+        return place_sides(x_place[:, w.place_category], x_place[:, w.place_fine], x_place[:, PLACE_CITY],
+                           x_place[:, PLACE_NEIGHBORHOOD], x_place[:, w.place_popularity][:, 0], c.n_cities,
                            c.neighborhoods_per_city)
 
     def place_score(self, z_u: Tensor, z_p: Tensor, ctx_raw: Tensor, d_p: Tensor, s_u: Tensor, s_p: Tensor,

@@ -36,22 +36,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE
+from graphrec_pipeline.widths import Widths
 
 SCALE = 100.0  # as in model/taste.py: a larger learning rate for a few numbers
 BLOCKS = ("categories", "tags", "city", "home", "popularity")
 
 
-def side_dim(n_cities: int, n_per_city: int) -> int:
-    return C_COARSE + C_FINE + n_cities + n_cities * n_per_city + 1
+def side_dim(n_categories: int, n_tags: int, n_cities: int, n_per_city: int) -> int:
+    return n_categories + n_tags + n_cities + n_cities * n_per_city + 1
 
 
-def _fill(out: Tensor, cat: Tensor, fine: Tensor, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
-    rows = torch.arange(len(out))
-    out[:, :C_COARSE] = cat
-    out[:, C_COARSE : C_COARSE + C_FINE] = F.normalize(fine, dim=-1)
-    out[rows, C_COARSE + C_FINE + _long(city)] = 1.0
-    out[rows, C_COARSE + C_FINE + n_cities + _locations(city, neighborhood, n_per_city)] = 1.0
+def _sides(cat: Tensor, fine: Tensor, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
+    """(n, side_dim) with the categories, tags, city and location filled in (the widths
+    are those of ``cat`` and ``fine``)."""
+    rows, c, t = torch.arange(len(cat)), cat.shape[1], fine.shape[1]
+    out = torch.zeros(len(cat), side_dim(c, t, n_cities, n_per_city))
+    out[:, :c] = cat
+    out[:, c : c + t] = F.normalize(fine, dim=-1)
+    out[rows, c + t + _long(city)] = 1.0
+    out[rows, c + t + n_cities + _locations(city, neighborhood, n_per_city)] = 1.0
     return out
 
 
@@ -71,9 +74,7 @@ def _locations(city, neighborhood, n_per_city: int) -> Tensor:
 def user_sides(cat_pref, fine_pref, city, neighborhood, n_cities: int, n_per_city: int) -> Tensor:
     """(n, side_dim) users' sides: categories and tags at unit length, the home city and
     location one-hot, and a constant 1 (which carries the popularity weight)."""
-    cat = F.normalize(_float(cat_pref), dim=-1)
-    out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
-    _fill(out, cat, _float(fine_pref), city, neighborhood, n_cities, n_per_city)
+    out = _sides(F.normalize(_float(cat_pref), dim=-1), _float(fine_pref), city, neighborhood, n_cities, n_per_city)
     out[:, -1] = 1.0
     return out
 
@@ -82,8 +83,7 @@ def place_sides(categories, tags, city, neighborhood, popularity, n_cities: int,
     """(n, side_dim) places' sides: category shares (summing to 1), tags at unit length, the
     city and location one-hot and the popularity feature."""
     cat = _float(categories)
-    out = torch.zeros(len(cat), side_dim(n_cities, n_per_city))
-    _fill(out, cat / cat.sum(-1, keepdim=True).clamp_min(1e-12), _float(tags), city, neighborhood, n_cities, n_per_city)
+    out = _sides(cat / cat.sum(-1, keepdim=True).clamp_min(1e-12), _float(tags), city, neighborhood, n_cities, n_per_city)
     out[:, -1] = _float(popularity)
     return out
 
@@ -94,12 +94,13 @@ class PreferenceMatch(nn.Module):
     Args:
         n_out: logits it adds to (the place head and the retrieval score).
         n_cities, n_per_city: cities, and neighbourhoods per city.
+        widths: the world's category and tag widths.
     """
 
-    def __init__(self, n_out: int, n_cities: int, n_per_city: int):
+    def __init__(self, n_out: int, n_cities: int, n_per_city: int, widths: Widths):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(n_out, len(BLOCKS)))
-        sizes = torch.tensor([C_COARSE, C_FINE, n_cities, n_cities * n_per_city, 1])
+        sizes = torch.tensor([widths.categories, widths.tags, n_cities, n_cities * n_per_city, 1])
         blocks = torch.repeat_interleave(torch.arange(len(BLOCKS)), sizes)
         self.register_buffer("block_sum", nn.functional.one_hot(blocks, len(BLOCKS)).float(), persistent=False)
 

@@ -14,7 +14,6 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from graphrec_pipeline.model.context import D_CONTEXT_RAW
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.model.preference import retrieval_vectors
@@ -52,7 +51,7 @@ class Scorer:
     def from_graph(cls, model: GraphRec, graph) -> "Scorer":
         z_user, z_place, e_user, e_place = embed_all(model, graph)
         x_user, x_place = graph["user"].x, graph["place"].x
-        return cls(model, z_user, z_place, GraphRec.describe(x_place), GraphRec.tastes(x_user),
+        return cls(model, z_user, z_place, model.describe(x_place), model.tastes(x_user),
                    model.user_sides(x_user), model.place_sides(x_place), e_user, e_place)
 
     @cached_property
@@ -105,7 +104,7 @@ class Scorer:
         return self._blocks(users, lambda s, n: _ids(candidates[s : s + n]), rows, ctx_raw, candidates.shape)
 
     def _blocks(self, users: np.ndarray, items_of, rows: int, ctx_raw: np.ndarray | None, shape) -> np.ndarray:
-        ctx = torch.zeros(D_CONTEXT_RAW) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
+        ctx = torch.zeros(self.model.widths.context) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
         out = np.empty(shape, dtype=np.float32)
         for s in range(0, len(users), rows):
             u = _ids(users[s : s + rows])
@@ -118,7 +117,7 @@ class Scorer:
         """(compatibility probability, attendance probability) for aligned pairs;
         ``history``: their past co-attendance counts (None: none)."""
         self.model.eval()
-        ctx = torch.zeros(len(u), D_CONTEXT_RAW) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
+        ctx = torch.zeros(len(u), self.model.widths.context) if ctx_raw is None else torch.as_tensor(ctx_raw, dtype=torch.float32)
         u, v = _ids(u), _ids(v)
         n = None if history is None else torch.as_tensor(np.asarray(history), dtype=torch.float32)
         compat, attend = self.model.friend_scores(self.z_user[u], self.z_user[v], ctx, self.t_user[u], self.t_user[v], n)

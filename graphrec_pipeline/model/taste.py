@@ -32,11 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
+from graphrec_pipeline.widths import Widths
 
-PROFILES = (C_COARSE, C_FINE, C_VIBE)
-D_TASTE = sum(PROFILES)
 SCALE = 100.0
+N_PROFILES = 3  # categories, tags, vibes
 
 
 def user_tastes(cat_pref: Tensor, fine_pref: Tensor, vibe_pref: Tensor) -> Tensor:
@@ -47,10 +46,10 @@ def user_tastes(cat_pref: Tensor, fine_pref: Tensor, vibe_pref: Tensor) -> Tenso
 class TasteMatch(nn.Module):
     """One learned weight per profile and output logit (module doc)."""
 
-    def __init__(self, n_out: int):
+    def __init__(self, n_out: int, widths: Widths):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(n_out, len(PROFILES)))
-        blocks = torch.repeat_interleave(torch.arange(len(PROFILES)), torch.tensor(PROFILES))
+        self.weight = nn.Parameter(torch.zeros(n_out, N_PROFILES))
+        blocks = torch.repeat_interleave(torch.arange(N_PROFILES), torch.tensor(widths.profiles))
         self.register_buffer("profile_sum", nn.functional.one_hot(blocks).float(), persistent=False)  # (136, 3)
 
     def cosines(self, t_a: Tensor, t_b: Tensor) -> Tensor:

@@ -34,7 +34,7 @@ def export_embeddings(
         e_user, e_place = model.id_rows(graph, ids)
     z_user, z_place = embed_in_blocks(model, graph, ids=ids)
     x_user, x_place = graph["user"].x, graph["place"].x
-    r_user = model.taste_match.people_vectors(GraphRec.tastes(x_user)).numpy()
+    r_user = model.taste_match.people_vectors(model.tastes(x_user)).numpy()
     q_user = torch.cat([model.preference_match.query_vectors(z_user, model.user_sides(x_user)), e_user], 1).numpy()
     r_place = torch.cat([retrieval_vectors(z_place, model.place_sides(x_place)), e_place], 1).numpy()
     emb = Embeddings(z_user.numpy(), z_place.numpy(), r_user, q_user, r_place, user_city, place_city,

@@ -1,8 +1,8 @@
 """Human-readable explanations (§8) and display names, from the same features the model uses.
 
 A user "has" an interest when its weight is above the uniform share (1/100 for fine tags,
-1/30 for vibes, 1/6 for coarse categories): preference vectors are dense, so "above zero"
-would say nothing. A place has a tag when its tag weight is positive. Overlaps are ranked
+1/30 for vibes, 1/6 for coarse categories in a generated world; one over the vector's
+width in general): preference vectors are dense, so "above zero" would say nothing. A place has a tag when its tag weight is positive. Overlaps are ranked
 by the product of the two weights (§8), and each explanation keeps the ids it names so a
 caller (or a test) can check them against the data.
 """
@@ -13,16 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
 from graphrec_pipeline.taxonomy import VIBE_TAGS
 from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 
 TOP_TAGS = 2
 SLOT_PHRASES = ["in the morning", "in the afternoon", "in the evening", "at night", "on weekend days",
                 "on weekend nights"]
-INTEREST_MIN = 1.0 / C_FINE
-VIBE_MIN = 1.0 / C_VIBE
-CATEGORY_MIN = 1.0 / C_COARSE
+
+
+def has(pref: np.ndarray) -> np.ndarray:
+    """Where a preference vector (..., width) is at or above the uniform share."""
+    return pref >= 1.0 / pref.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,15 @@ def explain_places(
     """Reasons for one user (``fine_pref`` (100,), ``cat_pref`` (6,), ``area`` (neighborhoods,))
     and each of k places (``place_tags`` (k, 100), ``place_categories`` (k, 6) multi-hot, ...),
     plus which of the query's tags and time slot each place matches."""
-    asked = np.zeros(C_FINE, bool)
+    asked = np.zeros(place_tags.shape[1], bool)
     if query_tags is not None:
         asked[query_tags] = True
     matches = (asked[None] & (place_tags > 0)) if asked.any() else np.zeros(place_tags.shape, bool)
     slot_hits = (place_slot == query_slot).tolist() if query_slot >= 0 else [False] * len(place_tags)
     local = ((place_city == user_city) & (place_neighborhood < len(area))).tolist()
-    tags = _top_overlaps(fine_pref[None] * place_tags, (fine_pref[None] >= INTEREST_MIN) & (place_tags > 0), TOP_TAGS)
+    tags = _top_overlaps(fine_pref[None] * place_tags, has(fine_pref[None]) & (place_tags > 0), TOP_TAGS)
     cats = _top_overlaps(cat_pref[None] * place_categories,
-                         (cat_pref[None] >= CATEGORY_MIN) & (place_categories > 0), 1)
+                         has(cat_pref[None]) & (place_categories > 0), 1)
     out = []
     for i, (t, c, hood) in enumerate(zip(tags, cats, place_neighborhood.tolist(), strict=True)):
         reasons = []
@@ -126,16 +127,16 @@ def explain_people(
     """Reasons for one user and each of k other users (rows of the ``other_*`` arrays), plus
     which of the outing's tags (asked, or the target place's) each other user is into and,
     first, how many places the two went to together (``past_outings``, (k,))."""
-    activity = np.zeros(C_FINE, bool)
+    activity = np.zeros(other_fine.shape[1], bool)
     if activity_tags is not None:
         activity[activity_tags] = True
     if activity.any():
-        into = _top_overlaps(other_fine, activity[None] & (other_fine >= INTEREST_MIN), TOP_TAGS)
+        into = _top_overlaps(other_fine, activity[None] & has(other_fine), TOP_TAGS)
     else:
         into = [[] for _ in range(len(other_fine))]
     tags = _top_overlaps(fine_pref[None] * other_fine,
-                         (fine_pref[None] >= INTEREST_MIN) & (other_fine >= INTEREST_MIN), TOP_TAGS)
-    vibes = _top_overlaps(vibe_pref[None] * other_vibe, (vibe_pref[None] >= VIBE_MIN) & (other_vibe >= VIBE_MIN)
+                         has(fine_pref[None]) & has(other_fine), TOP_TAGS)
+    vibes = _top_overlaps(vibe_pref[None] * other_vibe, has(vibe_pref[None]) & has(other_vibe)
                           & vocabulary.vibes, 2)
     same_city = (other_city == city)[:, None]
     hoods = _top_overlaps(area[None] * other_area, (area[None] > 0) & (other_area > 0) & same_city, 1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.serving.explain import explain_people
 from graphrec_pipeline.model.pair_heads import PairHeads
@@ -18,9 +17,23 @@ from graphrec_pipeline.serving.query import PeopleQuery
 from graphrec_pipeline.serving.results import PersonRecommendation
 from graphrec_pipeline.serving.world_view import WorldView
 from graphrec_pipeline.taxonomy import fine_tag_categories
+from graphrec_pipeline.vocabulary import TAXONOMY
 
 
 PAST_PARTNERS = 20  # past partners added to each user's candidates
+
+
+def tag_categories(world: WorldView) -> np.ndarray:
+    """(tags, categories) 0/1: the categories each tag belongs to. The taxonomy's own for a
+    world named by it; for an imported vocabulary, the category that most of the places
+    carrying the tag have (none for a tag no place carries)."""
+    if world.vocabulary == TAXONOMY:
+        return fine_tag_categories().astype(np.float32)
+    together = (world.place_tags > 0).T.astype(np.float32) @ world.place_categories
+    out = np.zeros_like(together)
+    used = np.flatnonzero(together.sum(axis=1) > 0)
+    out[used, together[used].argmax(axis=1)] = 1.0
+    return out
 
 
 class PeopleFlow:
@@ -35,14 +48,14 @@ class PeopleFlow:
         self.world, self.heads, self.taste_match, self.z_user, self.alpha = world, heads, taste_match, z_user, alpha
         self.history_terms = history_terms
         self.tastes = user_tastes(*(torch.tensor(p) for p in (world.cat_pref, world.fine_pref, world.vibe_pref)))
-        self.tag_categories = fine_tag_categories().astype(np.float32)
+        self.tag_categories = tag_categories(world)
 
     def context(self, query: PeopleQuery) -> np.ndarray:
         """The outing as context: the target place's tags and categories, plus the activity
         tags and their categories (training uses a co-attended place's, so both look alike)."""
         w = self.world
-        tags = np.zeros((1, C_FINE), np.float32)
-        categories = np.zeros((1, C_COARSE), np.float32)
+        tags = np.zeros((1, w.widths.tags), np.float32)
+        categories = np.zeros((1, w.widths.categories), np.float32)
         if query.target_place_id is not None:
             tags[0] += w.place_tags[query.target_place_id]
             categories[0] = np.maximum(categories[0], w.place_categories[query.target_place_id])
@@ -50,7 +63,7 @@ class PeopleFlow:
             tag_ids = list(query.activity_tags)
             tags[0, tag_ids] += 1.0 / len(tag_ids)
             categories[0] = np.maximum(categories[0], self.tag_categories[tag_ids].max(axis=0))
-        return context_raw(1, categories=categories, tags=tags)[0]
+        return context_raw(w.widths, 1, categories=categories, tags=tags)[0]
 
     def extra(self, query: PeopleQuery, users: np.ndarray, city: int) -> np.ndarray | None:
         """(b, PAST_PARTNERS) the users' past partners living in ``city``, most outings first

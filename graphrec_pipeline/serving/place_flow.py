@@ -13,15 +13,12 @@ import functools
 import numpy as np
 import torch
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.model.context import context_raw
 from graphrec_pipeline.model.pair_heads import PairHeads
 from graphrec_pipeline.serving.explain import explain_places, place_names
 from graphrec_pipeline.serving.query import PlaceQuery
 from graphrec_pipeline.serving.results import PlaceRecommendation
 from graphrec_pipeline.serving.world_view import WorldView
-
-CATEGORY_BITS = 1 << np.arange(C_COARSE)  # a place's categories as one code, 0..63
 
 
 class PlaceFlow:
@@ -33,17 +30,17 @@ class PlaceFlow:
                  exclude_visited: bool = True):
         self.world, self.heads, self.z_user, self.exclude_visited = world, heads, z_user, exclude_visited
         self.sides = sides  # the users' sides weighted for the head's preference match (model/preference.py)
-        vocab = world.vocabulary  # category names of each code, and neighbourhood names, computed once
-        self.category_names = [[vocab.category(c) for c in range(C_COARSE) if code >> c & 1] for code in range(1 << C_COARSE)]
+        vocab = world.vocabulary  # category and neighbourhood names, computed once
+        self.category_names = np.array([vocab.category(c) for c in range(world.widths.categories)], dtype=object)
         self.neighborhood = functools.lru_cache(maxsize=4096)(vocab.neighborhood)
 
     def context(self, query: PlaceQuery) -> np.ndarray:
         """The raw context vector of the query (slot one-hot, categories, tags)."""
-        categories = np.zeros((1, C_COARSE), np.float32)
+        categories = np.zeros((1, self.world.widths.categories), np.float32)
         categories[0, list(query.categories)] = 1.0
-        tags = np.zeros((1, C_FINE), np.float32)
+        tags = np.zeros((1, self.world.widths.tags), np.float32)
         tags[0, list(query.tags)] = 1.0
-        return context_raw(1, time_slot=np.array([query.time_slot]), categories=categories, tags=tags)[0]
+        return context_raw(self.world.widths, 1, time_slot=np.array([query.time_slot]), categories=categories, tags=tags)[0]
 
     def extra(self, query: PlaceQuery, users: np.ndarray, city: int) -> None:
         """Places come from the index alone."""
@@ -78,7 +75,7 @@ class PlaceFlow:
                                  np.array(query.tags, dtype=np.int64), w.vocabulary)
         names = (place_names(w.place_tags[ids], ids, w.vocabulary) if w.place_names is None
                  else w.place_names[ids].tolist())
-        categories = [list(self.category_names[c]) for c in (w.place_categories[ids] > 0) @ CATEGORY_BITS]
+        categories = [self.category_names[row].tolist() for row in w.place_categories[ids] > 0]  # k rows
         return [
             PlaceRecommendation(
                 place_id=p, place_key=w.place_key(p), name=name, city_id=city, neighborhood=self.neighborhood(city, hood),

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.taxonomy import PRICE_BANDS, TIME_SLOTS
 from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
+from graphrec_pipeline.widths import Widths
 
 
 class QueryError(ValueError):
@@ -131,10 +131,14 @@ def _optional_id(value, what: str) -> int | None:
     return int(value)
 
 
-def _check_indices(values: tuple[int, ...], width: int, what: str) -> None:
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < width]
+def _check_indices(values: tuple[int, ...], width: int | None, what: str) -> None:
+    """Slot indices are ints in ``0..width - 1`` (without a width: at least 0; the world's
+    widths are checked when the recommender answers, :meth:`PlaceQuery.check_widths`)."""
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))
+           or not 0 <= v < (width if width is not None else np.inf)]
     if bad:
-        raise QueryError(f"{what} index {bad[0]!r} is not in 0..{width - 1}")
+        span = f"0..{width - 1}" if width is not None else "0 or more"
+        raise QueryError(f"{what} index {bad[0]!r} is not in {span}")
 
 
 @dataclass(frozen=True)
@@ -157,9 +161,14 @@ class PlaceQuery:
         _optional_id(self.city_id, "city")
         if self.time_slot != -1:
             parse_time_slot(self.time_slot)
-        _check_indices(self.categories, C_COARSE, "category")
-        _check_indices(self.tags, C_FINE, "tag")
+        _check_indices(self.categories, None, "category")
+        _check_indices(self.tags, None, "tag")
         check_price(self.max_price)
+
+    def check_widths(self, widths: Widths) -> None:
+        """The category and tag indices exist in a world of these widths."""
+        _check_indices(self.categories, widths.categories, "category")
+        _check_indices(self.tags, widths.tags, "tag")
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, time_slot: str | int | None = None,
@@ -195,9 +204,13 @@ class PeopleQuery:
         check_k(self.k, MAX_K)
         _optional_id(self.city_id, "city")
         _optional_id(self.target_place_id, "place")
-        _check_indices(self.activity_tags, C_FINE, "tag")
+        _check_indices(self.activity_tags, None, "tag")
         if not isinstance(self.new_people, bool):
             raise QueryError(f"new_people must be true or false, not {self.new_people!r}")
+
+    def check_widths(self, widths: Widths) -> None:
+        """The activity tags exist in a world of these widths."""
+        _check_indices(self.activity_tags, widths.tags, "tag")
 
     @classmethod
     def parse(cls, k: int = 10, city_id: int | None = None, target_place_id: int | None = None,

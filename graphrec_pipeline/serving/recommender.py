@@ -89,6 +89,9 @@ class Recommender:
                 f"embeddings {len(self.emb.z_user)} and {len(self.emb.z_place)}: the world changed since training",
                 "ann_indexes",
             )
+        if self.world.widths != self.model.widths:
+            raise AssetError(f"the tables have feature widths {self.world.widths} but the model "
+                             f"{self.model.widths}: the world changed since training", "graphrec_model")
         self.alpha = self.model.cfg.alpha if alpha is None else float(alpha)
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], not {self.alpha}")
@@ -145,6 +148,7 @@ class Recommender:
         """Each user's top ``query.k`` places in ``query.city_id`` (default: home city); an
         empty list for a user with nothing eligible."""
         users = self._users(user_ids)
+        query.check_widths(self.world.widths)
         return rank(self.place_flow, query, self.indexes, self.emb.q_user, users, self._cities(query.city_id, users),
                     self.candidates)
 
@@ -154,6 +158,7 @@ class Recommender:
         if not self.world.has_social and len(users):
             raise NoCandidatesError("this release has no social data (no friend pairs, no co-visits): people "
                                     "recommendation needs a friends file or visits with timestamps")
+        query.check_widths(self.world.widths)
         cities = self._cities(query.city_id, users)
         target = query.target_place_id
         if target is not None:

@@ -11,11 +11,11 @@ import polars as pl
 
 from graphrec_pipeline.coattendance import PairHistory
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
-from graphrec_pipeline.constants import C_COARSE, C_FINE, C_VIBE
 from graphrec_pipeline.graph.features import popularity_feature
 from graphrec_pipeline.serving.query import AssetError, UnknownIdError
 from graphrec_pipeline.vocabulary import TAXONOMY, Vocabulary
 from graphrec_pipeline.storage import Storage
+from graphrec_pipeline.widths import Widths
 
 
 @dataclass
@@ -38,6 +38,7 @@ class WorldView:
     visited_keys: np.ndarray  # sorted user * n_places + place of every interaction
     block_keys: np.ndarray  # sorted u * n_users + v, both directions
     history: PairHistory  # co-attendance of every pair that went out together
+    widths: Widths  # of the category, tag and vibe vectors (widths.py)
     vocabulary: Vocabulary = TAXONOMY  # names of the category and tag slots
     user_keys: np.ndarray | None = None  # an imported log's original keys, by id
     place_keys: np.ndarray | None = None
@@ -54,7 +55,7 @@ class WorldView:
             blocks = store.read_table("user_blocks")
         except FileNotFoundError as err:
             raise AssetError(f"world tables missing ({err})", "published_tables") from err
-        n_users = len(users)
+        n_users, widths = len(users), Widths.of_tables(users, places)
         pairs = visits.select("user_id", "place_id").unique().sort("user_id", "place_id")
         n_hoods = int(places["neighborhood_id"].max()) + 1 if len(places) else 1
         bu, bv = blocks["user_id"].to_numpy(), blocks["blocked_user_id"].to_numpy()
@@ -70,20 +71,21 @@ class WorldView:
         return cls(
             user_city=users["home_city_id"].to_numpy(),
             user_neighborhood=users["home_neighborhood_id"].to_numpy(),
-            fine_pref=dense_from_list(users["fine_pref"], C_FINE),
-            cat_pref=dense_from_list(users["cat_pref"], C_COARSE),
-            vibe_pref=dense_from_list(users["vibe_pref"], C_VIBE),
+            fine_pref=dense_from_list(users["fine_pref"], widths.tags),
+            cat_pref=dense_from_list(users["cat_pref"], widths.categories),
+            vibe_pref=dense_from_list(users["vibe_pref"], widths.vibes),
             area=dense_from_area(users["area_freqs"], n_hoods),
             place_city=places["city_id"].to_numpy(),
             place_neighborhood=places["neighborhood_id"].to_numpy(),
-            place_categories=dense_from_list(places["category_one_hot"], C_COARSE),
-            place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
+            place_categories=dense_from_list(places["category_one_hot"], widths.categories),
+            place_tags=dense_from_list(places["fine_tag_vector"], widths.tags),
             place_price=places["price_band"].to_numpy(),
             place_slot=places["typical_time_slot"].to_numpy(),
             place_popularity=popularity_feature(places["base_popularity"].to_numpy()),
             visited_keys=pairs["user_id"].to_numpy() * len(places) + pairs["place_id"].to_numpy(),
             block_keys=np.unique(keys),
             history=PairHistory.from_interactions(visits, n_users),
+            widths=widths,
             has_social=store.parquet_metadata("user_user_edges").num_rows > 0,
             **keys_of,
         )

@@ -22,11 +22,11 @@ import torch
 
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
-from graphrec_pipeline.constants import C_COARSE, C_FINE
 from graphrec_pipeline.graph.build import pair_key
 from graphrec_pipeline.artifacts.graph import UP, UU
 from graphrec_pipeline.metrics import contains, pair_keys
 from graphrec_pipeline.timeslots import time_slot
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline.world import social
 
 
@@ -38,8 +38,8 @@ class TrainingData:
     edge_positive: np.ndarray  # bool per training edge
     edge_slot: np.ndarray  # time slot of the pair's latest training interaction
     place_city: np.ndarray
-    place_category: np.ndarray  # (n_places, 6) multi-hot
-    place_tags: np.ndarray  # (n_places, 100)
+    place_category: np.ndarray  # (n_places, categories) multi-hot
+    place_tags: np.ndarray  # (n_places, tags)
     user_city: np.ndarray
     social_keys: np.ndarray  # canonical pair key (min * n + max) per social edge (directed list)
     label_u: np.ndarray  # training friend labels
@@ -55,6 +55,11 @@ class TrainingData:
     @property
     def n_users(self) -> int:
         return len(self.user_city)
+
+    @property
+    def widths(self) -> Widths:
+        """The world's feature widths (``widths.py``), read off the arrays."""
+        return Widths.of_rows(self.graph["user"].x.shape[1], self.place_category.shape[1], self.place_tags.shape[1])
 
     @property
     def n_places(self) -> int:
@@ -127,6 +132,7 @@ def prepare(
 ) -> TrainingData:
     places = places.sort("place_id")
     users = users.sort("user_id")
+    widths = Widths.of_tables(users, places)
     train = interactions.filter(split["split"] == "train")
     train = train.with_columns(
         slot=pl.Series(time_slot(train["time_of_day_bucket"].to_numpy(), train["day_of_week_bucket"].to_numpy()))
@@ -155,8 +161,8 @@ def prepare(
         edge_positive=pairs["best"].to_numpy() >= positive_rating,
         edge_slot=pairs["slot"].to_numpy(),
         place_city=place_city,
-        place_category=dense_from_list(places["category_one_hot"], C_COARSE),
-        place_tags=dense_from_list(places["fine_tag_vector"], C_FINE),
+        place_category=dense_from_list(places["category_one_hot"], widths.categories),
+        place_tags=dense_from_list(places["fine_tag_vector"], widths.tags),
         user_city=user_city,
         social_keys=pair_key(social[0], social[1], len(users)),
         label_u=train_labels["user_u"].to_numpy(),

@@ -48,7 +48,7 @@ from graphrec_pipeline.graph.build import pair_key
 from graphrec_pipeline.artifacts.graph import PU, UP, UU
 from graphrec_pipeline.model.collaborative import IdGraph
 from graphrec_pipeline.model.config import ModelConfig
-from graphrec_pipeline.model.context import context_raw
+from graphrec_pipeline.model.context import context_raw, describe_places
 from graphrec_pipeline.model.graphrec import GraphRec
 from graphrec_pipeline.progress import Progress
 from graphrec_pipeline.train.data import (
@@ -150,13 +150,14 @@ def place_examples(data: TrainingData, edges: np.ndarray, cfg: TrainConfig, rng)
     keep = [rng.random(n) >= cfg.context_dropout for _ in range(3)]  # slot, categories, tags
     slot = np.where(keep[0], data.edge_slot[edges], -1)
     other = (data.edge_slot[edges] + rng.integers(1, N_TIME_SLOTS, n)) % N_TIME_SLOTS
-    ctx = context_raw(n, time_slot=slot, categories=data.place_category[pos] * keep[1][:, None],
+    ctx = context_raw(data.widths, n, time_slot=slot, categories=data.place_category[pos] * keep[1][:, None],
                       tags=data.place_tags[pos] * keep[2][:, None])
-    wrong = context_raw(n, time_slot=np.where(keep[0], other, -1),
+    wrong = context_raw(data.widths, n, time_slot=np.where(keep[0], other, -1),
                         categories=data.place_category[neg] * keep[1][:, None], tags=data.place_tags[neg] * keep[2][:, None])
     x_place = data.graph["place"].x
     return {"user": as_tensor(user), "pos": as_tensor(pos), "neg": as_tensor(neg),
-            "pos_desc": GraphRec.describe(x_place[as_tensor(pos)]), "neg_desc": GraphRec.describe(x_place[as_tensor(neg)]),
+            "pos_desc": describe_places(x_place[as_tensor(pos)], data.widths),
+            "neg_desc": describe_places(x_place[as_tensor(neg)], data.widths),
             "ctx": as_tensor(ctx, torch.float32),
             "ctx_wrong": as_tensor(wrong, torch.float32), "has_ctx": torch.from_numpy(keep[0] | keep[1] | keep[2])}
 
@@ -168,7 +169,7 @@ def friend_examples(data: TrainingData, rows: np.ndarray, cfg: TrainConfig, rng)
     target = pair_places(data, u, v, rng)
     has = (target >= 0) & (rng.random(len(u)) >= cfg.context_dropout)
     target = np.maximum(target, 0)
-    ctx = context_raw(len(u), categories=data.place_category[target] * has[:, None],
+    ctx = context_raw(data.widths, len(u), categories=data.place_category[target] * has[:, None],
                       tags=data.place_tags[target] * has[:, None])
     return {
         "u": as_tensor(u), "v": as_tensor(v), "ctx": as_tensor(ctx, torch.float32),
@@ -195,7 +196,7 @@ def partner_examples(data: TrainingData, cfg: TrainConfig, rng) -> dict[str, tor
     neg = sample_people(data, u, v, rng, cfg.partner_neighbor_rate, cfg.partner_past_rate)
     target, hour = data.outing_places[outing], data.outing_hours[outing]
     has = rng.random(len(u)) >= cfg.context_dropout
-    ctx = context_raw(len(u), categories=data.place_category[target] * has[:, None],
+    ctx = context_raw(data.widths, len(u), categories=data.place_category[target] * has[:, None],
                       tags=data.place_tags[target] * has[:, None])
     return {"u": as_tensor(u), "v": as_tensor(v), "neg": as_tensor(neg), "ctx": as_tensor(ctx, torch.float32),
             "history_v": as_tensor(pair_history_before(data, u, v, hour), torch.float32),
@@ -324,6 +325,7 @@ def train(
     step_cfg = dataclasses.replace(cfg, place_examples=ranks.share(cfg.place_examples),
                                    friend_examples=ranks.share(cfg.friend_examples),
                                    partner_examples=ranks.share(cfg.partner_examples))
+    model_cfg = model_cfg.with_widths(data.widths)
     if model_cfg.id_embeddings:
         model_cfg = dataclasses.replace(model_cfg, n_users=data.n_users, n_places=data.n_places)
     model = GraphRec(model_cfg)

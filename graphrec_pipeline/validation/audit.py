@@ -9,6 +9,7 @@ import pyarrow as pa
 from graphrec_pipeline.storage import Storage, UnreadableFile
 from graphrec_pipeline.tables import SCHEMAS, same_type
 from graphrec_pipeline.validation.rules import References
+from graphrec_pipeline.widths import Widths
 from graphrec_pipeline.validation.validate import (
     RuleFailure,
     TableValidationError,
@@ -57,15 +58,15 @@ def file_failures(storage: Storage, name: str, may_be_empty: bool = False) -> tu
     return failures, frame
 
 
-def audit_staged(storage: Storage, name: str, n_cities: int, neighborhoods_per_city: int,
+def audit_staged(storage: Storage, name: str, n_cities: int, neighborhoods_per_city: int, widths: Widths,
                  may_be_empty: bool = False) -> list[RuleFailure]:
-    """Every rule the staged table ``name`` breaks (empty when it passes). A file that is
-    unreadable, empty (unless ``may_be_empty``: a log without friends or blocks) or lacks
-    columns is judged by those rules alone."""
+    """Every rule the staged table ``name`` breaks (empty when it passes), its vectors held
+    to ``widths``. A file that is unreadable, empty (unless ``may_be_empty``: a log without
+    friends or blocks) or lacks columns is judged by those rules alone."""
     failures, frame = file_failures(storage, name, may_be_empty)
     if frame is None or any(f.rule in ("missing_columns", "not_empty") for f in failures):
         return failures
-    ref = References(n_cities=n_cities, neighborhoods_per_city=neighborhoods_per_city)
+    ref = References(n_cities=n_cities, neighborhoods_per_city=neighborhoods_per_city, widths=widths)
     needs = REFERENCED.get(name, ())
     if "users" in needs:
         users = storage.read_table("users", staged=True)

@@ -14,9 +14,6 @@ import numpy as np
 import polars as pl
 
 from graphrec_pipeline.constants import (
-    C_COARSE,
-    C_FINE,
-    C_VIBE,
     N_DAY_OF_WEEK,
     N_PRICE_BANDS,
     N_TIME_OF_DAY,
@@ -24,6 +21,7 @@ from graphrec_pipeline.constants import (
     SUM_TOLERANCE,
 )
 from graphrec_pipeline.timeslots import day_of_week_expr, time_of_day_expr
+from graphrec_pipeline.widths import TAXONOMY_WIDTHS, Widths
 from graphrec_pipeline.world.social import (
     NEGATIVE_MAX_OVERLAP,
     POSITIVE_COATTENDANCE,
@@ -50,6 +48,7 @@ class References:
     label_overlap: np.ndarray | None = None
     label_coattendance: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    widths: Widths = TAXONOMY_WIDTHS  # of the vectors: the §2 contract's, or an imported vocabulary's
 
 
 def _between(col: str, lo, hi) -> pl.Expr:
@@ -93,9 +92,9 @@ def users_rules(ref: References, n_rows: int) -> list[Rule]:
         Rule("home_city_id_range", _between("home_city_id", 0, ref.n_cities - 1), f"0 <= home_city_id < {ref.n_cities}"),
         Rule("home_neighborhood_id_range", _between("home_neighborhood_id", 0, ref.neighborhoods_per_city - 1),
              f"0 <= home_neighborhood_id < {ref.neighborhoods_per_city}"),
-        *_vector_rules("cat_pref", C_COARSE, True),
-        *_vector_rules("fine_pref", C_FINE, True),
-        *_vector_rules("vibe_pref", C_VIBE, True),
+        *_vector_rules("cat_pref", ref.widths.categories, True),
+        *_vector_rules("fine_pref", ref.widths.tags, True),
+        *_vector_rules("vibe_pref", ref.widths.vibes, True),
         Rule("area_freqs_not_empty", area.list.len() > 0, "area_freqs names at least one neighborhood"),
         Rule("area_freqs_keys_range",
              area.list.eval(pl.element().struct.field("key").is_between(0, ref.neighborhoods_per_city - 1)).list.all(),
@@ -123,14 +122,14 @@ def places_rules(ref: References, n_rows: int) -> list[Rule]:
         Rule("city_id_range", _between("city_id", 0, ref.n_cities - 1), f"0 <= city_id < {ref.n_cities}"),
         Rule("neighborhood_id_range", _between("neighborhood_id", 0, ref.neighborhoods_per_city - 1),
              f"0 <= neighborhood_id < {ref.neighborhoods_per_city}"),
-        *_vector_rules("category_one_hot", C_COARSE, False),
+        *_vector_rules("category_one_hot", ref.widths.categories, False),
         Rule("category_ids_not_empty", ids.list.len() > 0, "a place has at least one category"),
-        Rule("category_ids_range", ids.list.eval(pl.element().is_between(0, C_COARSE - 1)).list.all(),
-             f"category ids in [0, {C_COARSE})"),
+        Rule("category_ids_range", ids.list.eval(pl.element().is_between(0, ref.widths.categories - 1)).list.all(),
+             f"category ids in [0, {ref.widths.categories})"),
         Rule("category_ids_match_one_hot",
              ids.list.sort() == one_hot.list.eval((pl.element() > 0).arg_true()).list.eval(pl.element().cast(pl.Int32)),
              "category_ids are exactly the positions where category_one_hot > 0"),
-        *_vector_rules("fine_tag_vector", C_FINE, True),
+        *_vector_rules("fine_tag_vector", ref.widths.tags, True),
         Rule("price_band_range", _between("price_band", 0, N_PRICE_BANDS - 1), f"0 <= price_band < {N_PRICE_BANDS}"),
         Rule("typical_time_slot_range", _between("typical_time_slot", 0, N_TIME_SLOTS - 1),
              f"0 <= typical_time_slot < {N_TIME_SLOTS}"),

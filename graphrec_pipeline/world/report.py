@@ -29,7 +29,6 @@ import polars as pl
 from graphrec_pipeline.defaults import POSITIVE_RATING, TOP_K
 from graphrec_pipeline import coattendance
 from graphrec_pipeline.columns import dense_from_list
-from graphrec_pipeline.constants import C_FINE
 from graphrec_pipeline.metrics import last_block, metrics_by_group, pair_keys, rank_many_in_cities
 from graphrec_pipeline.simple_rankers import content_scorer, popularity_scorer, random_scorer
 from graphrec_pipeline.world.affinity import WorldFeatures, l2_normalize
@@ -106,8 +105,8 @@ def holdout_benchmark(
     if len(eval_users) > max_users:
         eval_users = np.sort(rng.choice(eval_users, max_users, replace=False))
 
-    user_unit = l2_normalize(dense_from_list(users["fine_pref"], C_FINE))
-    place_unit = l2_normalize(dense_from_list(places["fine_tag_vector"], C_FINE))
+    user_unit = l2_normalize(dense_from_list(users["fine_pref"]))
+    place_unit = l2_normalize(dense_from_list(places["fine_tag_vector"]))
     train_outings = train.filter(pl.col("outing"))
     rankers = {
         "random": random_scorer(seed),

@@ -22,7 +22,6 @@ import polars as pl
 
 from graphrec_pipeline.coattendance import co_attendance
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
-from graphrec_pipeline.constants import C_FINE
 from graphrec_pipeline.world.affinity import l2_normalize
 from graphrec_pipeline.world.config import WorldConfig
 from graphrec_pipeline.world.latent import full_taste, latent_taste
@@ -40,7 +39,7 @@ def canonical_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def fine_pref_unit(users: pl.DataFrame) -> np.ndarray:
-    return l2_normalize(dense_from_list(users.sort("user_id")["fine_pref"], C_FINE))
+    return l2_normalize(dense_from_list(users.sort("user_id")["fine_pref"]))
 
 
 def pair_overlap(unit: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 262_144) -> np.ndarray:

@@ -39,7 +39,8 @@ TrainingSettings = config_from(
     "Model (§4.1, ``ModelConfig``) and training (§5, ``TrainConfig``) knobs; the defaults are theirs.",
     ModelConfig,
     TrainConfig,
-    exclude=frozenset({"n_cities", "neighborhoods_per_city", "n_users", "n_places"}),  # from the world / the data
+    exclude=frozenset({"n_cities", "neighborhoods_per_city", "n_users", "n_places",  # from the world / the data
+                       "n_categories", "n_tags", "n_vibes"}),
 )
 
 
