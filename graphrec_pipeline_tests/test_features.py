@@ -1,6 +1,7 @@
 """Feature dimensions and the documented column order (§3.2)."""
 
 import numpy as np
+import pytest
 import polars as pl
 
 from graphrec_pipeline.columns import dense_from_area, dense_from_list
@@ -29,6 +30,25 @@ def test_user_columns(tiny_world):
     assert (np.diff(x[:, 138:143], axis=1) <= 0).all()
     np.testing.assert_allclose(x[:, 143], np.minimum(users["avg_sessions_per_week"].to_numpy() / 10, 1))
     np.testing.assert_allclose(x[:, 147], np.minimum(users["avg_attends_per_month"].to_numpy() / 20, 1))
+
+
+@pytest.mark.parametrize("widths", [Widths(), Widths(3, 7, 1), Widths(1, 1, 1)])
+def test_the_layouts_follow_the_widths(widths):
+    """Whatever the widths, the slices tile each row in the documented order, and the user
+    row's width gives the widths back."""
+    def tiles(parts, end):
+        spans = [(p, p + 1) if isinstance(p, int) else (p.start, p.stop) for p in parts]
+        assert [a for a, _ in spans] == [b for _, b in [(0, 0)] + spans[:-1]] and spans[-1][1] == end
+    w = widths
+    tiles([0, 1, w.user_cat_pref, w.user_fine_pref, w.user_vibe_pref, slice(w.user_vibe_pref.stop, w.user_raw)],
+          w.user_raw)
+    assert w.user_continuous == slice(2, w.user_raw) and w.user_raw - w.user_vibe_pref.stop == 10
+    tiles([0, 1, w.place_category, w.place_fine, w.place_price, w.place_slot, w.place_popularity], w.place_raw)
+    assert w.place_popularity.stop - w.place_popularity.start == 4
+    tiles([w.context_tags, w.context_categories, w.context_slot], w.context)
+    assert (w.context_categories.stop - w.context_categories.start, w.context_slot.stop - w.context_slot.start) == (
+        w.categories, 6)
+    assert Widths.of_rows(w.user_raw, w.categories, w.tags) == w
 
 
 def test_place_columns(tiny_world):
