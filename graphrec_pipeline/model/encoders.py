@@ -63,7 +63,7 @@ class PlaceEncoder(nn.Module):
         self.location = _LocationEmbedding(cfg)
         self.price = nn.Embedding(N_PRICE_BANDS, cfg.price_embed_dim)
         self.time_slot = nn.Embedding(N_TIME_SLOTS, cfg.time_slot_embed_dim)
-        self.w = w = cfg.widths
+        self.widths = w = cfg.widths
         d_in = (
             cfg.city_embed_dim + cfg.neighborhood_embed_dim + cfg.price_embed_dim + cfg.time_slot_embed_dim
             + (w.place_raw - 4)  # the row less city, neighbourhood, price and slot, which are embedded
@@ -71,7 +71,7 @@ class PlaceEncoder(nn.Module):
         self.mlp = projection(d_in, cfg.d_model)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.w
+        w = self.widths
         parts = [
             self.location(x[:, PLACE_CITY], x[:, PLACE_NEIGHBORHOOD]),
             self.price(x[:, w.place_price].long()),
