@@ -8,9 +8,9 @@ event changes no feature, no social edge and no label):
   (``ImportConfig``), the rest folded into ``other``; their sizes are the world's feature
   widths (``widths.py``: :func:`log_widths`), so a log with 12 categories has 12 category
   slots, not the taxonomy's 6; a log without tags uses its categories as tags
-  (check-in sets have one fine category per venue); cities from ``city``, else 0.5-degree cells of the coordinates (small cells
-  merged into the nearest large one), else one city; neighbourhoods from a quantile grid
-  of the coordinates within each city;
+  (check-in sets have one fine category per venue); cities from ``city``, else
+  0.5-degree cells of the coordinates (small cells merged into the nearest large one),
+  else one city; neighbourhoods from a quantile grid of the coordinates within each city;
 * user features from each user's training visits: category and tag preferences
   (visit shares with a one-visit uniform prior), home city and neighbourhood (the most
   visited), areas, activity; one vibe slot, the same for everyone (a log says nothing
