@@ -59,6 +59,17 @@ def test_tables_round_trip_through_the_bucket(s3_endpoint, tiny_world):
     assert store.digest("users.parquet") == store.location.sha256("staging/users.parquet")
 
 
+def test_a_process_opens_one_client_per_endpoint_and_credentials(monkeypatch):
+    """Data dirs on one endpoint share an S3 client; another endpoint or other credentials
+    in the environment get their own (no request is made here)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "one")
+    a = ObjectStore("s3://bucket/a", "http://127.0.0.1:1")
+    assert ObjectStore("s3://other/b", "http://127.0.0.1:1").fs is a.fs
+    assert ObjectStore("s3://bucket/a", "http://127.0.0.1:2").fs is not a.fs
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "two")
+    assert ObjectStore("s3://bucket/a", "http://127.0.0.1:1").fs is not a.fs
+
+
 def test_the_lock_is_a_conditional_put(s3_endpoint):
     where = f"{new_bucket(s3_endpoint)}/d"
     first, second = DataDir(where, s3_endpoint), DataDir(where, s3_endpoint)

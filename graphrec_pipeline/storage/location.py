@@ -313,6 +313,25 @@ class LocalDir(Location):
             raise StorageUnavailable(f"data dir {self.root} is a file, not a directory")
 
 
+# What an S3 client is built from: the process (fsspec's async loop does not survive a
+# fork), the endpoint and the credentials the environment names.
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                   "AWS_DEFAULT_REGION", "AWS_REGION")
+_FILESYSTEMS: dict[tuple, object] = {}
+
+
+def s3_filesystem(endpoint_url: str | None):
+    """One ``s3fs`` filesystem per process, endpoint and credentials. Building one costs a
+    botocore session (a fifth of a second); a step opens a data dir several times."""
+    key = (os.getpid(), endpoint_url, *(os.environ.get(name) for name in _CREDENTIAL_ENV))
+    if key not in _FILESYSTEMS:
+        _FILESYSTEMS[key] = require("s3fs", "s3").S3FileSystem(
+            endpoint_url=endpoint_url, use_listings_cache=False, skip_instance_cache=True,
+            config_kwargs={"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}},
+        )
+    return _FILESYSTEMS[key]
+
+
 class ObjectStore(Location):
     """A prefix in an S3-compatible bucket, through ``s3fs``. ``endpoint_url`` (else
     ``$AWS_ENDPOINT_URL``, else AWS) selects MinIO, moto or another S3-compatible server;
@@ -327,10 +346,7 @@ class ObjectStore(Location):
         self.prefix = rest.strip("/")
         self.bucket = self.prefix.split("/", 1)[0]
         self.endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
-        self.fs = fs or require("s3fs", "s3").S3FileSystem(
-            endpoint_url=self.endpoint_url, use_listings_cache=False, skip_instance_cache=True,
-            config_kwargs={"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}},
-        )
+        self.fs = fs or s3_filesystem(self.endpoint_url)
 
     def _k(self, name: str) -> str:
         return f"{self.prefix}/{name}".rstrip("/") if name else self.prefix
