@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny world as frames, the small config materialized once, and a real
 S3-compatible server (moto in server mode) on loopback."""
 
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -175,7 +176,7 @@ def small_world(tmp_path_factory):
 
 TINY_OPS = {"graphrec_model": {"config": {"max_epochs": 2, "steps_per_epoch": 3, "place_examples": 1024,
                                           "friend_examples": 512, "eval_users": 100, "warmup_steps": 2,
-                                          "decay_steps": 6}},
+                                          "decay_steps": 6, "id_examples": 4096, "pair_fit_examples": 16384}},
             "lightgcn_baseline": {"config": {"eval_users": 100, "steps": 50}},
             "eval_metrics": {"config": {"max_users": 100}},
             # six training steps do not beat popularity: the gate is off here and tested on its own
@@ -195,6 +196,26 @@ def tiny_release(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("tiny_release") / "data"
     assert materialize(data_dir, tiny_run_config(42)).success
     return data_dir
+
+
+# Pipeline runs in other processes (kill -9, concurrent runs, readers) fork from one server
+# that imported the pipeline once, as the default executor's step processes do: each is
+# still its own process, without the seconds of importing torch, PyG and Dagster again.
+WARM = multiprocessing.get_context("forkserver")
+WARM.set_forkserver_preload(["graphrec_pipeline_tests.conftest"])
+
+
+def _own_group(target, args) -> None:
+    os.setpgrp()  # a group of its own: killing it and what it started spares pytest
+    target(*args)
+
+
+def warm_process(target, *args) -> multiprocessing.Process:
+    """A started process running ``target(*args)`` (a module-level function), in its own
+    process group, forked from the warm server."""
+    proc = WARM.Process(target=_own_group, args=(target, args))
+    proc.start()
+    return proc
 
 
 def full_pipeline():
@@ -243,7 +264,8 @@ def trained(tmp_path_factory):
     inputs = Inputs(world["users"], world["places"], world["interactions"], split, world["friend_labels"],
                     fsplit, world["user_user_edges"], graph)
     train_cfg = TrainConfig(max_epochs=8, steps_per_epoch=10, place_examples=4096, friend_examples=2048,
-                            eval_users=300, patience=8, warmup_steps=10, decay_steps=80)
+                            eval_users=300, patience=8, warmup_steps=10, decay_steps=80,
+                            id_examples=16_384)  # about one step's supervised edges on a 1k world
     data = inputs.training_data(sc.positive_rating)
     result = fit(data, ModelConfig(n_cities=cfg.n_cities), train_cfg,
                  validator(inputs, data, train_cfg, sc.positive_rating), log=lambda m: None)

@@ -58,7 +58,7 @@ def test_gradients_are_averaged_over_the_ranks():
 @pytest.mark.slow
 def test_two_ranks_follow_the_loss_of_one_process(tiny_data):
     cfg = TrainConfig(max_epochs=4, steps_per_epoch=6, place_examples=1024, friend_examples=512, patience=10,
-                      warmup_steps=2, decay_steps=24, seed=3)
+                      warmup_steps=2, decay_steps=24, seed=3, id_examples=4096, pair_fit_examples=16384)
     model_cfg = ModelConfig(n_cities=TINY.n_cities)
     one = train(model_cfg, tiny_data, cfg, Rising(), log=lambda m: None)
     logs = []
