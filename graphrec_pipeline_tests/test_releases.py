@@ -16,61 +16,51 @@ import pytest
 
 from graphrec_pipeline.cli import main
 from graphrec_pipeline.releases import POINTER, DataDir, LockHeld, ReleaseError
+from graphrec_pipeline.serving.recommender import Recommender
 from graphrec_pipeline.storage import LocalDir, Storage
 from graphrec_pipeline.storage.warehouse import build_duckdb
-from graphrec_pipeline_tests.conftest import REPO, materialize, tiny_run_config
+from graphrec_pipeline_tests.conftest import materialize, tiny_run_config, warm_process
 
 run_config = tiny_run_config
 
 
-RUNNER = """
-import json, sys
-from pathlib import Path
-from graphrec_pipeline_tests.conftest import materialize
-result = materialize(Path(sys.argv[1]), json.loads(sys.argv[2]), raise_on_error=False)
-print("SUCCESS" if result.success else "FAILED", flush=True)
-"""
-
-KILLER = """
-import json, os, signal, sys
-from contextlib import contextmanager
-from pathlib import Path
-from graphrec_pipeline.storage.location import LocalDir
-from graphrec_pipeline_tests.conftest import materialize
-
-data_dir, config, live, marker = Path(sys.argv[1]).resolve(), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
-write = LocalDir.write
+def _run(data_dir: Path, config: dict, out: Path) -> None:
+    result = materialize(data_dir, config, raise_on_error=False)
+    out.write_text("SUCCESS" if result.success else "FAILED")
 
 
-@contextmanager
-def write_then_die(self, name):
-    with write(self, name) as tmp:
-        yield tmp
-    rel = self._p(name).resolve().relative_to(data_dir).parts
-    if rel[:1] == ("releases",) and len(rel) > 2 and rel[1] != live and "/".join(rel[2:]) == marker:
-        print("REACHED", marker, flush=True)
-        os.killpg(os.getpgid(0), signal.SIGKILL)  # the run and anything it started, as kill -9 would
+def _run_then_die(data_dir: Path, config: dict, live: str, marker: str, out: Path) -> None:
+    data_dir, write = data_dir.resolve(), LocalDir.write
+
+    @contextlib.contextmanager
+    def write_then_die(self, name):
+        with write(self, name) as tmp:
+            yield tmp
+        rel = self._p(name).resolve().relative_to(data_dir).parts
+        if rel[:1] == ("releases",) and len(rel) > 2 and rel[1] != live and "/".join(rel[2:]) == marker:
+            out.write_text(f"REACHED {marker}")
+            os.killpg(0, signal.SIGKILL)  # the run and anything it started, as kill -9 would
+
+    LocalDir.write = write_then_die
+    _run(data_dir, config, out)
 
 
-LocalDir.write = write_then_die
-result = materialize(data_dir, config, raise_on_error=False)
-print("SUCCESS" if result.success else "FAILED", flush=True)
-"""
+def finish(proc, out: Path) -> tuple[int, str]:
+    """Wait for a run's process; its exit code and what it wrote."""
+    proc.join(timeout=600)  # a guard against a hang, not a figure
+    return proc.exitcode, out.read_text() if out.exists() else ""
 
 
-def start_run(data_dir: Path, seed: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUNNER, str(data_dir), json.dumps(run_config(seed))], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def start_run(data_dir: Path, seed: int, out: Path):
+    return warm_process(_run, data_dir, run_config(seed), out)
 
 
 def run_until_killed(data_dir: Path, seed: int, live: str, marker: str) -> tuple[int, str]:
-    """A run that SIGKILLs its whole process group right after its release's ``marker``
-    file is written: the crash lands at that phase every time, on any machine."""
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(data_dir), json.dumps(run_config(seed)), live, marker],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    out, _ = proc.communicate(timeout=600)
-    return proc.returncode, out
+    """A run in another process that SIGKILLs its whole process group right after its
+    release's ``marker`` file is written: the crash lands at that phase every time, on any
+    machine."""
+    out = data_dir.parent / "run.out"
+    return finish(warm_process(_run_then_die, data_dir, run_config(seed), live, marker, out), out)
 
 
 def wrong_city_answers(data_dir: Path, users=(0, 150, 299)) -> int:
@@ -140,18 +130,39 @@ def test_kill_9_leaves_the_previous_release_live(published, tmp_path, phase):
         assert incomplete == []
 
 
+def _read(data_dir: Path, stop: Path, log: Path, out: Path) -> None:
+    """Loop over DuckDB and the recommender until ``stop`` exists, logging each release read;
+    then write ``OK <reads> BAD <wrong answers> SEEN <releases>`` to ``out``."""
+    ok = bad = 0
+    seen = []
+    while not stop.exists():
+        data = DataDir(data_dir)
+        with data.connect() as con:
+            release, = con.execute("SELECT release_id FROM release").fetchone()
+            mismatch, = con.execute("SELECT count(*) FROM user_embeddings e JOIN users u USING (user_id) "
+                                    "WHERE e.city_id <> u.home_city_id").fetchone()
+        rec = Recommender(data.live())
+        home = rec.world.user_city
+        bad += int(mismatch > 0) + sum(int(rec.world.place_city[r.place_id] != home[u])
+                                       for u in (0, 50, 100) for r in rec.recommend_places(u))
+        ok += 1
+        seen.append(release[:8])
+        with open(log, "a") as f:
+            f.write(release[:8] + "\n")
+    out.write_text(" ".join(["OK", str(ok), "BAD", str(bad), "SEEN", *sorted(set(seen))]))
+
+
 @pytest.mark.slow
 def test_a_reader_never_sees_two_releases(published, tmp_path):
     """A reader in another process loops over DuckDB and the recommender from before the run
     until after its switch (it says which releases it has read: no timing involved)."""
-    data_dir, log = fresh(published, tmp_path), tmp_path / "read"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(data_dir), str(tmp_path / "stop"), str(log)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    data_dir, log, out = fresh(published, tmp_path), tmp_path / "read", tmp_path / "reader.out"
+    reader = warm_process(_read, data_dir, tmp_path / "stop", log, out)
 
     def until_read(release: str) -> None:
         deadline = time.monotonic() + 300  # a guard against a hang, not a figure
         while not (log.exists() and release[:8] in log.read_text().split()):
-            assert reader.poll() is None and time.monotonic() < deadline, reader.stdout.read()
+            assert reader.is_alive() and time.monotonic() < deadline, finish(reader, out)
             time.sleep(0.05)
 
     try:
@@ -160,36 +171,10 @@ def test_a_reader_never_sees_two_releases(published, tmp_path):
         until_read(DataDir(data_dir).live_id())
     finally:
         (tmp_path / "stop").touch()
-        out, _ = reader.communicate(timeout=120)
-    last = out.strip().splitlines()[-1].split()
-    assert last[0] == "OK" and int(last[1]) >= 2 and last[2] == "BAD" and int(last[3]) == 0, out
-    assert len(set(last[5:])) == 2, out  # it read before and after the switch
-
-
-READER = r"""
-import os, sys, numpy as np
-from pathlib import Path
-from graphrec_pipeline.releases import DataDir
-from graphrec_pipeline.serving.recommender import Recommender
-data_dir, stop, log = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-ok = bad = 0
-seen = []
-while not os.path.exists(stop):
-    data = DataDir(data_dir)
-    with data.connect() as con:
-        release, = con.execute("SELECT release_id FROM release").fetchone()
-        mismatch, = con.execute("SELECT count(*) FROM user_embeddings e JOIN users u USING (user_id) "
-                                "WHERE e.city_id <> u.home_city_id").fetchone()
-    rec = Recommender(data.live())
-    home = rec.world.user_city
-    wrong = sum(int(rec.world.place_city[r.place_id] != home[u]) for u in (0, 50, 100) for r in rec.recommend_places(u))
-    bad += int(mismatch > 0) + wrong
-    ok += 1
-    seen.append(release[:8])
-    with open(log, "a") as f:
-        f.write(release[:8] + "\n")
-print("OK", ok, "BAD", bad, "SEEN", *sorted(set(seen)), flush=True)
-"""
+        code, last = finish(reader, out)
+    last = last.split()
+    assert code == 0 and last[0] == "OK" and int(last[1]) >= 2 and last[2] == "BAD" and int(last[3]) == 0, last
+    assert len(set(last[5:])) == 2, last  # it read before and after the switch
 
 
 @pytest.mark.slow
@@ -222,8 +207,8 @@ def test_a_second_run_fails_fast_naming_the_holder(published, tmp_path):
 @pytest.mark.slow
 def test_concurrent_runs_end_in_one_runs_release(published, tmp_path):
     data_dir = fresh(published, tmp_path)
-    runs = [start_run(data_dir, seed) for seed in (7, 8)]
-    outs = [p.communicate(timeout=300)[0] for p in runs]
+    runs = [(start_run(data_dir, seed, tmp_path / f"{seed}.out"), tmp_path / f"{seed}.out") for seed in (7, 8)]
+    outs = [finish(proc, out)[1] for proc, out in runs]
     assert sum("SUCCESS" in o for o in outs) >= 1, outs
     data = DataDir(data_dir)
     data.verify(data.live_id())
