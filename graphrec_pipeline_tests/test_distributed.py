@@ -13,7 +13,7 @@ from graphrec_pipeline.train.distributed import _free_port
 from graphrec_pipeline.train.fit import fit
 from graphrec_pipeline.train.ranks import Ranks
 from graphrec_pipeline.train.trainer import TrainConfig, train
-from graphrec_pipeline_tests.conftest import TINY
+from graphrec_pipeline_tests.conftest import TINY, WARM
 
 
 class Rising:
@@ -45,8 +45,8 @@ def _average(rank: int, port: int, out) -> None:
 
 @pytest.mark.slow
 def test_gradients_are_averaged_over_the_ranks():
-    out = mp.get_context("spawn").Queue()
-    mp.start_processes(_average, args=(_free_port(), out), nprocs=2, start_method="spawn")
+    out = WARM.Queue()  # the ranks fork from the tests' warm server (conftest.py)
+    mp.start_processes(_average, args=(_free_port(), out), nprocs=2, start_method="forkserver")
     got = sorted(out.get(timeout=60) for _ in range(2))
     for rank, weight, bias, mean, broadcast, before, after in got:
         assert np.allclose(weight, 1.5) and np.allclose(bias, 2.0)
