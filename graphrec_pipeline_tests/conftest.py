@@ -73,15 +73,17 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
 
 class ThreadServer:
     """uvicorn serving ``app`` in a thread of this process (so a test can reach inside),
-    with the HTTP protocol ``graphrec serve`` uses."""
+    with the HTTP protocol ``graphrec serve`` uses. It listens on a socket bound here, so
+    no other connection can take the port between choosing it and serving on it."""
 
     def __init__(self, app):
         from graphrec_pipeline.serving.http_protocol import json_errors_protocol
 
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    http=json_errors_protocol()))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", http=json_errors_protocol()))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
@@ -92,6 +94,7 @@ class ThreadServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.socket.close()
 
 
 @pytest.fixture(scope="session")
