@@ -39,22 +39,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_moto(extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """``moto_server`` in its own process on a free loopback port; returns it and its URL."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env={**os.environ, **S3_CREDENTIALS, **(extra_env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_moto(extra_env: dict | None = None, attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """``moto_server`` in its own process on a free loopback port; returns it and its URL.
+    A server that exits before it answers (its port taken in the meantime) is started
+    again on another port."""
     deadline = time.monotonic() + 300  # a guard against a hang, however busy the machine
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.2)
+    for _ in range(attempts):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                env={**os.environ, **S3_CREDENTIALS, **(extra_env or {})},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return proc, f"http://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.2)
+        proc.kill()
+        proc.wait()
+    raise RuntimeError("moto_server did not start")
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> None:
