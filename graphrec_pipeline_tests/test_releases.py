@@ -46,9 +46,14 @@ def _run_then_die(data_dir: Path, config: dict, live: str, marker: str, out: Pat
 
 
 def finish(proc, out: Path) -> tuple[int, str]:
-    """Wait for a run's process; its exit code and what it wrote."""
+    """Wait for a run's process; its exit code and what it wrote (a process still running
+    after the guard is killed and reports no exit code)."""
     proc.join(timeout=600)  # a guard against a hang, not a figure
-    return proc.exitcode, out.read_text() if out.exists() else ""
+    code = proc.exitcode
+    if code is None:
+        proc.kill()
+        proc.join()
+    return code, out.read_text() if out.exists() else ""
 
 
 def start_run(data_dir: Path, seed: int, out: Path):
