@@ -183,8 +183,10 @@ class GraphRec(nn.Module):
         """BPR on the ID parts' inner product, ``e_u . e_p`` above ``e_u . e_n``: trains the
         collaborative part at the pace of LightGCN, on many more (user, place) pairs per
         step than the heads see (``batch``: user, pos, neg, global ids)."""
-        e_u, places = ids[batch["user"]], ids[self.cfg.n_users :]
-        return self.bpr_loss((e_u * places[batch["pos"]]).sum(-1), (e_u * places[batch["neg"]]).sum(-1))
+        e_u, places = ids.index_select(0, batch["user"]), ids[self.cfg.n_users :]
+        # one product with the difference of the two places: the loss reads only pos - neg
+        margin = (e_u * (places.index_select(0, batch["pos"]) - places.index_select(0, batch["neg"]))).sum(-1)
+        return self.bpr_loss(margin, torch.zeros_like(margin))
 
     def describe(self, x_place: Tensor) -> Tensor:
         """(n, 112) place descriptors ``d_p`` from raw place features (§3.2 layout)."""

@@ -254,7 +254,7 @@ def train_step(
     e_user, e_place = model.id_rows(sub if sampler is not None else data.graph, ids)
     losses = model.loss(z_user, z_place, x_user, x_place, places_b, friends_b, people_b, e_user, e_place)
     if ids is not None and cfg.id_examples > 0:
-        losses["id"] = model.id_loss(ids, id_examples(data, supervised, cfg.id_examples, rng))
+        losses["id"] = model.id_loss(ids, id_examples(data, candidates, cfg.id_examples, rng))
         losses["total"] = losses["total"] + model.cfg.lambda_id * losses["id"]
     opt.zero_grad()
     losses["total"].backward()
@@ -265,10 +265,11 @@ def train_step(
     return ranks.mean({k: float(v.detach()) for k, v in losses.items()})
 
 
-def id_examples(data: TrainingData, supervised: np.ndarray, size: int, rng) -> dict[str, torch.Tensor]:
-    """BPR triples for the ID parts: supervised positive edges (drawn with replacement)
-    and a negative of the positive's city the user never went to."""
-    picked = rng.choice(np.flatnonzero(supervised & data.edge_positive), size=size)
+def id_examples(data: TrainingData, positives: np.ndarray, size: int, rng) -> dict[str, torch.Tensor]:
+    """BPR triples for the ID parts: the step's supervised positive edges (``positives``,
+    edge ids, drawn with replacement) and a negative of the positive's city the user never
+    went to."""
+    picked = rng.choice(positives, size=size)
     user, pos = data.edge_user[picked], data.edge_place[picked]
     return {"user": as_tensor(user), "pos": as_tensor(pos), "neg": as_tensor(sample_negatives(data, user, pos, rng))}
 
