@@ -94,15 +94,17 @@ def test_the_modules_preloaded_for_steps_exist_in_this_dagster():
     assert [name for name in STEP_PRELOAD if importlib.util.find_spec(name) is None] == []
 
 
-def test_steps_that_compute_with_every_core_are_tagged_and_training_goes_first():
-    from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
+def test_steps_that_compute_with_every_core_are_tagged_and_lightgcn_then_training_go_first():
+    from graphrec_pipeline.defs.executor import TORCH_STEP
 
     graph = defs.resolve_asset_graph()
     nodes = {key.path[-1]: graph.get(key).assets_def.node_def for key in graph.get_all_asset_keys()}
     tags = {name: node.tags for name, node in nodes.items() if isinstance(node, dg.OpDefinition)}
     torch_steps = {name for name, t in tags.items() if TORCH_STEP.items() <= t.items()}
     assert {"graphrec_model", "lightgcn_baseline", "user_embeddings", "place_embeddings"} <= torch_steps
-    assert CRITICAL.items() <= tags["graphrec_model"].items() and "dagster/priority" not in tags["lightgcn_baseline"]
+    priority = {name: int(t.get("dagster/priority", 0)) for name, t in tags.items()}
+    assert priority["lightgcn_baseline"] > priority["graphrec_model"] > max(
+        p for name, p in priority.items() if name not in ("lightgcn_baseline", "graphrec_model", "user_embeddings", "place_embeddings"))
 
 
 def _job_for_test():

@@ -44,6 +44,10 @@ DEFAULT_START = {"forkserver": {"preload_modules": [DEFINITIONS_MODULE, *STEP_PR
 TORCH_STEP = {"graphrec/compute": "torch"}  # op tags of the steps that compute with every core
 DEFAULT_LIMITS = [{"key": "graphrec/compute", "value": "torch", "limit": 1}]
 CRITICAL = {"dagster/priority": "10"}  # op tags of a step the rest of the run waits for: it starts first
+# LightGCN is ready with training (both read the graph) and is short: run first, it has the
+# cores to itself; run after training, it shares them with the index steps and the
+# evaluation waits for the slower of the two
+BEFORE_CRITICAL = {"dagster/priority": "20"}
 SINGLE_PROCESS = "in_process"
 
 

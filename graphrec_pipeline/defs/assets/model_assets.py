@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from graphrec_pipeline.defs.executor import CRITICAL, TORCH_STEP
+from graphrec_pipeline.defs.executor import BEFORE_CRITICAL, CRITICAL, TORCH_STEP
 from graphrec_pipeline.defs.metadata import code_version, file_version, parquet_metadata, table_value, value_version
 from graphrec_pipeline.defs.resources import RecommenderResource, StorageResource, WorldResource
 from graphrec_pipeline.defs.settings import build, config_from
@@ -117,7 +117,7 @@ LightGCNConfig = config_from(
 
 
 @dg.asset(group_name="evaluation", code_version=LIGHTGCN_CODE, deps=["training_graph"], kinds={"pytorch", "safetensors"},
-          op_tags=TORCH_STEP)
+          op_tags={**TORCH_STEP, **BEFORE_CRITICAL})
 def lightgcn_baseline(context: dg.AssetExecutionContext, config: LightGCNConfig,
                       storage: StorageResource, world: WorldResource) -> dg.MaterializeResult:
     """PyG's LightGCN trained with BPR on the training graph's interaction edges, stopped by
