@@ -474,6 +474,7 @@ def _race_for_the_lock(path: str, run_id: str, start, done, results) -> None:
     done.wait()
 
 
+@pytest.mark.slow  # eighty processes
 def test_many_writers_taking_over_one_stale_lock_exactly_one_wins(tmp_path):
     """A stale lock raced by four processes at once, twenty times: each time exactly one
     writer holds it, and the lock names that writer."""
