@@ -38,7 +38,10 @@ class ModelConfig:
             social edges before they join the features (``model/collaborative.py``): a
             user's ID part is the mean of their own and their places' and friends' (0:
             each node's own ID embedding alone).
-        id_learning_rate: Adam's learning rate for the ID tables (LightGCN's).
+        id_learning_rate: Adam's learning rate for the ID tables, under the same warm-up and
+            decay as the rest (docs/benchmarks.md: at LightGCN's 1e-2 the ID parts were still
+            learning when the decay ended; 2e-2 reaches the same validation three epochs
+            sooner, 3e-2 overfits the training edges).
         lambda_id: weight of the BPR on the ID parts' inner product (``GraphRec.id_loss``),
             drawn from the step's supervised edges (``TrainConfig.id_examples`` per step).
         n_users, n_places: sizes of the ID tables (set by training).
@@ -81,7 +84,7 @@ class ModelConfig:
     id_embeddings: bool = True
     id_dropout: float = 0.2
     id_layers: int = 2
-    id_learning_rate: float = 1e-2
+    id_learning_rate: float = 2e-2
     lambda_id: float = 1.0
     pair_history: bool = True
     n_users: int = 0
